@@ -1,0 +1,196 @@
+/*
+ * docstore.c - the stored articles: what search results display and what
+ * snippets are cut from.
+ *
+ * A record (one article) is nine values, in this order:
+ *   id, title, body, date, source, url, lang, path   LEB128 length + bytes
+ *   line                                             LEB128
+ * Records are gathered, in doc order, into blocks of about SH_STORE_BLOCK
+ * bytes (a record never spans blocks; one larger than the block size is a
+ * block of its own).  Each block is one zstd frame (level 3, with zstd's
+ * content checksum and content size), the frames concatenated in SEC_STORE;
+ * SEC_STOREIDX gives each frame's offset and first doc (see segment.c).
+ * Fetching doc d decompresses one block and walks its records.
+ *
+ * Why blocks: news articles compress far better together (shared words,
+ * boilerplate) than one by one, and a top-10 page touches at most ten
+ * blocks of 32 KiB, a few tens of microseconds each.
+ */
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "index.h"
+
+#define SH_STORE_LEVEL 3
+/* A decompressed block larger than this is treated as damage. */
+#define SH_STORE_MAX_BLOCK ((size_t)1 << 32)
+
+static int flush_block(sh_storew *w) {
+    if (w->raw.len == 0) return 0;
+    if (!w->cctx) {
+        w->cctx = ZSTD_createCCtx();
+        if (!w->cctx) return SAHEL_ENOMEM;
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, SH_STORE_LEVEL);
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
+    }
+    size_t bound = ZSTD_compressBound(w->raw.len);
+    if (sh_buf_reserve(&w->store, bound)) return SAHEL_ENOMEM;
+    size_t n = ZSTD_compress2(w->cctx, w->store.p + w->store.len, bound, w->raw.p, w->raw.len);
+    if (ZSTD_isError(n)) return SAHEL_ENOMEM;
+    if (sh_buf_put_u64(&w->index, w->store.len) || sh_buf_put_u32(&w->index, w->block_first) ||
+        sh_buf_put_u32(&w->index, 0))
+        return SAHEL_ENOMEM;
+    w->store.len += n;
+    w->raw.len = 0;
+    w->block_first = w->ndocs;
+    return 0;
+}
+
+int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash) {
+    const char *f[SH_STORE_NFIELDS] = {doc->id,  doc->title, doc->body, doc->date,
+                                       doc->source, doc->url, doc->lang, doc->path};
+    size_t l[SH_STORE_NFIELDS] = {doc->id_len,     doc->title_len, doc->body_len,
+                                  doc->date_len,   doc->source_len, doc->url_len,
+                                  doc->lang_len,   doc->path_len};
+    size_t start = w->raw.len;
+    for (int i = 0; i < SH_STORE_NFIELDS; i++) {
+        size_t len = f[i] ? l[i] : 0;
+        if (sh_buf_put_varint(&w->raw, len) || sh_buf_put(&w->raw, f[i], len))
+            return SAHEL_ENOMEM;
+    }
+    if (sh_buf_put_varint(&w->raw, doc->line)) return SAHEL_ENOMEM;
+    if (hash) *hash = XXH3_64bits(w->raw.p + start, w->raw.len - start);
+    w->ndocs++;
+    if (w->raw.len >= SH_STORE_BLOCK) return flush_block(w);
+    return 0;
+}
+
+int sh_storew_finish(sh_storew *w) {
+    int rc = flush_block(w);
+    if (rc) return rc;
+    if (sh_buf_put_u64(&w->index, w->store.len) || sh_buf_put_u32(&w->index, w->ndocs) ||
+        sh_buf_put_u32(&w->index, 0))
+        return SAHEL_ENOMEM;
+    return 0;
+}
+
+void sh_storew_free(sh_storew *w) {
+    sh_buf_free(&w->raw);
+    sh_buf_free(&w->store);
+    sh_buf_free(&w->index);
+    ZSTD_freeCCtx(w->cctx);
+    memset(w, 0, sizeof *w);
+}
+
+size_t sh_storew_memory(const sh_storew *w) {
+    return w->raw.cap + w->store.cap + w->index.cap;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int store_damaged(const sh_segment *seg, uint64_t off, const char *what,
+                         sahel_error *err) {
+    return sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: document store %s (at byte %llu)",
+                  seg->path, what, (unsigned long long)off);
+}
+
+static int load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err) {
+    const sh_section *ix = &seg->sec[SH_SEC_STOREIDX], *st = &seg->sec[SH_SEC_STORE];
+    const uint8_t *r = ix->p + (size_t)blk * SH_STOREREC;
+    uint64_t a = sh_load_u64(r), b = sh_load_u64(r + SH_STOREREC);
+    if (a > b || b > st->len) return store_damaged(seg, ix->off + (uint64_t)blk * SH_STOREREC,
+                                                   "bad block offset", err);
+    unsigned long long size = ZSTD_getFrameContentSize(st->p + a, b - a);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+        size > SH_STORE_MAX_BLOCK)
+        return store_damaged(seg, st->off + a, "bad frame header", err);
+    out->len = 0;
+    if (sh_buf_reserve(out, (size_t)size + 1))
+        return sh_err(err, SAHEL_ENOMEM, "out of memory reading the document store");
+    size_t n = ZSTD_decompress(out->p, (size_t)size, st->p + a, b - a);
+    if (ZSTD_isError(n) || n != size) return store_damaged(seg, st->off + a, "frame does not decompress", err);
+    out->len = n;
+    return 0;
+}
+
+static int parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out) {
+    for (int i = 0; i < SH_STORE_NFIELDS; i++) {
+        uint64_t len;
+        if (sh_varint_get(p, end, &len) || len > (uint64_t)(end - *p)) return -1;
+        out->f[i] = len ? (const char *)*p : NULL;
+        out->len[i] = (size_t)len;
+        *p += len;
+    }
+    return sh_varint_get(p, end, &out->line);
+}
+
+int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t *cached_block,
+                 sh_stored *out, sahel_error *err) {
+    const sh_section *ix = &seg->sec[SH_SEC_STOREIDX];
+    uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
+    if (doc >= seg->ndocs) return store_damaged(seg, ix->off, "asked for a missing document", err);
+    /* last block whose first doc <= doc */
+    uint32_t lo = 0, hi = nblocks;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (sh_load_u32(ix->p + (size_t)mid * SH_STOREREC + 8) <= doc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    uint32_t first = nblocks ? sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8) : 0;
+    uint32_t next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
+    if (nblocks == 0 || first > doc || next <= doc)
+        return store_damaged(seg, ix->off, "index does not cover the document", err);
+    int rc;
+    if (*cached_block != lo) {
+        *cached_block = UINT32_MAX;
+        if ((rc = load_block(seg, lo, blockbuf, err))) return rc;
+        *cached_block = lo;
+    }
+    const uint8_t *p = blockbuf->p, *end = blockbuf->p + blockbuf->len;
+    for (uint32_t d = first; d <= doc; d++)
+        if (parse_record(&p, end, out))
+            return store_damaged(seg, ix->off + (uint64_t)lo * SH_STOREREC, "bad record", err);
+    return 0;
+}
+
+int sh_store_verify(const sh_segment *seg, sahel_error *err) {
+    const sh_section *ix = &seg->sec[SH_SEC_STOREIDX];
+    uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
+    sh_buf buf = {0};
+    int rc = 0;
+    uint32_t expect_first = 0;
+    for (uint32_t b = 0; b < nblocks && !rc; b++) {
+        uint32_t first = sh_load_u32(ix->p + (size_t)b * SH_STOREREC + 8);
+        uint32_t next = sh_load_u32(ix->p + (size_t)(b + 1) * SH_STOREREC + 8);
+        if (first != expect_first || next <= first || next > seg->ndocs) {
+            rc = store_damaged(seg, ix->off + (uint64_t)b * SH_STOREREC, "bad block range", err);
+            break;
+        }
+        if ((rc = load_block(seg, b, &buf, err))) break;
+        const uint8_t *p = buf.p, *end = buf.p + buf.len;
+        for (uint32_t d = first; d < next; d++) {
+            sh_stored s;
+            const uint8_t *rec = p;
+            if (parse_record(&p, end, &s)) {
+                rc = store_damaged(seg, ix->off + (uint64_t)b * SH_STOREREC, "bad record", err);
+                break;
+            }
+            uint64_t h = sh_load_u64(seg->sec[SH_SEC_DOCHASH].p + (size_t)d * 8);
+            if (XXH3_64bits(rec, (size_t)(p - rec)) != h) {
+                rc = store_damaged(seg, seg->sec[SH_SEC_DOCHASH].off + (uint64_t)d * 8,
+                                   "record differs from its hash", err);
+                break;
+            }
+        }
+        if (!rc && p != end)
+            rc = store_damaged(seg, ix->off + (uint64_t)b * SH_STOREREC, "trailing bytes in block", err);
+        expect_first = next;
+    }
+    if (!rc && expect_first != seg->ndocs)
+        rc = store_damaged(seg, ix->off, "blocks do not cover every document", err);
+    sh_buf_free(&buf);
+    return rc;
+}

@@ -1,0 +1,265 @@
+/*
+ * index.h - the on-disk index: segment files, the manifest that names the
+ * live ones, postings and the document store.  Only this stage touches
+ * files.  The byte layout of every file is written out at the top of
+ * segment.c (segments) and manifest.c (the manifest); the postings block
+ * codec at the top of postings.c; the stored-document record in docstore.c.
+ *
+ * Sections by implementing file:
+ *   postings.c   block codec (bit packing) and the postings cursor
+ *   segment.c    segment file layout, writer side (sh_segw_*) and reader
+ *   docstore.c   compressed stored articles
+ *   manifest.c   the manifest, atomic replacement, directory helpers
+ *   writer.c     sahel_writer: in-memory inversion, flush, commit
+ *   reader.c     sahel_index: open a snapshot, global statistics, verify
+ */
+#ifndef SAHEL_INDEX_H
+#define SAHEL_INDEX_H
+
+#include "../analysis/analysis.h"
+#include "../common/common.h"
+
+/* The field's proven block size (Lucene, PISA): big enough for bit packing
+ * to pay off, small enough for skipping to be fine-grained. */
+#define SH_BLOCK 128
+
+#define SH_NO_DOC UINT32_MAX
+
+/* Segment sections, by id (the numbers are part of the format). */
+enum {
+    SH_SEC_META = 1,
+    SH_SEC_TERMS = 2,
+    SH_SEC_TERMIDX = 3,
+    SH_SEC_POSTINGS = 4,
+    SH_SEC_POSITIONS = 5,
+    SH_SEC_DOCLENS = 6,
+    SH_SEC_IDS = 7,
+    SH_SEC_IDSORT = 8,
+    SH_SEC_DOCHASH = 9,
+    SH_SEC_STORE = 10,
+    SH_SEC_STOREIDX = 11,
+    SH_SEC_COUNT = 12 /* one past the last id */
+};
+
+#define SH_SEG_MAGIC "SAHLSEG1"
+#define SH_SEG_END_MAGIC "SAHLEND1"
+#define SH_SEG_VERSION 1u
+#define SH_SEG_HEADER 16u
+#define SH_SEG_FOOTER 32u
+#define SH_SEC_ENTRY 32u
+#define SH_TERMREC 24u  /* u64 post_off, u64 pos_off, u32 str_off, u32 df */
+#define SH_SKIPREC 32u  /* see postings.c */
+#define SH_STOREREC 16u /* u64 offset, u32 first_doc, u32 reserved */
+
+/* ---- postings.c --------------------------------------------------------- */
+
+/* Encode one term's postings (docs ascending) into `post` and `pos`.
+ * tft/tfb: per-doc frequency in title / body; positions: for each doc its
+ * tft title positions then its tfb body positions, each run ascending.
+ * lent/lenb: per-segment field lengths (indexed by doc), for block
+ * metadata. */
+int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
+                       const uint32_t *positions, size_t n, const uint32_t *lent,
+                       const uint32_t *lenb, sh_buf *post, sh_buf *pos);
+
+/* Pack n (<= 128) values of `width` bits, LSB first; returns bytes written
+ * (ceil(n * width / 8)).  Unpack reads exactly that many bytes. */
+size_t sh_bitpack(const uint32_t *in, size_t n, unsigned width, uint8_t *out);
+void sh_bitunpack(const uint8_t *in, size_t n, unsigned width, uint32_t *out);
+unsigned sh_bits_needed(const uint32_t *v, size_t n);
+
+typedef struct sh_segment sh_segment;
+
+typedef struct sh_terminfo {
+    uint32_t idx;      /* index in the segment's dictionary */
+    uint32_t df;       /* documents holding the term in this segment */
+    uint64_t post_off; /* into SH_SEC_POSTINGS */
+    uint64_t post_len;
+    uint64_t pos_off;  /* into SH_SEC_POSITIONS */
+    uint64_t pos_len;
+} sh_terminfo;
+
+/* A cursor over one term's postings in one segment.  doc is SH_NO_DOC
+ * before the first next() and after the end.  All decoding is bounds-
+ * checked; damage is reported as SAHEL_ECORRUPT naming file and offset. */
+typedef struct sh_postings {
+    const sh_segment *seg;
+    sahel_error *err;
+    sh_terminfo ti;
+    const uint8_t *skip;   /* nblocks skip records, or NULL for one block */
+    const uint8_t *data;   /* first block */
+    const uint8_t *end;    /* end of this term's postings */
+    const uint8_t *posbase;
+    const uint8_t *posend;
+    uint32_t nblocks;
+    uint32_t block;        /* block held in docs/tft/tfb; UINT32_MAX = none */
+    uint32_t n;            /* docs in the held block */
+    uint32_t i;            /* index of the current doc in the held block */
+    uint32_t doc;
+    uint32_t prev_last;    /* last doc of the block before the held one */
+    const uint8_t *next_block; /* where the following block starts */
+    /* positions of the held block: pos_p points at doc pos_i's positions */
+    const uint8_t *pos_p;
+    uint32_t pos_i;
+    uint64_t block_pos_off;
+    uint32_t docs[SH_BLOCK], tft[SH_BLOCK], tfb[SH_BLOCK];
+} sh_postings;
+
+int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *ti,
+                     sahel_error *err);
+/* Move to the next doc (doc = SH_NO_DOC at the end).  0 or SAHEL_ECORRUPT. */
+int sh_postings_next(sh_postings *pc);
+/* Move to the first doc >= target, using the skip records. */
+int sh_postings_advance(sh_postings *pc, uint32_t target);
+static inline uint32_t sh_postings_tft(const sh_postings *pc) { return pc->tft[pc->i]; }
+static inline uint32_t sh_postings_tfb(const sh_postings *pc) { return pc->tfb[pc->i]; }
+/* Positions of the current doc: title ones into t[0..tft), body into
+ * b[0..tfb) (callers size the arrays from the tfs). */
+int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b);
+
+/* ---- segment.c ---------------------------------------------------------- */
+
+typedef struct sh_section {
+    const uint8_t *p;
+    uint64_t off, len, sum;
+} sh_section;
+
+struct sh_segment {
+    char *path;           /* full path, for messages */
+    char *name;           /* file name within the index directory */
+    uint8_t *map;
+    size_t size;
+    sh_section sec[SH_SEC_COUNT];
+    uint32_t ndocs;
+    uint32_t nterms;
+    uint64_t sum_len_title, sum_len_body, ntokens;
+    char lang[32];
+};
+
+/* Map and check a segment file: magic, version, footer and section-table
+ * checksums, every section inside the file, the sizes of the fixed-width
+ * sections, and the checksums of the small sections (meta, dictionary,
+ * lengths, ids).  The large streams are checked by sh_segment_verify. */
+int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_error *err);
+void sh_segment_close(sh_segment *seg);
+int sh_segment_verify(const sh_segment *seg, sahel_error *err);
+
+/* Dictionary: 1 and *ti when found, 0 when not. */
+int sh_segment_lookup(const sh_segment *seg, const char *term, size_t len, sh_terminfo *ti,
+                      sahel_error *err);
+/* Term number idx (< nterms): its bytes and info. */
+int sh_segment_term(const sh_segment *seg, uint32_t idx, const char **term, size_t *len,
+                    sh_terminfo *ti, sahel_error *err);
+/* First term index >= key (nterms when none). */
+uint32_t sh_segment_lower_bound(const sh_segment *seg, const char *key, size_t len);
+
+static inline uint32_t sh_segment_len_title(const sh_segment *seg, uint32_t doc) {
+    return sh_load_u32(seg->sec[SH_SEC_DOCLENS].p + (size_t)doc * 8);
+}
+static inline uint32_t sh_segment_len_body(const sh_segment *seg, uint32_t doc) {
+    return sh_load_u32(seg->sec[SH_SEC_DOCLENS].p + (size_t)doc * 8 + 4);
+}
+int sh_segment_doc_id(const sh_segment *seg, uint32_t doc, const char **id, size_t *len,
+                      sahel_error *err);
+
+/* Building a segment file: sections are appended one by one. */
+typedef struct sh_segw {
+    int fd;
+    char *tmp_path, *final_path;
+    uint64_t off;
+    uint32_t nsec;
+    uint8_t table[SH_SEC_COUNT * SH_SEC_ENTRY];
+} sh_segw;
+
+int sh_segw_open(sh_segw *w, const char *dir, const char *name, sahel_error *err);
+int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err);
+/* Footer, fsync, rename into place. */
+int sh_segw_finish(sh_segw *w, sahel_error *err);
+void sh_segw_abort(sh_segw *w);
+
+/* ---- docstore.c --------------------------------------------------------- */
+
+/* Stored fields of one article, in record order. */
+enum {
+    SH_STORE_ID,
+    SH_STORE_TITLE,
+    SH_STORE_BODY,
+    SH_STORE_DATE,
+    SH_STORE_SOURCE,
+    SH_STORE_URL,
+    SH_STORE_LANG,
+    SH_STORE_PATH,
+    SH_STORE_NFIELDS
+};
+
+typedef struct sh_stored {
+    const char *f[SH_STORE_NFIELDS];
+    size_t len[SH_STORE_NFIELDS];
+    uint64_t line;
+} sh_stored;
+
+/* Writer side: records gathered into blocks of about SH_STORE_BLOCK bytes,
+ * each block one zstd frame with its content checksum. */
+#define SH_STORE_BLOCK (32u * 1024u)
+
+typedef struct sh_storew {
+    sh_buf raw;   /* records of the open block */
+    sh_buf store; /* compressed frames */
+    sh_buf index; /* SH_STOREREC per block (+ sentinel at finish) */
+    uint32_t ndocs, block_first;
+    void *cctx;   /* ZSTD_CCtx */
+} sh_storew;
+
+int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash); /* hash: XXH3 of the record */
+int sh_storew_finish(sh_storew *w); /* closes the last block, adds the sentinel */
+void sh_storew_free(sh_storew *w);
+size_t sh_storew_memory(const sh_storew *w);
+
+/* Reader side: load doc's record.  The block is decompressed into *blockbuf
+ * (reused between calls); out's strings point into it. */
+int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t *cached_block,
+                 sh_stored *out, sahel_error *err);
+int sh_store_verify(const sh_segment *seg, sahel_error *err);
+
+/* ---- manifest.c --------------------------------------------------------- */
+
+#define SH_MANIFEST "MANIFEST"
+#define SH_MANIFEST_MAGIC "SAHLMAN1"
+#define SH_MANIFEST_VERSION 1u
+
+typedef struct sh_manifest_seg {
+    char *name;
+    uint32_t ndocs;
+    uint64_t del_gen; /* 0: no deletions (room for incremental updates) */
+} sh_manifest_seg;
+
+typedef struct sh_manifest {
+    uint64_t generation;
+    char lang[32];
+    sh_manifest_seg *segs;
+    size_t nsegs;
+} sh_manifest;
+
+/* SAHEL_ENOTINDEX when dir or its manifest is missing. */
+int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err);
+/* Write MANIFEST.tmp, fsync, rename over MANIFEST, fsync the directory. */
+int sh_manifest_write(const char *dir, const sh_manifest *m, sahel_error *err);
+void sh_manifest_free(sh_manifest *m);
+
+char *sh_path_join(const char *dir, const char *name);
+int sh_fsync_dir(const char *dir, sahel_error *err);
+
+/* ---- reader.c ----------------------------------------------------------- */
+
+struct sahel_index {
+    char *dir;
+    sh_manifest man;
+    sh_segment *segs;
+    size_t nsegs;
+    uint64_t ndocs;
+    uint64_t sum_len_title, sum_len_body;
+    uint64_t nterms, bytes;
+    sh_analyzer *analyzer;
+};
+
+#endif /* SAHEL_INDEX_H */

@@ -1,0 +1,465 @@
+/*
+ * segment.c - the segment file: an immutable, self-checking container of
+ * sections, written once (sh_segw_*) and read through mmap (sh_segment_*).
+ *
+ * File layout (all integers little-endian):
+ *
+ *   0      header, 16 bytes
+ *            u8[8]  magic "SAHLSEG1"
+ *            u32    format version (1)
+ *            u32    flags (0)
+ *   16     sections, each starting at a multiple of 8 (zero padding)
+ *   T      section table: one 32-byte entry per section
+ *            u32    section id (SH_SEC_*)
+ *            u32    reserved (0)
+ *            u64    offset of the section in the file
+ *            u64    length in bytes
+ *            u64    XXH3_64bits of the section's bytes
+ *   T+32n  footer, 32 bytes
+ *            u64    T, the table's offset
+ *            u32    n, number of sections
+ *            u32    format version (1)
+ *            u64    XXH3_64bits of the table and of the footer's first 16 bytes
+ *            u8[8]  magic "SAHLEND1"
+ *
+ * Sections (ids are part of the format; ndocs and nterms come from META):
+ *
+ *   1  META       64 bytes: u32 ndocs, u32 nterms, u64 sum of title lengths,
+ *                 u64 sum of body lengths, u64 tokens indexed, u8[32]
+ *                 analysis language (NUL padded)
+ *   2  TERMS      the terms' bytes, sorted (memcmp order), concatenated
+ *   3  TERMIDX    nterms + 1 records of 24 bytes: u64 post_off, u64 pos_off,
+ *                 u32 str_off, u32 df.  Record i+1's offsets end term i's
+ *                 ranges; the last record is a sentinel holding the three
+ *                 section lengths and df 0.
+ *   4  POSTINGS   per term, see postings.c
+ *   5  POSITIONS  per term, see postings.c
+ *   6  DOCLENS    ndocs records: u32 title length, u32 body length (tokens)
+ *   7  IDS        u32 offsets[ndocs + 1] into the bytes that follow them:
+ *                 the article ids by doc number
+ *   8  IDSORT     ndocs u32 doc numbers, ordered by id (memcmp order)
+ *   9  DOCHASH    ndocs u64: XXH3_64bits of each article's stored record,
+ *                 so that an update can tell changed articles apart
+ *   10 STORE      zstd frames, see docstore.c
+ *   11 STOREIDX   nblocks + 1 records of 16 bytes: u64 frame offset, u32
+ *                 first doc of the block, u32 reserved; the last record is
+ *                 a sentinel (STORE length, ndocs)
+ *
+ * Reading: sh_segment_open checks the header, footer, table checksum, that
+ * every section lies inside the file, the exact sizes of the fixed-width
+ * sections, and the checksum of META and DOCLENS; a segment file of at most
+ * SH_VERIFY_ON_OPEN bytes has all its checksums checked.  Dictionary records and id
+ * offsets are checked when they are read.  sh_segment_verify checks
+ * everything, stream by stream.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "index.h"
+
+/* Small indexes are verified whole at open: it costs well under a
+ * millisecond at this size and turns any damage into an error at once. */
+#define SH_VERIFY_ON_OPEN (8u << 20)
+
+#define META_LEN 64u
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* Checksum of the section table and the footer's first 16 bytes. */
+static uint64_t table_sum(const uint8_t *table, size_t tlen, const uint8_t *foot) {
+    uint8_t buf[SH_SEC_COUNT * SH_SEC_ENTRY + 16];
+    memcpy(buf, table, tlen); /* tlen <= SH_SEC_COUNT entries, checked by callers */
+    memcpy(buf + tlen, foot, 16);
+    return XXH3_64bits(buf, tlen + 16);
+}
+
+static int write_all(int fd, const void *data, size_t len, const char *path,
+                     sahel_error *err) {
+    const uint8_t *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot write", path);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sh_segw_open(sh_segw *w, const char *dir, const char *name, sahel_error *err) {
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    w->final_path = sh_path_join(dir, name);
+    size_t n = w->final_path ? strlen(w->final_path) : 0;
+    w->tmp_path = w->final_path ? sh_malloc(n + 5) : NULL;
+    if (!w->tmp_path) {
+        sh_segw_abort(w);
+        return sh_err(err, SAHEL_ENOMEM, "out of memory opening segment %s", name);
+    }
+    memcpy(w->tmp_path, w->final_path, n);
+    memcpy(w->tmp_path + n, ".tmp", 5);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        int rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot create", w->tmp_path);
+        sh_segw_abort(w);
+        return rc;
+    }
+    uint8_t hdr[SH_SEG_HEADER] = {0};
+    memcpy(hdr, SH_SEG_MAGIC, 8);
+    sh_store_u32(hdr + 8, SH_SEG_VERSION);
+    int rc = write_all(w->fd, hdr, sizeof hdr, w->tmp_path, err);
+    if (rc) {
+        sh_segw_abort(w);
+        return rc;
+    }
+    w->off = SH_SEG_HEADER;
+    return 0;
+}
+
+static int pad8(sh_segw *w, sahel_error *err) {
+    static const uint8_t zeros[8];
+    size_t pad = (8 - (w->off & 7)) & 7;
+    if (!pad) return 0;
+    w->off += pad;
+    return write_all(w->fd, zeros, pad, w->tmp_path, err);
+}
+
+int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err) {
+    int rc = pad8(w, err);
+    if (rc) return rc;
+    uint8_t *e = w->table + (size_t)w->nsec * SH_SEC_ENTRY;
+    sh_store_u32(e, id);
+    sh_store_u32(e + 4, 0);
+    sh_store_u64(e + 8, w->off);
+    sh_store_u64(e + 16, len);
+    sh_store_u64(e + 24, XXH3_64bits(data, len));
+    w->nsec++;
+    rc = write_all(w->fd, data, len, w->tmp_path, err);
+    w->off += len;
+    return rc;
+}
+
+int sh_segw_finish(sh_segw *w, sahel_error *err) {
+    int rc = pad8(w, err);
+    if (rc) return rc;
+    uint64_t table_off = w->off;
+    size_t tlen = (size_t)w->nsec * SH_SEC_ENTRY;
+    uint8_t foot[SH_SEG_FOOTER] = {0};
+    sh_store_u64(foot, table_off);
+    sh_store_u32(foot + 8, w->nsec);
+    sh_store_u32(foot + 12, SH_SEG_VERSION);
+    sh_store_u64(foot + 16, table_sum(w->table, tlen, foot));
+    memcpy(foot + 24, SH_SEG_END_MAGIC, 8);
+    if ((rc = write_all(w->fd, w->table, tlen, w->tmp_path, err)) ||
+        (rc = write_all(w->fd, foot, sizeof foot, w->tmp_path, err)))
+        return rc;
+    if (fsync(w->fd) != 0) return sh_err_errno(err, SAHEL_EIO, errno, "%s: fsync", w->tmp_path);
+    if (close(w->fd) != 0) {
+        w->fd = -1;
+        return sh_err_errno(err, SAHEL_EIO, errno, "%s: close", w->tmp_path);
+    }
+    w->fd = -1;
+    if (rename(w->tmp_path, w->final_path) != 0)
+        return sh_err_errno(err, SAHEL_EIO, errno, "cannot rename %s", w->tmp_path);
+    sh_free(w->tmp_path);
+    sh_free(w->final_path);
+    w->tmp_path = w->final_path = NULL;
+    return 0;
+}
+
+void sh_segw_abort(sh_segw *w) {
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    if (w->tmp_path) unlink(w->tmp_path);
+    sh_free(w->tmp_path);
+    sh_free(w->final_path);
+    w->tmp_path = w->final_path = NULL;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int damaged(const sh_segment *seg, uint64_t off, const char *what, sahel_error *err) {
+    return sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: %s (at byte %llu)",
+                  seg->path, what, (unsigned long long)off);
+}
+
+static int check_sum(const sh_segment *seg, int id, sahel_error *err) {
+    const sh_section *s = &seg->sec[id];
+    if (XXH3_64bits(s->p, s->len) != s->sum) {
+        static const char *names[SH_SEC_COUNT] = {
+            "?", "metadata", "terms", "term index", "postings", "positions", "document lengths",
+            "ids", "id order", "document hashes", "document store", "store index"};
+        char what[64];
+        snprintf(what, sizeof what, "checksum mismatch in %s section", names[id]);
+        return damaged(seg, s->off, what, err);
+    }
+    return 0;
+}
+
+int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_error *err) {
+    memset(seg, 0, sizeof *seg);
+    int rc = 0;
+    seg->path = sh_path_join(dir, name);
+    seg->name = sh_strndup(name, strlen(name));
+    if (!seg->path || !seg->name) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory opening %s", name);
+        goto fail;
+    }
+    int fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = sh_err_errno(err, errno == ENOENT ? SAHEL_ECORRUPT : SAHEL_EIO, errno,
+                          "%s: cannot open index file", seg->path);
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot stat", seg->path);
+        close(fd);
+        goto fail;
+    }
+    if ((uint64_t)st.st_size < SH_SEG_HEADER + SH_SEG_FOOTER) {
+        close(fd);
+        rc = damaged(seg, 0, "file too short (truncated?)", err);
+        goto fail;
+    }
+    seg->size = (size_t)st.st_size;
+    void *map = mmap(NULL, seg->size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot map", seg->path);
+        goto fail;
+    }
+    seg->map = map;
+    const uint8_t *m = seg->map;
+    if (memcmp(m, SH_SEG_MAGIC, 8) != 0) {
+        rc = damaged(seg, 0, "bad magic number (not a sahelsearch segment)", err);
+        goto fail;
+    }
+    if (sh_load_u32(m + 8) != SH_SEG_VERSION) {
+        rc = sh_err(err, SAHEL_EVERSION, "%s: segment format version %u, this build reads %u",
+                    seg->path, sh_load_u32(m + 8), SH_SEG_VERSION);
+        goto fail;
+    }
+    const uint8_t *foot = m + seg->size - SH_SEG_FOOTER;
+    if (memcmp(foot + 24, SH_SEG_END_MAGIC, 8) != 0) {
+        rc = damaged(seg, seg->size - 8, "bad footer magic (truncated?)", err);
+        goto fail;
+    }
+    uint64_t table_off = sh_load_u64(foot);
+    uint32_t nsec = sh_load_u32(foot + 8);
+    if (nsec > SH_SEC_COUNT || table_off < SH_SEG_HEADER ||
+        table_off + (uint64_t)nsec * SH_SEC_ENTRY != seg->size - SH_SEG_FOOTER) {
+        rc = damaged(seg, seg->size - SH_SEG_FOOTER, "bad section table position", err);
+        goto fail;
+    }
+    if (table_sum(m + table_off, (size_t)nsec * SH_SEC_ENTRY, foot) != sh_load_u64(foot + 16)) {
+        rc = damaged(seg, table_off, "section table checksum mismatch", err);
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nsec; i++) {
+        const uint8_t *e = m + table_off + (size_t)i * SH_SEC_ENTRY;
+        uint32_t id = sh_load_u32(e);
+        uint64_t off = sh_load_u64(e + 8), len = sh_load_u64(e + 16);
+        if (id == 0 || id >= SH_SEC_COUNT || seg->sec[id].p || off < SH_SEG_HEADER ||
+            off > table_off || len > table_off - off) {
+            rc = damaged(seg, table_off + (uint64_t)i * SH_SEC_ENTRY, "bad section entry", err);
+            goto fail;
+        }
+        seg->sec[id] = (sh_section){m + off, off, len, sh_load_u64(e + 24)};
+    }
+    for (int id = 1; id < SH_SEC_COUNT; id++)
+        if (!seg->sec[id].p) {
+            rc = damaged(seg, table_off, "a section is missing", err);
+            goto fail;
+        }
+    if (seg->sec[SH_SEC_META].len != META_LEN) {
+        rc = damaged(seg, seg->sec[SH_SEC_META].off, "bad metadata size", err);
+        goto fail;
+    }
+    if ((rc = check_sum(seg, SH_SEC_META, err))) goto fail;
+    const uint8_t *meta = seg->sec[SH_SEC_META].p;
+    seg->ndocs = sh_load_u32(meta);
+    seg->nterms = sh_load_u32(meta + 4);
+    seg->sum_len_title = sh_load_u64(meta + 8);
+    seg->sum_len_body = sh_load_u64(meta + 16);
+    seg->ntokens = sh_load_u64(meta + 24);
+    memcpy(seg->lang, meta + 32, 31);
+    seg->lang[31] = '\0';
+    uint64_t nd = seg->ndocs, nt = seg->nterms;
+    struct {
+        int id;
+        uint64_t want;
+        int exact;
+    } sizes[] = {
+        {SH_SEC_TERMIDX, (nt + 1) * SH_TERMREC, 1}, {SH_SEC_DOCLENS, nd * 8, 1},
+        {SH_SEC_IDS, (nd + 1) * 4, 0},              {SH_SEC_IDSORT, nd * 4, 1},
+        {SH_SEC_DOCHASH, nd * 8, 1},                {SH_SEC_STOREIDX, SH_STOREREC, 0},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const sh_section *s = &seg->sec[sizes[i].id];
+        if (sizes[i].exact ? s->len != sizes[i].want : s->len < sizes[i].want) {
+            rc = damaged(seg, s->off, "section size does not match the document count", err);
+            goto fail;
+        }
+    }
+    if (seg->sec[SH_SEC_STOREIDX].len % SH_STOREREC) {
+        rc = damaged(seg, seg->sec[SH_SEC_STOREIDX].off, "bad store index size", err);
+        goto fail;
+    }
+    /* the term index sentinel must describe the sections it indexes */
+    const uint8_t *sent = seg->sec[SH_SEC_TERMIDX].p + nt * SH_TERMREC;
+    if (sh_load_u64(sent) != seg->sec[SH_SEC_POSTINGS].len ||
+        sh_load_u64(sent + 8) != seg->sec[SH_SEC_POSITIONS].len ||
+        sh_load_u32(sent + 16) != seg->sec[SH_SEC_TERMS].len) {
+        rc = damaged(seg, seg->sec[SH_SEC_TERMIDX].off, "term index does not match its sections",
+                     err);
+        goto fail;
+    }
+    if ((rc = check_sum(seg, SH_SEC_DOCLENS, err))) goto fail;
+    if (seg->size <= SH_VERIFY_ON_OPEN)
+        for (int id = 1; id < SH_SEC_COUNT; id++)
+            if ((rc = check_sum(seg, id, err))) goto fail;
+    return 0;
+fail:
+    sh_segment_close(seg);
+    return rc;
+}
+
+void sh_segment_close(sh_segment *seg) {
+    if (!seg) return;
+    if (seg->map) munmap(seg->map, seg->size);
+    sh_free(seg->path);
+    sh_free(seg->name);
+    memset(seg, 0, sizeof *seg);
+}
+
+int sh_segment_term(const sh_segment *seg, uint32_t idx, const char **term, size_t *len,
+                    sh_terminfo *ti, sahel_error *err) {
+    const uint8_t *r = seg->sec[SH_SEC_TERMIDX].p + (size_t)idx * SH_TERMREC;
+    const uint8_t *n = r + SH_TERMREC;
+    uint64_t po = sh_load_u64(r), po2 = sh_load_u64(n);
+    uint64_t xo = sh_load_u64(r + 8), xo2 = sh_load_u64(n + 8);
+    uint32_t so = sh_load_u32(r + 16), so2 = sh_load_u32(n + 16);
+    if (idx >= seg->nterms || po > po2 || po2 > seg->sec[SH_SEC_POSTINGS].len || xo > xo2 ||
+        xo2 > seg->sec[SH_SEC_POSITIONS].len || so > so2 || so2 > seg->sec[SH_SEC_TERMS].len)
+        return damaged(seg, seg->sec[SH_SEC_TERMIDX].off + (uint64_t)idx * SH_TERMREC,
+                       "bad term index record", err);
+    if (term) {
+        *term = (const char *)seg->sec[SH_SEC_TERMS].p + so;
+        *len = so2 - so;
+    }
+    if (ti) {
+        ti->idx = idx;
+        ti->df = sh_load_u32(r + 20);
+        ti->post_off = po;
+        ti->post_len = po2 - po;
+        ti->pos_off = xo;
+        ti->pos_len = xo2 - xo;
+    }
+    return 0;
+}
+
+/* Term bytes for binary search; a damaged record compares as empty and is
+ * reported when the term is actually read. */
+static void term_bytes(const sh_segment *seg, uint32_t idx, const char **t, size_t *len) {
+    const uint8_t *r = seg->sec[SH_SEC_TERMIDX].p + (size_t)idx * SH_TERMREC;
+    uint32_t so = sh_load_u32(r + 16), so2 = sh_load_u32(r + SH_TERMREC + 16);
+    if (so > so2 || so2 > seg->sec[SH_SEC_TERMS].len) so = so2 = 0;
+    *t = (const char *)seg->sec[SH_SEC_TERMS].p + so;
+    *len = so2 - so;
+}
+
+static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, SH_MIN(alen, blen));
+    if (c) return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+uint32_t sh_segment_lower_bound(const sh_segment *seg, const char *key, size_t len) {
+    uint32_t lo = 0, hi = seg->nterms;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const char *t;
+        size_t tl;
+        term_bytes(seg, mid, &t, &tl);
+        if (cmp_bytes(t, tl, key, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int sh_segment_lookup(const sh_segment *seg, const char *term, size_t len, sh_terminfo *ti,
+                      sahel_error *err) {
+    uint32_t i = sh_segment_lower_bound(seg, term, len);
+    if (i >= seg->nterms) return 0;
+    const char *t;
+    size_t tl;
+    int rc = sh_segment_term(seg, i, &t, &tl, ti, err);
+    if (rc) return rc;
+    return tl == len && memcmp(t, term, len) == 0;
+}
+
+int sh_segment_doc_id(const sh_segment *seg, uint32_t doc, const char **id, size_t *len,
+                      sahel_error *err) {
+    const sh_section *s = &seg->sec[SH_SEC_IDS];
+    uint64_t base = ((uint64_t)seg->ndocs + 1) * 4;
+    if (doc >= seg->ndocs)
+        return damaged(seg, s->off, "document number out of range", err);
+    uint32_t a = sh_load_u32(s->p + (size_t)doc * 4), b = sh_load_u32(s->p + (size_t)doc * 4 + 4);
+    if (a > b || base + b > s->len)
+        return damaged(seg, s->off + (uint64_t)doc * 4, "bad id offset", err);
+    *id = (const char *)s->p + base + a;
+    *len = b - a;
+    return 0;
+}
+
+/* Everything the open-time checks leave out: all checksums, the order and
+ * ranges of the dictionary, every term's postings decoded end to end, the
+ * ids and their order, every stored block. */
+int sh_segment_verify(const sh_segment *seg, sahel_error *err) {
+    int rc;
+    for (int id = 1; id < SH_SEC_COUNT; id++)
+        if ((rc = check_sum(seg, id, err))) return rc;
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    for (uint32_t i = 0; i < seg->nterms; i++) {
+        const char *t;
+        size_t tl;
+        sh_terminfo ti;
+        if ((rc = sh_segment_term(seg, i, &t, &tl, &ti, err))) return rc;
+        if (prev && cmp_bytes(prev, prev_len, t, tl) >= 0)
+            return damaged(seg, seg->sec[SH_SEC_TERMS].off, "terms out of order", err);
+        prev = t;
+        prev_len = tl;
+        sh_postings pc;
+        if ((rc = sh_postings_init(&pc, seg, &ti, err))) return rc;
+        uint32_t n = 0;
+        for (;;) {
+            if ((rc = sh_postings_next(&pc))) return rc;
+            if (pc.doc == SH_NO_DOC) break;
+            n++;
+        }
+        if (n != ti.df) return damaged(seg, seg->sec[SH_SEC_POSTINGS].off + ti.post_off,
+                                       "postings count differs from document frequency", err);
+    }
+    for (uint32_t d = 0; d < seg->ndocs; d++) {
+        const char *id;
+        size_t len;
+        if ((rc = sh_segment_doc_id(seg, d, &id, &len, err))) return rc;
+        uint32_t sd = sh_load_u32(seg->sec[SH_SEC_IDSORT].p + (size_t)d * 4);
+        if (sd >= seg->ndocs)
+            return damaged(seg, seg->sec[SH_SEC_IDSORT].off + (uint64_t)d * 4,
+                           "id order names a missing document", err);
+    }
+    return sh_store_verify(seg, err);
+}

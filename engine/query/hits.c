@@ -1,0 +1,316 @@
+/*
+ * hits.c - the public face of a search: sahel_search and the sahel_hits it
+ * returns (stored fields, snippets, score explanations).
+ *
+ * A sahel_hits keeps the query's plan: its terms say what to highlight and
+ * it can rebuild a hit's scorer to explain the score.  Stored articles are
+ * loaded lazily, when a hit is first read, and copied into the hit so that
+ * the strings lent to the caller live as long as the hits.
+ *
+ * Snippets: the body is analysed with the index's analyzer (the same code
+ * as at indexing time), so every surface form whose term the query holds
+ * is found, whatever its case, accents or inflection.  The window chosen
+ * is the one, of at most max_bytes, with the most distinct query terms,
+ * then the most matches, then the earliest; it is then widened with
+ * context on both sides and cut at word boundaries.
+ */
+#include <stdio.h>
+#include <xxhash.h>
+
+#include "search.h"
+
+typedef struct hit {
+    sh_hitref ref;
+    int loaded;
+    char *rec;          /* the stored fields, copied */
+    sh_stored st;
+    char *explain;
+} hit;
+
+struct sahel_hits {
+    sahel_index *ix;
+    sh_plan plan;
+    hit *h;
+    size_t n;
+    uint64_t total;
+    int explain;
+    /* document store cache */
+    sh_buf block;
+    uint32_t block_seg, block_no;
+    /* snippet scratch */
+    struct stok {
+        uint32_t start, end;
+        int32_t term; /* plan term index, or -1 */
+    } *toks;
+    size_t ntoks, cap_toks;
+    sahel_span *spans;
+    size_t nspans, cap_spans;
+    uint32_t *seen;
+    size_t cap_seen;
+    int tok_rc;
+};
+
+void sahel_hits_free(sahel_hits *hits) {
+    if (!hits) return;
+    for (size_t i = 0; i < hits->n; i++) {
+        sh_free(hits->h[i].rec);
+        sh_free(hits->h[i].explain);
+    }
+    sh_free(hits->h);
+    sh_plan_free(&hits->plan);
+    sh_buf_free(&hits->block);
+    sh_free(hits->toks);
+    sh_free(hits->spans);
+    sh_free(hits->seen);
+    sh_free(hits);
+}
+
+size_t sahel_hits_count(const sahel_hits *hits) { return hits ? hits->n : 0; }
+uint64_t sahel_hits_total(const sahel_hits *hits) { return hits ? hits->total : 0; }
+
+int sahel_search(sahel_index *ix, const char *query, size_t query_len,
+                 const sahel_search_opts *opts, sahel_hits **out, sahel_error *err) {
+    *out = NULL;
+    if (!ix || (!query && query_len)) return sh_err(err, SAHEL_EINVAL, "no index or no query");
+    sahel_hits *hits = sh_calloc(1, sizeof *hits);
+    if (!hits) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    hits->ix = ix;
+    hits->block_seg = UINT32_MAX;
+    hits->block_no = UINT32_MAX;
+    hits->explain = opts && opts->explain;
+    size_t k = opts && opts->k ? opts->k : 10;
+    sh_hitref *refs = NULL;
+    size_t n = 0;
+    int rc = sh_plan_build(ix, query ? query : "", query_len, opts, &hits->plan, err);
+    if (!rc) rc = sh_plan_run(&hits->plan, k, &refs, &n, &hits->total, err);
+    if (rc) goto fail;
+    hits->h = sh_calloc(n ? n : 1, sizeof *hits->h);
+    if (!hits->h) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) hits->h[i].ref = refs[i];
+    hits->n = n;
+    sh_free(refs);
+    refs = NULL;
+    if (hits->explain)
+        for (size_t i = 0; i < n; i++) {
+            sh_buf b = {0};
+            if ((rc = sh_plan_explain(&hits->plan, &hits->h[i].ref, &b, err))) {
+                sh_buf_free(&b);
+                goto fail;
+            }
+            hits->h[i].explain = (char *)b.p;
+        }
+    *out = hits;
+    return 0;
+fail:
+    sh_free(refs);
+    sahel_hits_free(hits);
+    return rc;
+}
+
+static int load(sahel_hits *hits, size_t i, sahel_error *err) {
+    hit *h = &hits->h[i];
+    if (h->loaded) return 0;
+    const sh_segment *seg = &hits->ix->segs[h->ref.seg];
+    if (hits->block_seg != h->ref.seg) {
+        hits->block_seg = h->ref.seg;
+        hits->block_no = UINT32_MAX;
+    }
+    sh_stored st;
+    int rc = sh_store_get(seg, h->ref.doc, &hits->block, &hits->block_no, &st, err);
+    if (rc) return rc;
+    size_t total = 0;
+    for (int f = 0; f < SH_STORE_NFIELDS; f++) total += st.len[f] + 1;
+    h->rec = sh_malloc(total);
+    if (!h->rec) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    char *p = h->rec;
+    for (int f = 0; f < SH_STORE_NFIELDS; f++) {
+        if (st.f[f]) {
+            memcpy(p, st.f[f], st.len[f]);
+            p[st.len[f]] = '\0';
+            h->st.f[f] = p;
+        } else {
+            h->st.f[f] = NULL;
+        }
+        h->st.len[f] = st.len[f];
+        p += st.len[f] + 1;
+    }
+    h->st.line = st.line;
+    h->loaded = 1;
+    return 0;
+}
+
+int sahel_hits_get(sahel_hits *hits, size_t i, sahel_hit *out, sahel_error *err) {
+    if (!hits || i >= hits->n) return sh_err(err, SAHEL_EINVAL, "no hit number %zu", i);
+    int rc = load(hits, i, err);
+    if (rc) return rc;
+    const sh_stored *s = &hits->h[i].st;
+    memset(out, 0, sizeof *out);
+    out->score = hits->h[i].ref.score;
+    out->id = s->f[SH_STORE_ID], out->id_len = s->len[SH_STORE_ID];
+    out->title = s->f[SH_STORE_TITLE], out->title_len = s->len[SH_STORE_TITLE];
+    out->body = s->f[SH_STORE_BODY], out->body_len = s->len[SH_STORE_BODY];
+    out->date = s->f[SH_STORE_DATE], out->date_len = s->len[SH_STORE_DATE];
+    out->source = s->f[SH_STORE_SOURCE], out->source_len = s->len[SH_STORE_SOURCE];
+    out->url = s->f[SH_STORE_URL], out->url_len = s->len[SH_STORE_URL];
+    out->lang = s->f[SH_STORE_LANG], out->lang_len = s->len[SH_STORE_LANG];
+    out->path = s->f[SH_STORE_PATH], out->path_len = s->len[SH_STORE_PATH];
+    out->line = s->line;
+    return 0;
+}
+
+int sahel_hits_explain(sahel_hits *hits, size_t i, const char **text, sahel_error *err) {
+    if (!hits || i >= hits->n) return sh_err(err, SAHEL_EINVAL, "no hit number %zu", i);
+    if (!hits->explain || !hits->h[i].explain)
+        return sh_err(err, SAHEL_EINVAL, "explanations were not asked for (opts.explain)");
+    *text = hits->h[i].explain;
+    return 0;
+}
+
+/* ---- snippets ----------------------------------------------------------- */
+
+static int32_t find_term(const sh_plan *pl, const char *s, size_t len) {
+    if (!pl->tcap) return -1;
+    uint64_t hash = XXH3_64bits(s, len);
+    size_t h = (size_t)hash & (pl->tcap - 1);
+    while (pl->slots[h]) {
+        const sh_qterm *t = &pl->terms[pl->slots[h] - 1];
+        if (t->hash == hash && t->len == len && memcmp(t->s, s, len) == 0)
+            return t->positive ? (int32_t)(pl->slots[h] - 1) : -1;
+        h = (h + 1) & (pl->tcap - 1);
+    }
+    return -1;
+}
+
+static int on_snip_token(void *ctx, const sh_token *tok) {
+    sahel_hits *hits = ctx;
+    if (hits->ntoks == hits->cap_toks) {
+        size_t cap = hits->cap_toks ? hits->cap_toks * 2 : 1024;
+        struct stok *t = sh_reallocarray(hits->toks, cap, sizeof *t);
+        if (!t) return hits->tok_rc = SAHEL_ENOMEM;
+        hits->toks = t;
+        hits->cap_toks = cap;
+    }
+    int32_t term = find_term(&hits->plan, tok->term, tok->term_len);
+    /* a hyphenated whole covers its parts: keep tokens in start order and
+     * let the parts carry the match when the whole does not */
+    hits->toks[hits->ntoks++] = (struct stok){tok->start, tok->end, term};
+    return 0;
+}
+
+static int add_span(sahel_hits *hits, size_t start, size_t end) {
+    if (hits->nspans && start <= hits->spans[hits->nspans - 1].end) {
+        sahel_span *last = &hits->spans[hits->nspans - 1];
+        if (end > last->end) last->end = end;
+        return 0;
+    }
+    if (hits->nspans == hits->cap_spans) {
+        size_t cap = hits->cap_spans ? hits->cap_spans * 2 : 16;
+        sahel_span *s = sh_reallocarray(hits->spans, cap, sizeof *s);
+        if (!s) return SAHEL_ENOMEM;
+        hits->spans = s;
+        hits->cap_spans = cap;
+    }
+    hits->spans[hits->nspans++] = (sahel_span){start, end};
+    return 0;
+}
+
+/* Byte offset of the start of the UTF-8 character holding byte i. */
+static size_t char_start(const char *s, size_t i) {
+    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80) i--;
+    return i;
+}
+
+int sahel_hits_snippet(sahel_hits *hits, size_t i, size_t max_bytes, sahel_snippet *snip,
+                       sahel_error *err) {
+    memset(snip, 0, sizeof *snip);
+    int rc = load(hits, i, err);
+    if (rc) return rc;
+    if (max_bytes < 16) max_bytes = 16;
+    const char *body = hits->h[i].st.f[SH_STORE_BODY];
+    size_t blen = hits->h[i].st.len[SH_STORE_BODY];
+    if (!body || !blen) return 0;
+    hits->ntoks = 0;
+    hits->nspans = 0;
+    hits->tok_rc = 0;
+    rc = sh_analyze(hits->ix->analyzer, body, blen, 0, 0, on_snip_token, hits, NULL);
+    if (rc || hits->tok_rc) return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+    size_t nt = hits->ntoks;
+    struct stok *t = hits->toks;
+    if (hits->cap_seen < hits->plan.nterms) {
+        uint32_t *s = sh_reallocarray(hits->seen, hits->plan.nterms, sizeof *s);
+        if (!s) return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+        hits->seen = s;
+        hits->cap_seen = hits->plan.nterms;
+    }
+    if (hits->plan.nterms) memset(hits->seen, 0, hits->plan.nterms * sizeof *hits->seen);
+
+    /* sliding window over matched tokens: [a, b] both matches, span <= max */
+    size_t best_a = SIZE_MAX, best_b = 0, best_distinct = 0, best_count = 0;
+    size_t a = 0, distinct = 0, count = 0;
+    for (size_t b = 0; b < nt; b++) {
+        if (t[b].term < 0) continue;
+        if (hits->seen[t[b].term]++ == 0) distinct++;
+        count++;
+        for (;;) {
+            while (a < b && t[a].term < 0) a++;
+            if (a == b || t[b].end - t[a].start <= max_bytes) break;
+            if (--hits->seen[t[a].term] == 0) distinct--;
+            count--;
+            a++;
+        }
+        if (distinct > best_distinct || (distinct == best_distinct && count > best_count)) {
+            best_distinct = distinct;
+            best_count = count;
+            best_a = a;
+            best_b = b;
+        }
+    }
+    size_t start, end;
+    if (best_a == SIZE_MAX) {
+        start = 0;
+        end = SH_MIN(blen, max_bytes);
+    } else {
+        size_t lo = t[best_a].start, hi = t[best_b].end;
+        size_t slack = max_bytes > hi - lo ? max_bytes - (hi - lo) : 0;
+        /* a third of the room before the matches, the rest after */
+        size_t before = slack / 3;
+        start = lo > before ? lo - before : 0;
+        end = SH_MIN(blen, start + max_bytes);
+        if (end - start < max_bytes && start > 0) start = end > max_bytes ? end - max_bytes : 0;
+    }
+    /* cut at word boundaries: start at a token start, end at a token end */
+    if (start > 0) {
+        size_t s2 = start;
+        for (size_t k = 0; k < nt; k++)
+            if (t[k].start >= start) {
+                s2 = t[k].start;
+                break;
+            }
+        if (best_a == SIZE_MAX || s2 <= t[best_a].start) start = s2;
+    }
+    if (end < blen) {
+        size_t e2 = start;
+        for (size_t k = 0; k < nt && t[k].start < end; k++)
+            if (t[k].end <= end) e2 = SH_MAX(e2, (size_t)t[k].end);
+        if (e2 > start) end = e2;
+        else end = char_start(body, end);
+    }
+    /* skip leading whitespace and punctuation left by the cut */
+    while (start < end && (body[start] == ' ' || body[start] == '\n' || body[start] == '\t' ||
+                           body[start] == '\r'))
+        start++;
+    for (size_t k = 0; k < nt; k++)
+        if (t[k].term >= 0 && t[k].start >= start && t[k].end <= end &&
+            add_span(hits, t[k].start - start, t[k].end - start))
+            return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+    snip->text = body + start;
+    snip->len = end - start;
+    snip->spans = hits->spans;
+    snip->nspans = hits->nspans;
+    snip->cut_before = start > 0;
+    snip->cut_after = end < blen;
+    return 0;
+}

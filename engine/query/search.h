@@ -1,0 +1,61 @@
+/*
+ * search.h - query evaluation internals shared by search.c (plan, scorers,
+ * top-k) and hits.c (the public sahel_search / sahel_hits API, snippets).
+ */
+#ifndef SAHEL_SEARCH_H
+#define SAHEL_SEARCH_H
+
+#include "../index/index.h"
+#include "query.h"
+
+/* A distinct term of the query, with index-wide statistics. */
+typedef struct sh_qterm {
+    char *s;
+    size_t len;
+    uint64_t hash;
+    uint64_t df;   /* documents holding it, over every segment */
+    double idf;
+    int positive;  /* appears outside any exclusion: highlight it */
+} sh_qterm;
+
+/* The query with prefixes expanded and terms resolved.  PREFIX nodes have
+ * become BOOLs of SHOULD TERMs. */
+typedef struct sh_pnode sh_pnode;
+struct sh_pnode {
+    sh_qkind kind; /* TERM, PHRASE or BOOL */
+    sh_field field;
+    uint32_t tid;  /* TERM: index in plan->terms */
+    uint32_t *tids, *pos; /* PHRASE */
+    size_t nterms;
+    double idf;    /* PHRASE: sum of its terms' idfs */
+    sh_pnode **kids;
+    sh_occur *occur;
+    size_t nkids, cap;
+};
+
+typedef struct sh_plan {
+    sahel_index *ix;
+    sahel_error *err;
+    double k1, b, wt, avgt, avgb;
+    sh_pnode *root;
+    sh_qterm *terms;
+    size_t nterms, cap_terms;
+    uint32_t *slots; /* hash table over terms: index + 1 */
+    size_t tcap;
+} sh_plan;
+
+typedef struct sh_hitref {
+    double score;
+    uint32_t seg, doc;
+} sh_hitref;
+
+int sh_plan_build(sahel_index *ix, const char *query, size_t len, const sahel_search_opts *o,
+                  sh_plan *pl, sahel_error *err);
+void sh_plan_free(sh_plan *pl);
+/* Top k hits, best first, in a new array; *total counts every match. */
+int sh_plan_run(const sh_plan *pl, size_t k, sh_hitref **out, size_t *nout, uint64_t *total,
+                sahel_error *err);
+/* Append a NUL-terminated account of hit h's score. */
+int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err);
+
+#endif /* SAHEL_SEARCH_H */

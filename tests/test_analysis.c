@@ -1,0 +1,688 @@
+/*
+ * test_analysis.c - the analysis pipeline: tokenizer rules (apostrophes,
+ * hyphens, digit groups, scripts, invalid UTF-8, truncation, positions),
+ * the analyzer (folding, stemming, diacritics, the stem cache), robustness
+ * on random bytes and allocation failures.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "analysis/analysis.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+typedef struct tok {
+    char term[SH_MAX_TERM_LEN + 1];
+    uint32_t len, start, end, pos, flags;
+} tok;
+
+typedef struct col {
+    tok t[64];
+    size_t n;
+} col;
+
+static int collect(void *ctx, const sh_token *t) {
+    col *c = ctx;
+    cr_assert_lt(c->n, 64, "too many tokens");
+    cr_assert_leq(t->term_len, SH_MAX_TERM_LEN);
+    tok *o = &c->t[c->n++];
+    memcpy(o->term, t->term, t->term_len);
+    o->term[t->term_len] = '\0';
+    o->len = t->term_len;
+    o->start = t->start;
+    o->end = t->end;
+    o->pos = t->pos;
+    o->flags = t->flags;
+    return 0;
+}
+
+static col tokenize(const char *s, uint32_t first_pos, uint32_t *npos) {
+    col c = {.n = 0};
+    int rc = sh_tokenize(s, strlen(s), first_pos, collect, &c, npos);
+    cr_assert_eq(rc, 0);
+    return c;
+}
+
+static sh_analyzer *analyzer(const char *lang) {
+    sh_analyzer *a = NULL;
+    sahel_error err = {0};
+    int rc = sh_analyzer_new(lang, &a, &err);
+    cr_assert_eq(rc, 0, "sh_analyzer_new(%s): %s", lang, err.msg);
+    cr_assert_not_null(a);
+    return a;
+}
+
+static col analyze(sh_analyzer *a, const char *s, unsigned flags) {
+    col c = {.n = 0};
+    int rc = sh_analyze(a, s, strlen(s), 0, flags, collect, &c, NULL);
+    cr_assert_eq(rc, 0);
+    return c;
+}
+
+static void expect_tok(const col *c, size_t i, const char *term, uint32_t start, uint32_t end,
+                       uint32_t pos, uint32_t flags) {
+    cr_assert_lt(i, c->n, "token %zu missing (have %zu)", i, c->n);
+    const tok *t = &c->t[i];
+    cr_expect_str_eq(t->term, term, "token %zu", i);
+    cr_expect_eq(t->start, start, "token %zu (%s) start %u", i, t->term, t->start);
+    cr_expect_eq(t->end, end, "token %zu (%s) end %u", i, t->term, t->end);
+    cr_expect_eq(t->pos, pos, "token %zu (%s) pos %u", i, t->term, t->pos);
+    cr_expect_eq(t->flags, flags, "token %zu (%s) flags %u", i, t->term, t->flags);
+}
+
+static void expect_terms(const col *c, const char *const *terms, size_t n) {
+    cr_assert_eq(c->n, n, "expected %zu tokens, got %zu", n, c->n);
+    for (size_t i = 0; i < n; i++) cr_expect_str_eq(c->t[i].term, terms[i], "token %zu", i);
+}
+
+/* The normalised term of one word, through sh_analyzer_term. */
+static const char *term_of(sh_analyzer *a, const char *w, unsigned flags, char *buf) {
+    const char *t;
+    size_t len;
+    int rc = sh_analyzer_term(a, w, strlen(w), flags, &t, &len);
+    cr_assert_eq(rc, 0, "sh_analyzer_term(%s) = %d", w, rc);
+    cr_assert_leq(len, SH_MAX_TERM_LEN);
+    memcpy(buf, t, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Strict UTF-8 check, written independently of the tokenizer's decoder. */
+static bool valid_utf8(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t k;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + k > n) return false;
+        for (size_t j = 1; j < k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += k;
+    }
+    return true;
+}
+
+/* ---- tokenizer: apostrophes --------------------------------------------- */
+
+Test(tokenize, possessive_s_is_dropped) {
+    col c = tokenize("Burkina Faso's junta", 0, NULL);
+    cr_assert_eq(c.n, 3);
+    expect_tok(&c, 0, "Burkina", 0, 7, 0, 0);
+    /* the surface span keeps the 's, so highlighting covers the word */
+    expect_tok(&c, 1, "Faso", 8, 14, 1, 0);
+    expect_tok(&c, 2, "junta", 15, 20, 2, 0);
+
+    c = tokenize("Faso\xe2\x80\x99s army", 0, NULL); /* U+2019 */
+    cr_assert_eq(c.n, 2);
+    expect_tok(&c, 0, "Faso", 0, 8, 0, 0);
+    expect_tok(&c, 1, "army", 9, 13, 1, 0);
+
+    c = tokenize("MALI'S", 0, NULL);
+    expect_terms(&c, (const char *[]){"MALI"}, 1);
+}
+
+Test(tokenize, internal_apostrophe_joins_the_parts) {
+    col c = tokenize("don't O'Brien rock'n'roll", 0, NULL);
+    cr_assert_eq(c.n, 3);
+    expect_tok(&c, 0, "dont", 0, 5, 0, 0);
+    expect_tok(&c, 1, "OBrien", 6, 13, 1, 0);
+    expect_tok(&c, 2, "rocknroll", 14, 25, 2, 0);
+
+    c = tokenize("don\xe2\x80\x99t Hawai\xca\xbci", 0, NULL); /* U+2019, U+02BC */
+    expect_terms(&c, (const char *[]){"dont", "Hawaii"}, 2);
+}
+
+Test(tokenize, apostrophe_outside_a_word_is_a_separator) {
+    col c = tokenize("'quoted' rock' 'n 5'6", 0, NULL);
+    expect_terms(&c, (const char *[]){"quoted", "rock", "n", "5", "6"}, 5);
+}
+
+/* ---- tokenizer: hyphens ------------------------------------------------- */
+
+Test(tokenize, hyphenated_word_gives_whole_then_parts) {
+    uint32_t npos = 0;
+    col c = tokenize("the Liptako-Gourma region", 10, &npos);
+    cr_assert_eq(c.n, 5);
+    expect_tok(&c, 0, "the", 0, 3, 10, 0);
+    expect_tok(&c, 1, "LiptakoGourma", 4, 18, 11, SH_TOK_WHOLE);
+    expect_tok(&c, 2, "Liptako", 4, 11, 11, SH_TOK_PART);
+    expect_tok(&c, 3, "Gourma", 12, 18, 12, SH_TOK_PART);
+    expect_tok(&c, 4, "region", 19, 25, 13, 0);
+    cr_expect_eq(npos, 4, "the WHOLE token takes no position of its own");
+}
+
+Test(tokenize, anti_jihadist_is_findable_whole_and_in_parts) {
+    sh_analyzer *a = analyzer("english");
+    col c = analyze(a, "anti-jihadist", 0);
+    cr_assert_eq(c.n, 3);
+    expect_tok(&c, 0, "antijihadist", 0, 13, 0, SH_TOK_WHOLE);
+    expect_tok(&c, 1, "anti", 0, 4, 0, SH_TOK_PART);
+    expect_tok(&c, 2, "jihadist", 5, 13, 1, SH_TOK_PART);
+    sh_analyzer_free(a);
+}
+
+Test(tokenize, hyphen_chain_of_any_length) {
+    /* the second hyphen is U+2010, the third U+2011 */
+    col c = tokenize("a-b\xe2\x80\x90" "c\xe2\x80\x91" "d e", 0, NULL);
+    cr_assert_eq(c.n, 6);
+    expect_tok(&c, 0, "abcd", 0, 11, 0, SH_TOK_WHOLE);
+    expect_tok(&c, 1, "a", 0, 1, 0, SH_TOK_PART);
+    expect_tok(&c, 2, "b", 2, 3, 1, SH_TOK_PART);
+    expect_tok(&c, 3, "c", 6, 7, 2, SH_TOK_PART);
+    expect_tok(&c, 4, "d", 10, 11, 3, SH_TOK_PART);
+    expect_tok(&c, 5, "e", 12, 13, 4, 0);
+}
+
+Test(tokenize, hyphen_not_between_words_is_a_separator) {
+    col c = tokenize("-lead trail- a--b x - y", 0, NULL);
+    expect_terms(&c, (const char *[]){"lead", "trail", "a", "b", "x", "y"}, 6);
+    for (size_t i = 0; i < c.n; i++) cr_expect_eq(c.t[i].flags, 0);
+}
+
+Test(tokenize, hyphenated_number_part_is_numeric) {
+    col c = tokenize("COVID-19", 0, NULL);
+    cr_assert_eq(c.n, 3);
+    expect_tok(&c, 0, "COVID19", 0, 8, 0, SH_TOK_WHOLE | SH_TOK_NUMERIC);
+    expect_tok(&c, 1, "COVID", 0, 5, 0, SH_TOK_PART);
+    expect_tok(&c, 2, "19", 6, 8, 1, SH_TOK_PART | SH_TOK_NUMERIC);
+}
+
+/* ---- tokenizer: numbers ------------------------------------------------- */
+
+Test(tokenize, digit_groups_drop_commas_keep_decimal_point) {
+    col c = tokenize("5,100 troops, 1,100,000 people in 2022, 2.5 times", 0, NULL);
+    cr_assert_eq(c.n, 8);
+    expect_tok(&c, 0, "5100", 0, 5, 0, SH_TOK_NUMERIC);
+    expect_tok(&c, 1, "troops", 6, 12, 1, 0);
+    expect_tok(&c, 2, "1100000", 14, 23, 2, SH_TOK_NUMERIC);
+    expect_tok(&c, 3, "people", 24, 30, 3, 0);
+    expect_tok(&c, 4, "in", 31, 33, 4, 0);
+    expect_tok(&c, 5, "2022", 34, 38, 5, SH_TOK_NUMERIC);
+    expect_tok(&c, 6, "2.5", 40, 43, 6, SH_TOK_NUMERIC);
+    expect_tok(&c, 7, "times", 44, 49, 7, 0);
+}
+
+Test(tokenize, punctuation_next_to_one_digit_separates) {
+    col c = tokenize("in 2022. Then 3,a and x,5 end.", 0, NULL);
+    expect_terms(&c, (const char *[]){"in", "2022", "Then", "3", "a", "and", "x", "5", "end"},
+                 9);
+}
+
+/* ---- tokenizer: scripts ------------------------------------------------- */
+
+Test(tokenize, cyrillic_is_tokenized) {
+    col c = tokenize("Информирайте се!", 0, NULL);
+    cr_assert_eq(c.n, 2);
+    expect_tok(&c, 0, "Информирайте", 0, 24, 0, 0);
+    expect_tok(&c, 1, "се", 25, 29, 1, 0);
+}
+
+Test(tokenize, each_cjk_ideograph_is_a_token) {
+    col c = tokenize("Mali马里 ひらがなカタカナ", 0, NULL);
+    expect_terms(&c,
+                 (const char *[]){"Mali", "马", "里", "ひ", "ら", "が", "な", "カ", "タ", "カ", "ナ"},
+                 11);
+    expect_tok(&c, 1, "马", 4, 7, 1, 0);
+    expect_tok(&c, 2, "里", 7, 10, 2, 0);
+}
+
+Test(tokenize, arabic_word_is_a_token) {
+    col c = tokenize("(العربية) ٢٠٢٢", 0, NULL);
+    cr_assert_eq(c.n, 2);
+    expect_tok(&c, 0, "العربية", 1, 15, 0, 0);
+    /* Arabic-Indic digits are digits too */
+    expect_tok(&c, 1, "٢٠٢٢", 17, 25, 1, SH_TOK_NUMERIC);
+}
+
+Test(tokenize, combining_marks_stay_in_the_word) {
+    /* "Goïta" with U+0308 COMBINING DIAERESIS instead of the precomposed ï */
+    col c = tokenize("Goi\xcc\x88ta", 0, NULL);
+    cr_assert_eq(c.n, 1);
+    expect_tok(&c, 0, "Goi\xcc\x88ta", 0, 7, 0, 0);
+}
+
+/* ---- tokenizer: robustness ---------------------------------------------- */
+
+Test(tokenize, invalid_utf8_bytes_are_separators) {
+    static const char s[] = "ab\xff" "cd\xc3(ef\xc0\xaf" "gh\xed\xa0\x80ij\xf4\x90\x80\x80kl\xe2\x82";
+    col c = {.n = 0};
+    int rc = sh_tokenize(s, sizeof s - 1, 0, collect, &c, NULL);
+    cr_assert_eq(rc, 0);
+    expect_terms(&c, (const char *[]){"ab", "cd", "ef", "gh", "ij", "kl"}, 6);
+    expect_tok(&c, 1, "cd", 3, 5, 1, 0);
+}
+
+Test(tokenize, megabyte_token_is_truncated_at_a_character_boundary) {
+    size_t n = (size_t)1 << 20;
+    char *s = malloc(n);
+    cr_assert_not_null(s);
+
+    memset(s, 'a', n);
+    col c = {.n = 0};
+    cr_assert_eq(sh_tokenize(s, n, 0, collect, &c, NULL), 0);
+    cr_assert_eq(c.n, 1);
+    cr_expect_eq(c.t[0].len, SH_MAX_TERM_LEN);
+    cr_expect_eq(c.t[0].start, 0);
+    cr_expect_eq(c.t[0].end, n);
+
+    /* Thai KO KAI, 3 bytes: 42 characters fit 128 bytes */
+    for (size_t i = 0; i + 3 <= n; i += 3) memcpy(s + i, "\xe0\xb8\x81", 3);
+    size_t m = n - n % 3;
+    c.n = 0;
+    cr_assert_eq(sh_tokenize(s, m, 0, collect, &c, NULL), 0);
+    cr_assert_eq(c.n, 1);
+    cr_expect_eq(c.t[0].len, 126);
+    cr_expect(valid_utf8((const uint8_t *)c.t[0].term, c.t[0].len));
+    cr_expect_eq(c.t[0].end, m);
+
+    /* the same through the analyzer */
+    sh_analyzer *a = analyzer("english");
+    c.n = 0;
+    cr_assert_eq(sh_analyze(a, s, m, 0, 0, collect, &c, NULL), 0);
+    cr_assert_eq(c.n, 1);
+    cr_expect_leq(c.t[0].len, SH_MAX_TERM_LEN);
+    cr_expect(valid_utf8((const uint8_t *)c.t[0].term, c.t[0].len));
+    sh_analyzer_free(a);
+    free(s);
+}
+
+static int stop_after_three(void *ctx, const sh_token *t) {
+    (void)t;
+    int *seen = ctx;
+    return ++*seen == 3 ? 42 : 0;
+}
+
+static int count_tokens(void *ctx, const sh_token *t) {
+    size_t *n = ctx;
+    cr_assert_gt(t->term_len, 0);
+    ++*n;
+    return 0;
+}
+
+Test(tokenize, long_hyphen_chain_gives_every_part) {
+    size_t n = (size_t)1 << 20;
+    char *s = malloc(n);
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i += 2) memcpy(s + i, "a-", 2);
+    size_t count = 0;
+    uint32_t npos = 0;
+    /* n - 1 bytes: "a-a-...-a", n/2 parts */
+    cr_assert_eq(sh_tokenize(s, n - 1, 0, count_tokens, &count, &npos), 0);
+    cr_expect_eq(count, n / 2 + 1);
+    cr_expect_eq(npos, n / 2);
+    free(s);
+}
+
+Test(tokenize, callback_value_stops_the_scan) {
+    int seen = 0;
+    uint32_t npos = 0;
+    const char *s = "one two three four five";
+    cr_expect_eq(sh_tokenize(s, strlen(s), 0, stop_after_three, &seen, &npos), 42);
+    cr_expect_eq(seen, 3);
+    cr_expect_eq(npos, 3);
+}
+
+Test(tokenize, positions_start_at_first_pos) {
+    uint32_t npos = 0;
+    col c = tokenize("  Niger, Mali and   Burkina  ", 1000, &npos);
+    cr_assert_eq(c.n, 4);
+    for (size_t i = 0; i < c.n; i++) cr_expect_eq(c.t[i].pos, 1000 + i);
+    cr_expect_eq(npos, 4);
+}
+
+Test(tokenize, empty_input_gives_nothing) {
+    col c = {.n = 0};
+    uint32_t npos = 7;
+    cr_expect_eq(sh_tokenize("", 0, 5, collect, &c, &npos), 0);
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(npos, 0);
+    cr_expect_eq(sh_tokenize(NULL, 0, 5, collect, &c, NULL), 0);
+    cr_expect_eq(sh_tokenize(" ,.-'\xe2\x80\x99", 8, 0, collect, &c, &npos), 0);
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(npos, 0);
+}
+
+/* ---- analyzer ----------------------------------------------------------- */
+
+Test(analyze, accents_and_case_give_the_same_term) {
+    sh_analyzer *a = analyzer("english");
+    /* precomposed ï, plain, upper case, upper with Ï, decomposed i + U+0308 */
+    col c = analyze(a, "Goïta Goita GOITA GOÏTA Goi\xcc\x88ta", 0);
+    expect_terms(&c, (const char *[]){"goita", "goita", "goita", "goita", "goita"}, 5);
+    char buf[SH_MAX_TERM_LEN + 1];
+    cr_expect_str_eq(term_of(a, "GOÏTA", 0, buf), "goita");
+    sh_analyzer_free(a);
+}
+
+Test(analyze, cyrillic_is_lower_cased) {
+    sh_analyzer *a = analyzer("none");
+    col c = analyze(a, "Информирайте СЕ", 0);
+    /* й is и with a breve (U+0306), a diacritic, so it folds to и as ï
+     * folds to i: the index and the queries agree either way */
+    expect_terms(&c, (const char *[]){"информираите", "се"}, 2);
+    expect_tok(&c, 0, "информираите", 0, 24, 0, 0);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, arabic_harakat_are_stripped) {
+    sh_analyzer *a = analyzer("none");
+    col c = analyze(a, "مُحَمَّد محمد", 0);
+    expect_terms(&c, (const char *[]){"محمد", "محمد"}, 2);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, indic_vowel_signs_are_kept) {
+    sh_analyzer *a = analyzer("none");
+    col c = analyze(a, "हिंदी", 0);
+    expect_terms(&c, (const char *[]){"हिंदी"}, 1);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, full_case_folding) {
+    sh_analyzer *a = analyzer("none");
+    col c = analyze(a, "Straße STRASSE ΣΊΣΥΦΟΣ", 0);
+    expect_terms(&c, (const char *[]){"strasse", "strasse", "σισυφοσ"}, 3);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, english_words_are_stemmed) {
+    sh_analyzer *a = analyzer("english");
+    col c = analyze(a, "Attacks attacked ATTACKING mutual defense pact", 0);
+    expect_terms(&c, (const char *[]){"attack", "attack", "attack", "mutual", "defens", "pact"},
+                 6);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, nostem_flag_and_numbers_are_not_stemmed) {
+    sh_analyzer *a = analyzer("english");
+    col c = analyze(a, "attacks 1990s Attacks", SH_ANALYZE_NOSTEM);
+    expect_terms(&c, (const char *[]){"attacks", "1990s", "attacks"}, 3);
+    c = analyze(a, "attacks 1990s 5,100 2.5", 0);
+    expect_terms(&c, (const char *[]){"attack", "1990s", "5100", "2.5"}, 4);
+    cr_expect_eq(c.t[1].flags, SH_TOK_NUMERIC);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, lang_none_folds_without_stemming) {
+    sh_analyzer *a = analyzer("none");
+    cr_expect_str_eq(sh_analyzer_lang(a), "none");
+    col c = analyze(a, "Attacks Faso's don't", 0);
+    expect_terms(&c, (const char *[]){"attacks", "faso", "dont"}, 3);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, possessive_and_hyphen_through_the_analyzer) {
+    sh_analyzer *a = analyzer("english");
+    uint32_t npos = 0;
+    col c = {.n = 0};
+    const char *s = "Burkina Faso's Liptako-Gourma attacks";
+    cr_assert_eq(sh_analyze(a, s, strlen(s), 3, 0, collect, &c, &npos), 0);
+    cr_assert_eq(c.n, 6);
+    expect_tok(&c, 0, "burkina", 0, 7, 3, 0);
+    expect_tok(&c, 1, "faso", 8, 14, 4, 0);
+    expect_tok(&c, 2, "liptakogourma", 15, 29, 5, SH_TOK_WHOLE);
+    expect_tok(&c, 3, "liptako", 15, 22, 5, SH_TOK_PART);
+    expect_tok(&c, 4, "gourma", 23, 29, 6, SH_TOK_PART);
+    expect_tok(&c, 5, "attack", 30, 37, 7, 0);
+    cr_expect_eq(npos, 5);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, term_matches_what_analyze_gives) {
+    sh_analyzer *a = analyzer("english");
+    char buf[SH_MAX_TERM_LEN + 1];
+    cr_expect_str_eq(term_of(a, "Attacks", 0, buf), "attack");
+    cr_expect_str_eq(term_of(a, "Attacks", SH_ANALYZE_NOSTEM, buf), "attacks");
+    cr_expect_str_eq(term_of(a, "2022", 0, buf), "2022");
+    cr_expect_str_eq(term_of(a, "Défense", 0, buf), "defens");
+
+    /* a long word is cut as the tokenizer cuts it */
+    char word[300];
+    memset(word, 'x', sizeof word - 1);
+    word[sizeof word - 1] = '\0';
+    col c = analyze(a, word, 0);
+    cr_assert_eq(c.n, 1);
+    cr_expect_str_eq(term_of(a, word, 0, buf), c.t[0].term);
+
+    const char *t;
+    size_t len;
+    cr_expect_eq(sh_analyzer_term(a, "ab\xff", 3, 0, &t, &len), SAHEL_EINVAL);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, second_pass_is_all_cache_hits) {
+    sh_analyzer *a = analyzer("english");
+    const char *s = "Attacks on the convoy: the attacks near Goïta's base, attacks in 2022.";
+    uint64_t hits, misses;
+    col c1 = analyze(a, s, 0);
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    /* cached: every token but the number; distinct folded forms: attacks,
+     * on, the, convoy, near, goïta, base, in */
+    cr_expect_eq(misses, 8);
+    cr_expect_eq(hits, 3, "the, attacks, attacks repeat");
+    cr_assert_eq(c1.n, 12);
+
+    col c2 = analyze(a, s, 0);
+    uint64_t hits2, misses2;
+    sh_analyzer_cache_stats(a, &hits2, &misses2);
+    cr_expect_eq(misses2, misses, "no new stemming on the second pass");
+    cr_expect_eq(hits2 - hits, 11, "every cached token of the second pass is a hit");
+    cr_assert_eq(c2.n, c1.n);
+    for (size_t i = 0; i < c1.n; i++) cr_expect_str_eq(c2.t[i].term, c1.t[i].term);
+
+    /* NOSTEM terms are cached apart from stemmed ones */
+    col c3 = analyze(a, "attacks", SH_ANALYZE_NOSTEM);
+    expect_terms(&c3, (const char *[]){"attacks"}, 1);
+    sh_analyzer_free(a);
+}
+
+/* Writes distinct lower-case words: the n-th word spells n in base 26. */
+static size_t spell(size_t n, char *out) {
+    size_t len = 0;
+    do {
+        out[len++] = (char)('a' + n % 26);
+        n /= 26;
+    } while (n);
+    out[len++] = ' ';
+    return len;
+}
+
+Test(analyze, cache_is_bounded_and_still_correct_after_clearing, .timeout = 300) {
+    sh_analyzer *a = analyzer("english");
+    /* 1.2M distinct words in chunks, past the 1M-entry bound */
+    size_t total = 1200000, per = 20000;
+    char *s = malloc(per * 8);
+    cr_assert_not_null(s);
+    size_t count = 0;
+    for (size_t w = 0; w < total; w += per) {
+        size_t len = 0;
+        for (size_t k = w; k < w + per; k++) len += spell(k, s + len);
+        cr_assert_eq(sh_analyze(a, s, len, 0, 0, count_tokens, &count, NULL), 0);
+    }
+    cr_expect_eq(count, total);
+    uint64_t hits, misses;
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    cr_expect_eq(hits + misses, total);
+    col c = analyze(a, "attacks attacks Goïta", 0);
+    expect_terms(&c, (const char *[]){"attack", "attack", "goita"}, 3);
+    free(s);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, unknown_language_is_einval_naming_it) {
+    sh_analyzer *a = (sh_analyzer *)&a;
+    sahel_error err = {0};
+    cr_expect_eq(sh_analyzer_new("klingon", &a, &err), SAHEL_EINVAL);
+    cr_expect_null(a);
+    cr_expect_eq(err.code, SAHEL_EINVAL);
+    cr_expect_neq(strstr(err.msg, "klingon"), NULL, "message: %s", err.msg);
+    cr_expect_eq(sh_analyzer_new(NULL, &a, &err), SAHEL_EINVAL);
+    sh_analyzer_free(NULL);
+}
+
+Test(analyze, snowball_languages_are_accepted) {
+    sh_analyzer *a = analyzer("french");
+    cr_expect_str_eq(sh_analyzer_lang(a), "french");
+    /* the French stemmer sees the accents (stem first, strip after) */
+    col c = analyze(a, "attaquées attaquees", 0);
+    expect_terms(&c, (const char *[]){"attaqu", "attaque"}, 2);
+    sh_analyzer_free(a);
+}
+
+/* ---- robustness --------------------------------------------------------- */
+
+typedef struct check {
+    size_t len;
+    uint32_t first_pos, last_pos;
+    size_t n;
+    bool whole_pending;
+    uint32_t whole_pos;
+} check;
+
+static int check_token(void *ctx, const sh_token *t) {
+    check *k = ctx;
+    cr_assert_leq(t->start, t->end);
+    cr_assert_leq(t->end, k->len);
+    cr_assert_gt(t->term_len, 0);
+    cr_assert_leq(t->term_len, SH_MAX_TERM_LEN);
+    cr_assert(valid_utf8((const uint8_t *)t->term, t->term_len), "term not UTF-8");
+    cr_assert_geq(t->pos, k->first_pos);
+    if (k->n) cr_assert_geq(t->pos, k->last_pos);
+    if (k->whole_pending) {
+        cr_assert(t->flags & SH_TOK_PART, "a WHOLE is followed by its first part");
+        cr_assert_eq(t->pos, k->whole_pos);
+    }
+    k->whole_pending = t->flags & SH_TOK_WHOLE;
+    k->whole_pos = t->pos;
+    k->last_pos = t->pos;
+    k->n++;
+    return 0;
+}
+
+static uint64_t rng_next(uint64_t *x) {
+    /* xorshift64*: fixed seed, so every run sees the same inputs */
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    return *x * 0x2545F4914F6CDD1DULL;
+}
+
+Test(analyze, random_bytes_are_safe) {
+    /* pieces that exercise every rule, mixed with raw random bytes */
+    static const char *const pieces[] = {
+        "a", "Z", "9", "'", "\xe2\x80\x99", "\xca\xbc", "s", "-", "\xe2\x80\x90", ",", ".", " ",
+        "\xc3\xaf", "\xcc\x88", "\xd0\x98", "\xe4\xb8\xad", "\xe3\x82\xab", "\xe3\x82\x99",
+        "\xd8\xb9", "\xd9\x8e", "\xe0\xa4\xbf", "\xf0\x9f\x98\x80", "\xc3\x9f", "\xce\xa3",
+        "\xef\xac\x80", "\xc4\xb0", "\xe2\x85\xab", "\xff", "\xc0", "\xed\xa0\x80", "\xf4\x90",
+    };
+    size_t npieces = sizeof pieces / sizeof pieces[0];
+    sh_analyzer *en = analyzer("english");
+    sh_analyzer *none = analyzer("none");
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    uint8_t buf[600];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = 0, want = rng_next(&x) % 500;
+        while (len < want) {
+            uint64_t r = rng_next(&x);
+            if (r % 4 == 0) {
+                buf[len++] = (uint8_t)(r >> 8);
+            } else {
+                const char *p = pieces[(r >> 8) % npieces];
+                size_t n = strlen(p);
+                memcpy(buf + len, p, n);
+                len += n;
+            }
+        }
+        uint32_t first = (uint32_t)(rng_next(&x) % 1000);
+        check k = {.len = len, .first_pos = first};
+        uint32_t npos = 0;
+        cr_assert_eq(sh_tokenize((const char *)buf, len, first, check_token, &k, &npos), 0);
+        size_t raw = k.n;
+        cr_assert(!k.whole_pending);
+        if (k.n) cr_assert_lt(k.last_pos, first + npos);
+
+        k = (check){.len = len, .first_pos = first};
+        uint32_t npos2 = 0;
+        sh_analyzer *a = iter % 2 ? en : none;
+        unsigned flags = iter % 3 == 0 ? SH_ANALYZE_NOSTEM : 0;
+        cr_assert_eq(sh_analyze(a, (const char *)buf, len, first, flags, check_token, &k, &npos2),
+                     0);
+        cr_assert_eq(npos2, npos);
+        cr_assert_leq(k.n, raw);
+
+        /* the same bytes as one "word": normalised or refused, never more */
+        const char *t;
+        size_t tlen;
+        int rc = sh_analyzer_term(a, (const char *)buf, len, flags, &t, &tlen);
+        cr_assert(rc == 0 || rc == SAHEL_EINVAL, "rc %d", rc);
+        if (rc == 0) {
+            cr_assert_leq(tlen, SH_MAX_TERM_LEN);
+            cr_assert(valid_utf8((const uint8_t *)t, tlen));
+        }
+    }
+    sh_analyzer_free(en);
+    sh_analyzer_free(none);
+}
+
+/* ---- allocation failures ------------------------------------------------ */
+
+static size_t g_allocs, g_fail_at;
+
+static void *failing_malloc(size_t size, void *ctx) {
+    (void)ctx;
+    if (++g_allocs == g_fail_at) return NULL;
+    return malloc(size);
+}
+
+static void *failing_realloc(void *p, size_t size, void *ctx) {
+    (void)ctx;
+    if (++g_allocs == g_fail_at) return NULL;
+    return realloc(p, size);
+}
+
+static void plain_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
+}
+
+Test(analyze, allocation_failures_are_reported_not_crashes) {
+    sahel_allocator al = {failing_malloc, failing_realloc, plain_free, NULL};
+    const char *s = "Goïta attacks the Liptako-Gourma: Информирайте 北京";
+    bool succeeded = false;
+    for (g_fail_at = 1; !succeeded && g_fail_at < 100; g_fail_at++) {
+        g_allocs = 0;
+        sahel_set_allocator(&al);
+        sh_analyzer *a = NULL;
+        sahel_error err = {0};
+        int rc = sh_analyzer_new("english", &a, &err);
+        if (rc == 0) {
+            size_t n = 0;
+            rc = sh_analyze(a, s, strlen(s), 0, 0, count_tokens, &n, NULL);
+            if (rc == 0) {
+                succeeded = true;
+                cr_expect_eq(n, 9);
+            }
+            sh_analyzer_free(a);
+        } else {
+            cr_expect_null(a);
+        }
+        sahel_set_allocator(NULL);
+        if (!succeeded) cr_expect_eq(rc, SAHEL_ENOMEM, "failing allocation %zu", g_fail_at);
+    }
+    cr_expect(succeeded);
+}

@@ -1,0 +1,356 @@
+/*
+ * sahelindex.c - build, verify and describe a sahelsearch index.
+ *
+ *   sahelindex build  [--index DIR] [--force] [--memory MB] SOURCE...
+ *   sahelindex verify [--index DIR]
+ *   sahelindex stats  [--index DIR]
+ *
+ * A thin layer over the public API: the library reads the articles and
+ * writes the index; this file turns its callbacks into warnings and a
+ * progress line, and its statistics into a summary.
+ *
+ * Invariants: the summary (the result of the command) goes to stdout,
+ * everything else to stderr; a bad article or an unreadable source is a
+ * warning and the build goes on; a build that fails commits nothing, so
+ * the previous index stays as it was.  Exit 0 on success (even with
+ * warnings), 2 on a usage error or a failure.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Ten redraws a second look live without costing the build anything. */
+#define PROGRESS_INTERVAL 0.1
+
+/* --memory is in MiB; 1 TiB is far past any machine this runs on and keeps
+ * the multiplication below from overflowing. */
+#define MEMORY_MAX_MB (1024ULL * 1024ULL)
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: sahelindex build [--index DIR] [--force] [--memory MB] SOURCE...\n"
+            "       sahelindex verify [--index DIR]\n"
+            "       sahelindex stats [--index DIR]\n"
+            "       sahelindex --help | --version\n"
+            "\n"
+            "Commands:\n"
+            "  build     index the articles in each SOURCE: a .txt file (one article,\n"
+            "            title on the first line), a .jsonl file (one article per line)\n"
+            "            or a folder searched recursively for both\n"
+            "  verify    check every checksum and structure of every index file\n"
+            "  stats     print what the index holds\n"
+            "\n"
+            "Options:\n"
+            "  -i, --index DIR    the index directory (default: $%s if set,\n"
+            "                     else %s)\n"
+            "  -f, --force        build: replace an existing index\n"
+            "  -m, --memory MB    build: MiB of postings buffered before a segment\n"
+            "                     is written (default 256)\n"
+            "  -h, --help         print this help and exit\n"
+            "  -V, --version      print the version and exit\n"
+            "\n"
+            "A bad article or an unreadable file is a warning and the build goes on.\n"
+            "Exit status: 0 on success (even with warnings), 2 on error; a failed\n"
+            "build leaves the previous index untouched.\n",
+            CLI_INDEX_ENV, CLI_DEFAULT_INDEX);
+}
+
+static int usage_error(void) {
+    usage(stderr);
+    return CLI_EXIT_ERROR;
+}
+
+/* ---- build -------------------------------------------------------------- */
+
+struct build_ctx {
+    int tty;             /* stderr is a terminal: draw the progress line */
+    int drawn;           /* a progress line is on the screen */
+    double last_draw;    /* cli_now() of the last redraw */
+    uint64_t base_bytes; /* bytes of the sources already done */
+    uint64_t base_docs;  /* articles of the sources already done */
+};
+
+static void progress_clear(struct build_ctx *c) {
+    if (!c->drawn) return;
+    fputs("\r\033[K", stderr);
+    c->drawn = 0;
+}
+
+static void on_warn(void *ctx, const char *path, uint64_t line, const char *msg) {
+    struct build_ctx *c = ctx;
+    progress_clear(c);
+    if (line > 0) cli_warn("%s:%llu: %s", path, (unsigned long long)line, msg);
+    else cli_warn("%s: %s", path, msg);
+}
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t ndocs) {
+    struct build_ctx *c = ctx;
+    if (!c->tty) return;
+    double now = cli_now();
+    int finished = total > 0 && done >= total;
+    if (c->drawn && !finished && now - c->last_draw < PROGRESS_INTERVAL) return;
+    c->last_draw = now;
+    char mb[32], docs[32];
+    cli_fmt_bytes((double)(c->base_bytes + done), mb, sizeof mb);
+    cli_fmt_count(c->base_docs + ndocs, docs, sizeof docs);
+    if (total > 0) {
+        double pct = 100.0 * (double)done / (double)total;
+        if (pct > 100.0) pct = 100.0;
+        fprintf(stderr, "\r\033[K%s: %3.0f%%  %s  %s articles", cli_progname(), pct, mb, docs);
+    } else {
+        fprintf(stderr, "\r\033[K%s: %s  %s articles", cli_progname(), mb, docs);
+    }
+    fflush(stderr);
+    c->drawn = 1;
+}
+
+/* Report a failure of the writer; EEXIST gets the way out. */
+static void report_write_error(const sahel_error *err, int rc, const char *dir) {
+    cli_report(NULL, err, rc);
+    if (rc == SAHEL_EEXIST)
+        cli_error("hint: use --force to rebuild it from scratch "
+                  "(sahelindex update, to add new articles only, is not available yet)");
+    else if (rc == SAHEL_ELOCKED)
+        cli_error("hint: another sahelindex is writing %s; wait for it to finish", dir);
+}
+
+static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sources,
+                     int nsources) {
+    double t0 = cli_now();
+    sahel_error err = {0};
+    sahel_writer_opts wopts = {.force = force,
+                               .memory_budget = (size_t)(memory_mb * 1024 * 1024)};
+    sahel_writer *w = NULL;
+    int rc = sahel_writer_open(dir, &wopts, &w, &err);
+    if (rc < 0) {
+        report_write_error(&err, rc, dir);
+        return CLI_EXIT_ERROR;
+    }
+
+    struct build_ctx ctx = {.tty = cli_isatty(STDERR_FILENO)};
+    sahel_ingest_opts iopts = {.warn = on_warn, .progress = on_progress, .ctx = &ctx};
+    sahel_ingest_stats st = {0};
+    uint64_t bad_sources = 0;
+    int nread = 0;
+    for (int i = 0; i < nsources; i++) {
+        const char *src = sources[i];
+        /* A source that is not there or not readable is one bad input: say
+         * so and go on with the others.  Checked here because the library
+         * cannot tell a missing source from a failing writer by its code. */
+        if (access(src, R_OK) != 0) {
+            progress_clear(&ctx);
+            cli_warn("%s: %s", src, strerror(errno));
+            bad_sources++;
+            continue;
+        }
+        ctx.base_docs = st.articles;
+        ctx.base_bytes = st.bytes;
+        rc = sahel_ingest(w, src, &iopts, &st, &err);
+        if (rc == SAHEL_EINVAL) {
+            /* the library refused this source (not a .txt, .jsonl or
+             * folder): a bad input, not a failed build */
+            progress_clear(&ctx);
+            if (strstr(err.msg, src)) cli_warn("%s", err.msg);
+            else cli_warn("%s: %s", src, err.msg[0] ? err.msg : sahel_strerror(rc));
+            bad_sources++;
+            continue;
+        }
+        if (rc < 0) {
+            progress_clear(&ctx);
+            cli_report(NULL, &err, rc);
+            cli_error("build failed: nothing was written to %s", dir);
+            sahel_writer_close(w);
+            return CLI_EXIT_ERROR;
+        }
+        nread++;
+    }
+    progress_clear(&ctx);
+    if (nread == 0) {
+        cli_error("no source could be read: nothing was written to %s", dir);
+        sahel_writer_close(w);
+        return CLI_EXIT_ERROR;
+    }
+    /* Sources that all went wrong would commit an empty index over a good
+     * one; an empty folder, without a warning, may well mean an empty
+     * index. */
+    if (st.articles == 0 && st.warnings + bad_sources > 0) {
+        cli_error("no article could be read: nothing was written to %s", dir);
+        sahel_writer_close(w);
+        return CLI_EXIT_ERROR;
+    }
+
+    rc = sahel_writer_commit(w, &err);
+    if (rc < 0) {
+        report_write_error(&err, rc, dir);
+        cli_error("build failed: the previous index in %s, if any, is unchanged", dir);
+        sahel_writer_close(w);
+        return CLI_EXIT_ERROR;
+    }
+    sahel_writer_stats ws = {0};
+    sahel_writer_get_stats(w, &ws);
+    sahel_writer_close(w);
+    double secs = cli_now() - t0;
+
+    char ndocs[32], nterms[32], nbytes[32], rate[32];
+    uint64_t warnings = st.warnings + bad_sources;
+    cli_fmt_count(st.articles, ndocs, sizeof ndocs);
+    cli_fmt_count(ws.nterms, nterms, sizeof nterms);
+    cli_fmt_bytes((double)st.bytes, nbytes, sizeof nbytes);
+    /* a rate over a few microseconds means nothing: floor the duration */
+    cli_fmt_bytes((double)st.bytes / (secs > 1e-3 ? secs : 1e-3), rate, sizeof rate);
+    printf("indexed %s article%s from %llu file%s (%llu warning%s, %llu skipped, "
+           "%llu repaired, %llu duplicate%s",
+           ndocs, st.articles == 1 ? "" : "s", (unsigned long long)st.files,
+           st.files == 1 ? "" : "s", (unsigned long long)warnings, warnings == 1 ? "" : "s",
+           (unsigned long long)(st.skipped + bad_sources), (unsigned long long)st.repaired,
+           (unsigned long long)st.duplicates, st.duplicates == 1 ? "" : "s");
+    if (st.ignored_files)
+        printf(", %llu file%s ignored", (unsigned long long)st.ignored_files,
+               st.ignored_files == 1 ? "" : "s");
+    printf(") in %.2f s: %s distinct terms, %s read, %s/s -> %s\n", secs, nterms, nbytes,
+           rate, dir);
+    return CLI_EXIT_OK;
+}
+
+/* ---- verify and stats --------------------------------------------------- */
+
+static int cmd_verify(const char *dir) {
+    sahel_index *ix;
+    if (cli_open_index(dir, &ix) < 0) return CLI_EXIT_ERROR;
+    sahel_error err = {0};
+    int rc = sahel_index_verify(ix, &err);
+    if (rc < 0) {
+        cli_report(NULL, &err, rc);
+        cli_index_hint(dir, rc);
+        sahel_index_close(ix);
+        return CLI_EXIT_ERROR;
+    }
+    sahel_index_info info = {0};
+    sahel_index_get_info(ix, &info);
+    char ndocs[32];
+    printf("ok: %s document%s, %llu segment%s, all checksums match\n",
+           cli_fmt_count(info.ndocs, ndocs, sizeof ndocs), info.ndocs == 1 ? "" : "s",
+           (unsigned long long)info.nsegments, info.nsegments == 1 ? "" : "s");
+    sahel_index_close(ix);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_stats(const char *dir) {
+    sahel_index *ix;
+    if (cli_open_index(dir, &ix) < 0) return CLI_EXIT_ERROR;
+    sahel_index_info info = {0};
+    sahel_index_get_info(ix, &info);
+    char ndocs[32], nterms[32], size[32], bytes[32];
+    cli_buf d = {0};
+    cli_buf_put_text(&d, dir, strlen(dir), 0);
+    printf("index:       %.*s\n", d.failed ? 0 : (int)d.len, d.p ? d.p : "");
+    cli_buf_free(&d);
+    printf("documents:   %s\n", cli_fmt_count(info.ndocs, ndocs, sizeof ndocs));
+    printf("segments:    %llu\n", (unsigned long long)info.nsegments);
+    printf("terms:       %s\n", cli_fmt_count(info.nterms, nterms, sizeof nterms));
+    printf("size:        %s (%s bytes)\n", cli_fmt_bytes((double)info.bytes, size, sizeof size),
+           cli_fmt_count(info.bytes, bytes, sizeof bytes));
+    printf("generation:  %llu\n", (unsigned long long)info.generation);
+    printf("avg title:   %.1f tokens\n", info.avg_title_len);
+    printf("avg body:    %.1f tokens\n", info.avg_body_len);
+    printf("language:    %s\n", info.language && info.language[0] ? info.language : "-");
+    sahel_index_close(ix);
+    return CLI_EXIT_OK;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+enum { CMD_NONE, CMD_BUILD, CMD_VERIFY, CMD_STATS };
+
+int main(int argc, char **argv) {
+    cli_set_progname("sahelindex");
+    static const struct option longopts[] = {
+        {"index", required_argument, NULL, 'i'},
+        {"force", no_argument, NULL, 'f'},
+        {"memory", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *index_opt = NULL;
+    int force = 0, memory_given = 0;
+    uint64_t memory_mb = 0;
+    int ch;
+    /* One option loop for all commands (options may come before or after
+     * the command word); which option suits which command is checked
+     * below. */
+    while ((ch = getopt_long(argc, argv, "i:fm:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'i':
+            if (optarg[0] == '\0') {
+                cli_error("--index needs a directory");
+                return usage_error();
+            }
+            index_opt = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'm':
+            if (cli_parse_u64(optarg, 1, MEMORY_MAX_MB, &memory_mb) != 0) {
+                cli_error("--memory: '%s' is not a number of MiB between 1 and %llu", optarg,
+                          (unsigned long long)MEMORY_MAX_MB);
+                return usage_error();
+            }
+            memory_given = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        case 'V':
+            printf("sahelindex %s\n", SAHEL_VERSION_STRING);
+            return CLI_EXIT_OK;
+        default:
+            return usage_error();
+        }
+    }
+    argc -= optind;
+    argv += optind;
+    if (argc < 1) {
+        cli_error("no command given");
+        return usage_error();
+    }
+    int cmd = CMD_NONE;
+    if (strcmp(argv[0], "build") == 0) cmd = CMD_BUILD;
+    else if (strcmp(argv[0], "verify") == 0) cmd = CMD_VERIFY;
+    else if (strcmp(argv[0], "stats") == 0) cmd = CMD_STATS;
+    else if (strcmp(argv[0], "help") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (cmd == CMD_NONE) {
+        cli_error("unknown command '%s'", argv[0]);
+        return usage_error();
+    }
+    argc--;
+    argv++;
+    const char *dir = cli_index_dir(index_opt);
+
+    if (cmd == CMD_BUILD) {
+        if (argc < 1) {
+            cli_error("build: no SOURCE given");
+            return usage_error();
+        }
+        return cmd_build(dir, force, memory_given ? memory_mb : 0, argv, argc);
+    }
+    if (force || memory_given) {
+        cli_error("--force and --memory are options of build only");
+        return usage_error();
+    }
+    if (argc > 0) {
+        cli_error("%s takes no arguments, got '%s'", cmd == CMD_VERIFY ? "verify" : "stats",
+                  argv[0]);
+        return usage_error();
+    }
+    return cmd == CMD_VERIFY ? cmd_verify(dir) : cmd_stats(dir);
+}
