@@ -207,11 +207,12 @@ typedef struct sahel_search_opts {
     int explain;         /* 1: keep per-term score parts for sahel_hits_explain */
 } sahel_search_opts;
 
-#define SAHEL_DEFAULT_TITLE_WEIGHT 2.0
+#define SAHEL_DEFAULT_TITLE_WEIGHT 3.0
 
 /* Parse and run `query` (see README, "Query language").  On success *out
  * holds up to k hits in decreasing score order (ties: earlier document
- * first); it may hold none. */
+ * first); it may hold none.  The hits borrow `ix`: free them before
+ * closing it. */
 int sahel_search(sahel_index *ix, const char *query, size_t query_len,
                  const sahel_search_opts *opts, sahel_hits **out,
                  sahel_error *err);
@@ -235,6 +236,12 @@ typedef struct sahel_hit {
     const char *path;   size_t path_len;
     uint64_t line;
 } sahel_hit;
+
+/* Id and score of result i (0-based) without loading the stored article:
+ * the cheap call for result lists (TREC runs).  *id is borrowed from the
+ * index and lives until sahel_index_close. */
+int sahel_hits_id(const sahel_hits *hits, size_t i, const char **id, size_t *id_len,
+                  double *score, sahel_error *err);
 
 /* Fill *hit for result i (0-based); loads the stored article on first use. */
 int sahel_hits_get(sahel_hits *hits, size_t i, sahel_hit *hit, sahel_error *err);

@@ -290,7 +290,17 @@ Test(tokenize, megabyte_token_is_truncated_at_a_character_boundary) {
     cr_expect(valid_utf8((const uint8_t *)c.t[0].term, c.t[0].len));
     cr_expect_eq(c.t[0].end, m);
 
+    /* through the general scanner: apostrophes join every piece */
+    for (size_t i = 0; i + 3 <= n; i += 3) memcpy(s + i, "ab'", 3);
+    c.n = 0;
+    cr_assert_eq(sh_tokenize(s, m - 1, 0, collect, &c, NULL), 0);
+    cr_assert_eq(c.n, 1);
+    cr_expect_eq(c.t[0].len, SH_MAX_TERM_LEN);
+    cr_expect_eq(strspn(c.t[0].term, "ab"), SH_MAX_TERM_LEN);
+    cr_expect_eq(c.t[0].end, m - 1);
+
     /* the same through the analyzer */
+    for (size_t i = 0; i + 3 <= n; i += 3) memcpy(s + i, "\xe0\xb8\x81", 3);
     sh_analyzer *a = analyzer("english");
     c.n = 0;
     cr_assert_eq(sh_analyze(a, s, m, 0, 0, collect, &c, NULL), 0);

@@ -697,8 +697,8 @@ static int index_search(const corpus *c, sahel_index *ix, const char *q,
             break;
         }
         const odoc *d = &c->docs[s[i].doc];
-        if (i == 0 && (h.body_len != d->body.len || memcmp(h.body, sb_str(&d->body), h.body_len) ||
-                       h.title_len != d->title.len ||
+        if (i == 0 && (h.body_len != d->body.len || h.title_len != d->title.len ||
+                       (h.body_len && memcmp(h.body, sb_str(&d->body), h.body_len)) ||
                        (h.title_len && memcmp(h.title, sb_str(&d->title), h.title_len)))) {
             sb_printf(why, "hit 0 (%.*s) does not return the stored title/body it was given",
                       (int)h.id_len, h.id);
@@ -1479,17 +1479,23 @@ Test(oracle, comparator_accepts_tie_permutations_and_rejects_wrong_lists) {
         size_t ngot, k;
         uint64_t total;
     } bad[] = {
-        {"an exact tie out of insertion order", {{0, 3.0}, {2, 2.0}, {1, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 5},
+        {"an exact tie out of insertion order",
+         {{0, 3.0}, {2, 2.0}, {1, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 5},
         {"a lower document at the cut", {{0, 3.0}, {3, 1.0}}, 2, 2, 5},
-        {"non-tied documents swapped", {{3, 1.0}, {1, 2.0}, {2, 2.0}, {0, 3.0}, {4, 0.5}}, 5, 10, 5},
-        {"a score off by 1e-7", {{0, 3.0 * (1 + 1e-7)}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 5},
+        {"non-tied documents swapped",
+         {{3, 1.0}, {1, 2.0}, {2, 2.0}, {0, 3.0}, {4, 0.5}}, 5, 10, 5},
+        {"a score off by 1e-7",
+         {{0, 3.0 * (1 + 1e-7)}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 5},
         {"a wrong total", {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 6},
         {"a hit missing", {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}}, 4, 10, 5},
         {"a duplicate", {{0, 3.0}, {1, 2.0}, {1, 2.0}, {3, 1.0}, {4, 0.5}}, 5, 10, 5},
-        {"a document that does not match", {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {5, 0.5}}, 5, 10, 5},
-        {"a document that does not exist", {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {9, 0.5}}, 5, 10, 5},
+        {"a document that does not match",
+         {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {5, 0.5}}, 5, 10, 5},
+        {"a document that does not exist",
+         {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {9, 0.5}}, 5, 10, 5},
         {"too many hits for k", {{0, 3.0}, {1, 2.0}, {2, 2.0}}, 3, 2, 5},
-        {"right ids, scores of another rank", {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 0.5}, {4, 0.5}}, 5, 10, 5},
+        {"right ids, scores of another rank",
+         {{0, 3.0}, {1, 2.0}, {2, 2.0}, {3, 0.5}, {4, 0.5}}, 5, 10, 5},
     };
     for (size_t i = 0; i < NELEM(bad); i++) {
         e.k = bad[i].k;

@@ -103,8 +103,20 @@ Test(query_parse, words_are_analysed_and_ored) {
 }
 
 Test(query_parse, lower_case_operators_are_words) {
-    expect("war and peace or not", "(bool war and peac or not)");
+    expect("war AND peace", "(bool +war +peac)");
+    expect("war and peace or not", "(bool war peac)");
     expect("And Or Not", "(bool and or not)");
+}
+
+/* Optional top-level stop words go when another word remains; they stay
+ * in phrases, when required, in groups, and when nothing else is left. */
+Test(query_parse, stop_words_dropped_from_ranked_or_only) {
+    expect("the effects of the coup", "(bool effect coup)");
+    expect("\"the who\" concert", "(bool \"the who\" concert)");
+    expect("+the coup", "(bool +the coup)");
+    expect("to be or not to be", "(bool to be or not to be)");
+    expect("title:the coup", "(bool title:the coup)");
+    expect("The", "(bool the)");
 }
 
 Test(query_parse, quoted_phrase_keeps_order_and_positions) {
@@ -173,12 +185,12 @@ Test(query_parse, and_or_not_with_parentheses) {
 }
 
 Test(query_parse, and_binds_tighter_than_juxtaposition_and_or) {
-    expect("a b AND c", "(bool a (bool +b +c))");
-    expect("a AND b c", "(bool (bool +a +b) c)");
-    expect("a AND b OR c", "(bool (bool +a +b) c)");
-    expect("a OR b AND c", "(bool a (bool +b +c))");
-    expect("a AND b AND c", "(bool +a +b +c)");
-    expect("a AND +b", "(bool +a +b)");
+    expect("x y AND z", "(bool x (bool +y +z))");
+    expect("x AND y z", "(bool (bool +x +y) z)");
+    expect("x AND y OR z", "(bool (bool +x +y) z)");
+    expect("x OR y AND z", "(bool x (bool +y +z))");
+    expect("x AND y AND z", "(bool +x +y +z)");
+    expect("x AND +y", "(bool +x +y)");
 }
 
 Test(query_parse, double_negation_requires) {
@@ -326,14 +338,16 @@ Test(query_parse, operators_without_operands) {
     expect_err("Mali NOT", SAHEL_ESYNTAX, "column 6: NOT has nothing on its right");
     expect_err("Mali NOT NOT", SAHEL_ESYNTAX, "column 10: NOT has nothing on its right");
     expect_err("(x NOT) y", SAHEL_ESYNTAX, "column 4: NOT has nothing on its right");
-    expect_err("+", SAHEL_ESYNTAX,
-               "column 1: '+' must be followed directly by a word, a phrase or a parenthesis");
-    expect_err("Mali - Niger", SAHEL_ESYNTAX,
-               "column 6: '-' must be followed directly by a word, a phrase or a parenthesis");
-    expect_err("(Mali +)", SAHEL_ESYNTAX,
-               "column 7: '+' must be followed directly by a word, a phrase or a parenthesis");
-    expect_err("Mali -", SAHEL_ESYNTAX,
-               "column 6: '-' must be followed directly by a word, a phrase or a parenthesis");
+    expect_err("+", SAHEL_ESYNTAX, "column 1: the query has no searchable words");
+}
+
+/* A dash or plus standing alone is punctuation, as in pasted prose
+ * ("lift - drag ratio"): it is dropped, never an operator or an error. */
+Test(query_parse, lone_plus_or_minus_is_punctuation) {
+    expect("Mali - Niger", "(bool mali niger)");
+    expect("(Mali +) x", "(bool mali x)");
+    expect("Mali -", "(bool mali)");
+    expect("-Mali +Niger - x", "(bool -mali +niger x)");
 }
 
 Test(query_parse, empty_parentheses_and_phrases) {

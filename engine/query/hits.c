@@ -161,6 +161,14 @@ int sahel_hits_get(sahel_hits *hits, size_t i, sahel_hit *out, sahel_error *err)
     return 0;
 }
 
+int sahel_hits_id(const sahel_hits *hits, size_t i, const char **id, size_t *id_len,
+                  double *score, sahel_error *err) {
+    if (!hits || i >= hits->n) return sh_err(err, SAHEL_EINVAL, "no hit number %zu", i);
+    const sh_hitref *r = &hits->h[i].ref;
+    if (score) *score = r->score;
+    return sh_segment_doc_id(&hits->ix->segs[r->seg], r->doc, id, id_len, err);
+}
+
 int sahel_hits_explain(sahel_hits *hits, size_t i, const char **text, sahel_error *err) {
     if (!hits || i >= hits->n) return sh_err(err, SAHEL_EINVAL, "no hit number %zu", i);
     if (!hits->explain || !hits->h[i].explain)

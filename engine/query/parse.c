@@ -124,8 +124,9 @@ typedef struct parser {
 
     size_t nnodes; /* nodes alive in the tree being built */
 
-    /* scratch for the analysis of one word, reused word after word so
-     * that parsing costs no allocation per token */
+    /* scratch for the analysis of one word or phrase, reused from word to
+     * word, so that analysing costs no allocation once it has grown; only
+     * the nodes that are kept are allocated */
     wtok *wt;
     size_t nwt, capwt;
     size_t *sel; /* indices into wt, capacity capwt */
@@ -256,13 +257,15 @@ static int lex(parser *p) {
         if (i >= p->len) return push_tok(p, T_EOF, i, 0);
         uint8_t c = p->q[i];
         if (c == '+' || c == '-') {
-            if ((rc = push_tok(p, c == '+' ? T_PLUS : T_MINUS, i, 1))) return rc;
             size_t j = i + 1;
-            if (j >= p->len || p->q[j] == ')' || space_len(p->q + j, p->len - j))
-                return sh_err(p->err, SAHEL_ESYNTAX,
-                              "column %zu: '%c' must be followed directly by a word, "
-                              "a phrase or a parenthesis",
-                              col_of(i), (char)c);
+            if (j >= p->len || p->q[j] == ')' || space_len(p->q + j, p->len - j)) {
+                /* a dash standing alone ("lift - drag", pasted prose) is
+                 * punctuation, not an operator: a word with no token */
+                if ((rc = push_tok(p, T_WORD, i, 1))) return rc;
+                i = j;
+                continue;
+            }
+            if ((rc = push_tok(p, c == '+' ? T_PLUS : T_MINUS, i, 1))) return rc;
             i = j;
             if ((rc = lex_operand(p, &i, true, false))) return rc;
         } else if ((rc = lex_operand(p, &i, true, true))) {
@@ -705,6 +708,53 @@ static int check_excludes(parser *p, const sh_qnode *n, bool root) {
     return 0;
 }
 
+/* English function words that carry no topic: Lucene's classic English
+ * stop set (EnglishAnalyzer).  They stay in the index (phrases need them)
+ * but a plain, optional query word that is one of them is dropped from the
+ * top level of a ranked-OR query, as long as some other word remains, so
+ * that "the effects of the coup" ranks on effects and coup and snippets
+ * do not light up every "the". */
+static const char *const stop_en[] = {
+    "a",    "an",    "and",   "are",  "as",   "at",    "be",   "but",  "by",
+    "for",  "if",    "in",    "into", "is",   "it",    "no",   "not",  "of",
+    "on",   "or",    "such",  "that", "the",  "their", "then", "there", "these",
+    "they", "this",  "to",    "was",  "will", "with"};
+
+static bool is_stop(const sh_qnode *n) {
+    if (n->kind != SH_Q_TERM || n->field != SH_FIELD_ANY || !n->surface) return false;
+    size_t len = strlen(n->surface);
+    if (len > 5) return false;
+    char low[6];
+    for (size_t i = 0; i < len; i++) {
+        char c = n->surface[i];
+        low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    low[len] = '\0';
+    for (size_t i = 0; i < sizeof stop_en / sizeof stop_en[0]; i++)
+        if (strcmp(low, stop_en[i]) == 0) return true;
+    return false;
+}
+
+static void drop_stopwords(parser *p, sh_qnode *root) {
+    if (strcmp(sh_analyzer_lang(p->a), "english") != 0) return;
+    size_t keep = 0;
+    for (size_t i = 0; i < root->nkids; i++)
+        if (root->occur[i] != SH_OCCUR_MUST_NOT &&
+            !(root->occur[i] == SH_OCCUR_SHOULD && is_stop(root->kids[i])))
+            keep++;
+    if (keep == 0) return; /* "to be or not to be": search for it as typed */
+    size_t n = 0;
+    for (size_t i = 0; i < root->nkids; i++) {
+        if (root->occur[i] == SH_OCCUR_SHOULD && is_stop(root->kids[i])) {
+            node_drop(p, root->kids[i]);
+            continue;
+        }
+        root->kids[n] = root->kids[i];
+        root->occur[n++] = root->occur[i];
+    }
+    root->nkids = n;
+}
+
 int sh_query_parse(sh_analyzer *a, const char *q, size_t len, sh_qnode **out,
                    sahel_error *err) {
     if (!out) return sh_err(err, SAHEL_EINVAL, "sh_query_parse: no output pointer");
@@ -723,6 +773,7 @@ int sh_query_parse(sh_analyzer *a, const char *q, size_t len, sh_qnode **out,
         rc = sh_err(err, SAHEL_ESYNTAX, "column %zu: unexpected ')'", col_of(peek(&p)->off));
         goto done;
     }
+    drop_stopwords(&p, root);
     if (root->nkids == 1 && root->kids[0]->kind == SH_Q_BOOL &&
         root->occur[0] != SH_OCCUR_MUST_NOT) {
         sh_qnode *only = root->kids[0];

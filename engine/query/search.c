@@ -135,6 +135,7 @@ static int oom(sh_plan *pl) { return sh_err(pl->err, SAHEL_ENOMEM, "out of memor
 /* Every distinct indexed term that starts with prefix, in byte order. */
 static int expand_prefix(sh_plan *pl, const sh_qnode *q, sh_pnode *b, int positive) {
     size_t n = 0;
+    uint32_t mark = ++pl->nmarks;
     for (size_t i = 0; i < pl->ix->nsegs; i++) {
         const sh_segment *seg = &pl->ix->segs[i];
         for (uint32_t t = sh_segment_lower_bound(seg, q->text, q->len); t < seg->nterms; t++) {
@@ -143,10 +144,10 @@ static int expand_prefix(sh_plan *pl, const sh_qnode *q, sh_pnode *b, int positi
             int rc = sh_segment_term(seg, t, &s, &len, NULL, pl->err);
             if (rc) return rc;
             if (len < q->len || memcmp(s, q->text, q->len) != 0) break;
-            size_t before = pl->nterms;
             uint32_t tid;
             if ((rc = qterm_get(pl, s, len, positive, &tid))) return rc == SAHEL_ENOMEM ? oom(pl) : rc;
-            if (pl->nterms == before) continue; /* seen in an earlier segment */
+            if (pl->terms[tid].mark == mark) continue; /* seen in an earlier segment */
+            pl->terms[tid].mark = mark;
             if (++n > SH_PREFIX_MAX_TERMS)
                 return sh_err(pl->err, SAHEL_ETOOBIG,
                               "column %u: %s* matches more than %d terms; make the prefix longer",

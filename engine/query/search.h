@@ -16,6 +16,7 @@ typedef struct sh_qterm {
     uint64_t df;   /* documents holding it, over every segment */
     double idf;
     int positive;  /* appears outside any exclusion: highlight it */
+    uint32_t mark; /* last prefix expansion that took it (dedupe over segments) */
 } sh_qterm;
 
 /* The query with prefixes expanded and terms resolved.  PREFIX nodes have
@@ -42,6 +43,7 @@ typedef struct sh_plan {
     size_t nterms, cap_terms;
     uint32_t *slots; /* hash table over terms: index + 1 */
     size_t tcap;
+    uint32_t nmarks; /* prefix expansions made so far */
 } sh_plan;
 
 typedef struct sh_hitref {
