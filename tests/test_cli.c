@@ -294,6 +294,16 @@ Test(cli, query_words_given_as_separate_arguments_are_joined) {
     cr_assert_str_eq(one.out, three.out);
     sh_test_run_free(&one);
     sh_test_run_free(&three);
+
+    /* a query that starts with '-' is an option unless -- comes first */
+    run_tool(&one, NULL, NULL, "sahelsearch", "--index", index, "-coup", "mali", NULL);
+    cr_assert_eq(one.status, 2);
+    cr_assert(contains(one.err, "sahelsearch: unknown option -c"), "stderr:\n%s", one.err);
+    cr_assert(contains(one.err, "--"), "no hint:\n%s", one.err);
+    sh_test_run_free(&one);
+    run_tool(&one, NULL, NULL, "sahelsearch", "--index", index, "--", "-coup", "mali", NULL);
+    cr_assert_eq(one.status, 0, "stderr:\n%s", one.err);
+    sh_test_run_free(&one);
 }
 
 Test(cli, json_lines_are_valid_objects_with_the_documented_keys) {
@@ -408,6 +418,48 @@ Test(cli, malformed_query_exits_2_and_points_at_the_column) {
     cr_assert(contains(r.err, "  \"unclosed\n"), "query not echoed:\n%s", r.err);
     cr_assert(contains(r.err, "^"), "no caret:\n%s", r.err);
     cr_assert_eq(r.out_len, 0);
+    sh_test_run_free(&r);
+
+    /* the caret stands under the parenthesis that is never closed */
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "mali AND (niger OR", NULL);
+    cr_assert_eq(r.status, 2, "stderr:\n%s", r.err);
+    cr_assert(contains(r.err, "query error: column 10:"), "stderr:\n%s", r.err);
+    cr_assert(contains(r.err, "\n  mali AND (niger OR\n           ^\n"), "stderr:\n%s", r.err);
+    sh_test_run_free(&r);
+}
+
+Test(cli, article_text_is_escaped_in_json_and_defanged_on_a_terminal) {
+    char dir[512], src[600], index[600];
+    scratch("escaping", dir, sizeof dir);
+    path_in(src, sizeof src, dir, "odd.jsonl");
+    path_in(index, sizeof index, dir, "idx");
+    /* a title with quotes, a backslash and a TAB; a body with an escape
+     * sequence that would turn a terminal red, and a C1 CSI (U+009B) */
+    static const char jsonl[] =
+        "{\"id\":\"odd\\\"id\",\"title\":\"Say \\\"hi\\\"\\tback\\\\slash\","
+        "\"text\":\"A \\u001b[31mred alert\\u001b[0m and a \\u009b2J harmattan warning.\"}\n";
+    cr_assert_eq(sh_test_write_file(src, jsonl, sizeof jsonl - 1), 0);
+    build(index, src);
+
+    sh_test_run r;
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "--json", "harmattan", NULL);
+    cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+    cr_assert_eq(count_lines(r.out), 1);
+    cr_assert(json_object_ok(r.out, r.out_len - 1), "not JSON: %s", r.out);
+    cr_assert(contains(r.out, "\"id\":\"odd\\\"id\""), "%s", r.out);
+    cr_assert(contains(r.out, "\"title\":\"Say \\\"hi\\\"\\u0009back\\\\slash\""), "%s", r.out);
+    /* the snippet is display text: controls became spaces */
+    cr_assert(contains(r.out, "\"snippet\":\"A [31mred alert [0m and"), "%s", r.out);
+    cr_assert(!contains(r.out, "\033"), "raw ESC in JSON: %s", r.out);
+    cr_assert(contains(r.out, "\xc2\xabharmattan\xc2\xbb"), "%s", r.out);
+    sh_test_run_free(&r);
+
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "harmattan", NULL);
+    cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+    cr_assert(!contains(r.out, "\033"), "ESC reached the output:\n%s", r.out);
+    cr_assert(!contains(r.out, "\xc2\x9b"), "CSI reached the output:\n%s", r.out);
+    cr_assert(!contains(r.out, "\t"), "TAB in the output:\n%s", r.out);
+    cr_assert(contains(r.out, "Say \"hi\" back\\slash"), "%s", r.out);
     sh_test_run_free(&r);
 }
 
@@ -577,6 +629,19 @@ Test(cli, all_sources_missing_fails_and_writes_nothing) {
     run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "pact", NULL);
     cr_assert_eq(r.status, 2, "an index was committed");
     sh_test_run_free(&r);
+
+    /* sources that are there but hold no article: nothing is committed
+     * either, so a good index is never replaced by an empty one */
+    build(index, CORPUS);
+    run_tool(&r, NULL, NULL, "sahelindex", "build", "--force", "--index", index,
+             BAD_FIXTURES "/empty.txt", NULL);
+    cr_assert_eq(r.status, 2, "stdout:\n%s", r.out);
+    cr_assert(contains(r.err, "empty.txt: empty file"), "stderr:\n%s", r.err);
+    cr_assert(contains(r.err, "nothing was committed"), "stderr:\n%s", r.err);
+    sh_test_run_free(&r);
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, PACT_QUERY, NULL);
+    cr_assert_eq(r.status, 0, "the old index was lost:\n%s", r.err);
+    sh_test_run_free(&r);
 }
 
 Test(cli, unreadable_file_is_a_warning_and_the_build_goes_on) {
@@ -605,6 +670,72 @@ Test(cli, unreadable_file_is_a_warning_and_the_build_goes_on) {
     cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
     sh_test_run_free(&r);
     chmod(secret, 0600);
+}
+
+/* tests/fixtures/bad/README.md lists what indexing that folder must say. */
+Test(cli, bad_fixtures_give_one_warning_each_and_good_articles_stay_searchable) {
+    char dir[512], index[600];
+    scratch("badfixtures", dir, sizeof dir);
+    path_in(index, sizeof index, dir, "idx");
+
+    sh_test_run r;
+    run_tool(&r, NULL, NULL, "sahelindex", "build", "--index", index, BAD_FIXTURES, NULL);
+    cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+    static const char *const warnings[] = {
+        "/binary.txt: binary file",
+        "/blank.txt: empty file",
+        "/broken.jsonl:2: invalid JSON at column 46",
+        "/broken.jsonl:3: missing text field",
+        "/broken.jsonl:4: duplicate id b1",
+        "/empty.txt: empty file",
+        "/invalid_utf8.txt: invalid UTF-8 at byte offset 145",
+        "/twins.jsonl:1: duplicate id twin",
+        NULL,
+    };
+    size_t nwarn = 0;
+    for (; warnings[nwarn]; nwarn++) {
+        char want[256];
+        snprintf(want, sizeof want, "sahelindex: warning: %s%s", BAD_FIXTURES, warnings[nwarn]);
+        cr_assert(contains(r.err, want), "missing \"%s\" in:\n%s", want, r.err);
+    }
+    cr_assert_eq(count_lines(r.err), nwarn, "one line per warning:\n%s", r.err);
+    cr_assert(contains(r.out, "indexed 5 articles from 7 files (8 warnings, 7 skipped, "
+                              "1 repaired, 2 duplicates, 1 file ignored)"),
+              "summary: %s", r.out);
+    sh_test_run_free(&r);
+
+    static const struct {
+        const char *query, *id;
+    } good[] = {
+        {"airspace", "b1"},        {"ouagadougou", "b5"}, {"curfew", "invalid_utf8"},
+        {"liptako", "twin"},       {"numeric", "42"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "--json", "-n", "1",
+                 good[i].query, NULL);
+        cr_assert_eq(r.status, 0, "%s: stderr:\n%s", good[i].query, r.err);
+        char want[64];
+        snprintf(want, sizeof want, "{\"rank\":1,\"id\":\"%s\",", good[i].id);
+        cr_assert_eq(strncmp(r.out, want, strlen(want)), 0, "%s:\n%s", good[i].query, r.out);
+        sh_test_run_free(&r);
+    }
+
+    /* an article of a .jsonl file is shown with its line, date and source */
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "airspace", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert(contains(r.out, "    2023-08-06 \xc2\xb7 RFI \xc2\xb7 " BAD_FIXTURES
+                              "/broken.jsonl:1\n"),
+              "metadata line:\n%s", r.out);
+    sh_test_run_free(&r);
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "--json", "ouagadougou", NULL);
+    cr_assert(contains(r.out, "\"path\":\"" BAD_FIXTURES "/broken.jsonl\",\"line\":5,"), "%s",
+              r.out);
+    sh_test_run_free(&r);
+
+    /* the lines skipped are not in the index */
+    run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "\"line cut short\"", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    sh_test_run_free(&r);
 }
 
 /* ---- verify, stats, damage ---------------------------------------------- */

@@ -7,6 +7,7 @@
  * reaches a terminal, so an article cannot send escape sequences to it.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,7 @@ void cli_buf_put_json(cli_buf *b, const char *s, size_t len) {
 /* ---- diagnostics -------------------------------------------------------- */
 
 /* Format, make safe for a terminal, and print one diagnostic line. */
-static void vdiag(const char *label, const char *fmt, va_list ap) {
+static CLI_PRINTF(2, 0) void vdiag(const char *label, const char *fmt, va_list ap) {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     cli_buf b = {0};
@@ -234,6 +235,15 @@ void cli_report(const char *what, const sahel_error *err, int code) {
     const char *msg = err && err->msg[0] ? err->msg : sahel_strerror(code);
     if (what) cli_error("%s: %s", what, msg);
     else cli_error("%s", msg);
+}
+
+void cli_option_error(int ch, char *const *argv) {
+    /* getopt leaves optind past the word it failed on, except inside a
+     * cluster of short options ("-xyz"), where optopt names the letter */
+    const char *word = optind > 0 ? argv[optind - 1] : "";
+    if (ch == ':') cli_error("option %s needs a value", word);
+    else if (optopt > 0 && optopt < 128 && optopt != '?') cli_error("unknown option -%c", optopt);
+    else cli_error("unknown option %s", word);
 }
 
 /* ---- terminals ---------------------------------------------------------- */

@@ -43,6 +43,11 @@ void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
  * is empty; `what` (may be NULL) is put in front, e.g. "query error". */
 void cli_report(const char *what, const sahel_error *err, int code);
 
+/* After getopt_long (run with a ':' first in its short options, and
+ * opterr = 0) returned ch '?' or ':': say which option was unknown or
+ * lacks its value, naming it as the user wrote it. */
+void cli_option_error(int ch, char *const *argv);
+
 /* 1 when fd is a terminal. */
 int cli_isatty(int fd);
 /* 1 when output on fd may use ANSI styles: fd is a terminal, NO_COLOR is

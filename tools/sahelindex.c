@@ -31,17 +31,24 @@
  * the multiplication below from overflowing. */
 #define MEMORY_MAX_MB (1024ULL * 1024ULL)
 
+static void synopsis(FILE *f) {
+    fputs("usage: sahelindex build [--index DIR] [--force] [--memory MB] SOURCE...\n"
+          "       sahelindex verify [--index DIR]\n"
+          "       sahelindex stats [--index DIR]\n"
+          "       sahelindex --help | --version\n",
+          f);
+}
+
 static void usage(FILE *f) {
+    synopsis(f);
     fprintf(f,
-            "usage: sahelindex build [--index DIR] [--force] [--memory MB] SOURCE...\n"
-            "       sahelindex verify [--index DIR]\n"
-            "       sahelindex stats [--index DIR]\n"
-            "       sahelindex --help | --version\n"
             "\n"
             "Commands:\n"
             "  build     index the articles in each SOURCE: a .txt file (one article,\n"
-            "            title on the first line), a .jsonl file (one article per line)\n"
-            "            or a folder searched recursively for both\n"
+            "            title on the first line, id from the file name), a .jsonl\n"
+            "            file (one JSON object per line with id and text, and maybe\n"
+            "            title, date, source, url, lang) or a folder searched\n"
+            "            recursively for both\n"
             "  verify    check every checksum and structure of every index file\n"
             "  stats     print what the index holds\n"
             "\n"
@@ -60,8 +67,11 @@ static void usage(FILE *f) {
             CLI_INDEX_ENV, CLI_DEFAULT_INDEX);
 }
 
+/* A usage error: the synopsis only, as OpenBSD's tools do; --help has the
+ * rest. */
 static int usage_error(void) {
-    usage(stderr);
+    synopsis(stderr);
+    fputs("Try 'sahelindex --help' for more information.\n", stderr);
     return CLI_EXIT_ERROR;
 }
 
@@ -72,7 +82,7 @@ struct build_ctx {
     int drawn;           /* a progress line is on the screen */
     double last_draw;    /* cli_now() of the last redraw */
     uint64_t base_bytes; /* bytes of the sources already done */
-    uint64_t base_docs;  /* articles of the sources already done */
+    int source, nsources; /* which SOURCE is being read (1-based), of how many */
 };
 
 static void progress_clear(struct build_ctx *c) {
@@ -95,16 +105,18 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t ndocs
     int finished = total > 0 && done >= total;
     if (c->drawn && !finished && now - c->last_draw < PROGRESS_INTERVAL) return;
     c->last_draw = now;
-    char mb[32], docs[32];
+    /* bytes are counted per SOURCE (each call of sahel_ingest has its own
+     * total), articles over the whole build (the statistics accumulate) */
+    char mb[32], docs[32], which[48] = "";
     cli_fmt_bytes((double)(c->base_bytes + done), mb, sizeof mb);
-    cli_fmt_count(c->base_docs + ndocs, docs, sizeof docs);
+    cli_fmt_count(ndocs, docs, sizeof docs);
+    if (c->nsources > 1) snprintf(which, sizeof which, "[%d/%d] ", c->source, c->nsources);
+    fprintf(stderr, "\r\033[K%s: %s", cli_progname(), which);
     if (total > 0) {
         double pct = 100.0 * (double)done / (double)total;
-        if (pct > 100.0) pct = 100.0;
-        fprintf(stderr, "\r\033[K%s: %3.0f%%  %s  %s articles", cli_progname(), pct, mb, docs);
-    } else {
-        fprintf(stderr, "\r\033[K%s: %s  %s articles", cli_progname(), mb, docs);
+        fprintf(stderr, "%3.0f%%  ", pct > 100.0 ? 100.0 : pct);
     }
+    fprintf(stderr, "%s  %s article%s", mb, docs, ndocs == 1 ? "" : "s");
     fflush(stderr);
     c->drawn = 1;
 }
@@ -132,7 +144,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
         return CLI_EXIT_ERROR;
     }
 
-    struct build_ctx ctx = {.tty = cli_isatty(STDERR_FILENO)};
+    struct build_ctx ctx = {.tty = cli_isatty(STDERR_FILENO), .nsources = nsources};
     sahel_ingest_opts iopts = {.warn = on_warn, .progress = on_progress, .ctx = &ctx};
     sahel_ingest_stats st = {0};
     uint64_t bad_sources = 0;
@@ -148,8 +160,8 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
             bad_sources++;
             continue;
         }
-        ctx.base_docs = st.articles;
         ctx.base_bytes = st.bytes;
+        ctx.source = i + 1;
         rc = sahel_ingest(w, src, &iopts, &st, &err);
         if (rc == SAHEL_EINVAL) {
             /* the library refused this source (not a .txt, .jsonl or
@@ -163,7 +175,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
         if (rc < 0) {
             progress_clear(&ctx);
             cli_report(NULL, &err, rc);
-            cli_error("build failed: nothing was written to %s", dir);
+            cli_error("build failed: nothing was committed; the index in %s, if any, is unchanged", dir);
             sahel_writer_close(w);
             return CLI_EXIT_ERROR;
         }
@@ -171,7 +183,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
     }
     progress_clear(&ctx);
     if (nread == 0) {
-        cli_error("no source could be read: nothing was written to %s", dir);
+        cli_error("no source could be read: nothing was committed to %s", dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
@@ -179,7 +191,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
      * one; an empty folder, without a warning, may well mean an empty
      * index. */
     if (st.articles == 0 && st.warnings + bad_sources > 0) {
-        cli_error("no article could be read: nothing was written to %s", dir);
+        cli_error("no article could be read: nothing was committed to %s", dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
@@ -187,7 +199,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
     rc = sahel_writer_commit(w, &err);
     if (rc < 0) {
         report_write_error(&err, rc, dir);
-        cli_error("build failed: the previous index in %s, if any, is unchanged", dir);
+        cli_error("build failed: nothing was committed; the index in %s, if any, is unchanged", dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
@@ -284,7 +296,8 @@ int main(int argc, char **argv) {
     /* One option loop for all commands (options may come before or after
      * the command word); which option suits which command is checked
      * below. */
-    while ((ch = getopt_long(argc, argv, "i:fm:hV", longopts, NULL)) != -1) {
+    opterr = 0; /* our own messages, with the program's name */
+    while ((ch = getopt_long(argc, argv, ":i:fm:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i':
             if (optarg[0] == '\0') {
@@ -311,6 +324,7 @@ int main(int argc, char **argv) {
             printf("sahelindex %s\n", SAHEL_VERSION_STRING);
             return CLI_EXIT_OK;
         default:
+            cli_option_error(ch, argv);
             return usage_error();
         }
     }

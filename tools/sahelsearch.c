@@ -52,28 +52,35 @@ enum {
     OPT_TAG,
 };
 
+static void synopsis(FILE *f) {
+    fputs("usage: sahelsearch [--index DIR] [-n N] [--json] [--explain]\n"
+          "                   [--title-weight W] QUERY...\n"
+          "       sahelsearch [--index DIR] --queries FILE [--trec] [-n N] [--tag TAG]\n"
+          "                   [--title-weight W]\n"
+          "       sahelsearch --help | --version\n",
+          f);
+}
+
 static void usage(FILE *f) {
+    synopsis(f);
     fprintf(f,
-            "usage: sahelsearch [--index DIR] [-n N] [--json] [--explain]\n"
-            "                   [--title-weight W] QUERY...\n"
-            "       sahelsearch [--index DIR] --queries FILE [--trec] [-n N] [--tag TAG]\n"
-            "                   [--title-weight W]\n"
-            "       sahelsearch --help | --version\n"
             "\n"
             "Search the index for QUERY (several arguments are joined with spaces) and\n"
             "print the best hits, best first, each with a snippet of the article in\n"
             "which the words of the query are highlighted.\n"
             "\n"
             "Query language:\n"
-            "  pact treaty      either word; articles with more of them rank higher\n"
-            "  mali AND niger   both words              +word   the word must occur\n"
-            "  NOT coup, -coup  the word must not occur\n"
-            "  \"defense pact\"    the words in this order, next to each other\n"
-            "  junt*            words that start with \"junt\"\n"
-            "  title:niger      the word in the title (body: for the text)\n"
-            "  (a OR b) AND c   grouping; AND, OR and NOT must be upper case\n"
-            "  Words are matched as in the articles: case, accents and endings\n"
-            "  (defense, defenses) do not matter.\n"
+            "  pact treaty       either word; articles with more of them rank higher\n"
+            "  mali AND niger    both words (AND, OR and NOT are upper case)\n"
+            "  +mali niger       mali must occur, niger adds to the score\n"
+            "  NOT coup, -coup   the word must not occur\n"
+            "  \"defense pact\"    the words next to each other, in this order\n"
+            "  junt*             words that start with \"junt\"\n"
+            "  title:niger       the word in the title (body: in the text)\n"
+            "  (a OR b) AND c    grouping\n"
+            "Words match as they do in the articles: case, accents and endings\n"
+            "(defense, defenses) do not matter.  Put -- before a QUERY that starts\n"
+            "with -: sahelsearch -- -coup mali\n"
             "\n"
             "Options:\n"
             "  -i, --index DIR       the index directory (default: $%s if set,\n"
@@ -100,8 +107,11 @@ static void usage(FILE *f) {
             SAHEL_DEFAULT_TITLE_WEIGHT);
 }
 
+/* A usage error: the synopsis only, as OpenBSD's tools do; --help has the
+ * rest. */
 static int usage_error(void) {
-    usage(stderr);
+    synopsis(stderr);
+    fputs("Try 'sahelsearch --help' for more information.\n", stderr);
     return CLI_EXIT_ERROR;
 }
 
@@ -418,10 +428,14 @@ static int search_batch(sahel_index *ix, const char *dir, const char *file,
         }
         size_t n = sahel_hits_count(hits);
         for (size_t i = 0; i < n; i++) {
-            sahel_hit h;
-            rc = sahel_hits_get(hits, i, &h, &err);
+            const char *id;
+            size_t id_len;
+            double score;
+            /* ids come from the index directly: a run never needs the
+             * stored articles */
+            rc = sahel_hits_id(hits, i, &id, &id_len, &score, &err);
             if (rc < 0) break;
-            if (h.id_len == 0 || has_blank(h.id, h.id_len) || memchr(h.id, '\0', h.id_len)) {
+            if (id_len == 0 || has_blank(id, id_len) || memchr(id, '\0', id_len)) {
                 /* a TREC run is split on white space: such an id would
                  * shift every column after it */
                 cli_warn("query %s: article id with white space cannot be written in a "
@@ -430,7 +444,7 @@ static int search_batch(sahel_index *ix, const char *dir, const char *file,
                 warnings++;
                 continue;
             }
-            printf("%s Q0 %.*s %zu %.6f %s\n", line, (int)h.id_len, h.id, i + 1, h.score, tag);
+            printf("%s Q0 %.*s %zu %.6f %s\n", line, (int)id_len, id, i + 1, score, tag);
         }
         sahel_hits_free(hits);
         if (rc < 0) {
@@ -490,7 +504,8 @@ int main(int argc, char **argv) {
     uint64_t limit = 0;
     double title_weight = 0.0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "i:n:hV", longopts, NULL)) != -1) {
+    opterr = 0; /* our own messages, with the program's name */
+    while ((ch = getopt_long(argc, argv, ":i:n:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i':
             if (optarg[0] == '\0') {
@@ -544,6 +559,9 @@ int main(int argc, char **argv) {
             printf("sahelsearch %s\n", SAHEL_VERSION_STRING);
             return CLI_EXIT_OK;
         default:
+            cli_option_error(ch, argv);
+            if (ch == '?' && optopt > 0 && optopt < 128)
+                cli_error("hint: put -- before a QUERY that starts with '-'");
             return usage_error();
         }
     }
