@@ -5,9 +5,9 @@
  * A record (one article) is nine values, in this order:
  *   id, title, body, date, source, url, lang, path   LEB128 length + bytes
  *   line                                             LEB128
- * Records are gathered, in doc order, into blocks of about SH_STORE_BLOCK
- * bytes (a record never spans blocks; one larger than the block size is a
- * block of its own).  Each block is one zstd frame (level 3, with zstd's
+ * Records are gathered, in doc order, into blocks: a block is closed as
+ * soon as it reaches SH_STORE_BLOCK bytes, so a record never spans blocks
+ * and a block holds at most one record past that size.  Each block is one zstd frame (level 3, with zstd's
  * content checksum and content size), the frames concatenated in SEC_STORE;
  * SEC_STOREIDX gives each frame's offset and first doc (see segment.c).
  * Fetching doc d decompresses one block and walks its records.
@@ -129,7 +129,8 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
                  sh_stored *out, sahel_error *err) {
     const sh_section *ix = &seg->sec[SH_SEC_STOREIDX];
     uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
-    if (doc >= seg->ndocs) return store_damaged(seg, ix->off, "asked for a missing document", err);
+    if (doc >= seg->ndocs || nblocks == 0)
+        return store_damaged(seg, ix->off, "asked for a missing document", err);
     /* last block whose first doc <= doc */
     uint32_t lo = 0, hi = nblocks;
     while (hi - lo > 1) {
@@ -139,9 +140,9 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
         else
             hi = mid;
     }
-    uint32_t first = nblocks ? sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8) : 0;
+    uint32_t first = sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8);
     uint32_t next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
-    if (nblocks == 0 || first > doc || next <= doc)
+    if (first > doc || next <= doc)
         return store_damaged(seg, ix->off, "index does not cover the document", err);
     int rc;
     if (*cached_block != lo) {

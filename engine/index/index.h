@@ -138,8 +138,8 @@ struct sh_segment {
 
 /* Map and check a segment file: magic, version, footer and section-table
  * checksums, every section inside the file, the sizes of the fixed-width
- * sections, and the checksums of the small sections (meta, dictionary,
- * lengths, ids).  The large streams are checked by sh_segment_verify. */
+ * sections, the checksums of META and DOCLENS, and every checksum when the
+ * file is at most 8 MiB.  sh_segment_verify checks everything. */
 int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_error *err);
 void sh_segment_close(sh_segment *seg);
 int sh_segment_verify(const sh_segment *seg, sahel_error *err);

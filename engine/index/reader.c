@@ -39,6 +39,14 @@ int sahel_index_open(const char *dir, sahel_index **out, sahel_error *err) {
                         s->path, s->ndocs, ix->man.segs[i].ndocs);
             goto fail;
         }
+        if (ix->man.segs[i].del_gen != 0) {
+            /* deletions come with incremental updates; a reader that
+             * ignored them would show deleted articles */
+            rc = sh_err(err, SAHEL_EVERSION,
+                        "%s: segment has deleted articles, which this version cannot read",
+                        s->path);
+            goto fail;
+        }
         if (strcmp(s->lang, ix->man.lang) != 0) {
             rc = sh_err(err, SAHEL_ECORRUPT,
                         "%s: index is damaged: segment analysed as '%s', the index as '%s'",

@@ -343,12 +343,14 @@ void sh_segment_close(sh_segment *seg) {
 
 int sh_segment_term(const sh_segment *seg, uint32_t idx, const char **term, size_t *len,
                     sh_terminfo *ti, sahel_error *err) {
+    if (idx >= seg->nterms)
+        return damaged(seg, seg->sec[SH_SEC_TERMIDX].off, "term number out of range", err);
     const uint8_t *r = seg->sec[SH_SEC_TERMIDX].p + (size_t)idx * SH_TERMREC;
     const uint8_t *n = r + SH_TERMREC;
     uint64_t po = sh_load_u64(r), po2 = sh_load_u64(n);
     uint64_t xo = sh_load_u64(r + 8), xo2 = sh_load_u64(n + 8);
     uint32_t so = sh_load_u32(r + 16), so2 = sh_load_u32(n + 16);
-    if (idx >= seg->nterms || po > po2 || po2 > seg->sec[SH_SEC_POSTINGS].len || xo > xo2 ||
+    if (po > po2 || po2 > seg->sec[SH_SEC_POSTINGS].len || xo > xo2 ||
         xo2 > seg->sec[SH_SEC_POSITIONS].len || so > so2 || so2 > seg->sec[SH_SEC_TERMS].len)
         return damaged(seg, seg->sec[SH_SEC_TERMIDX].off + (uint64_t)idx * SH_TERMREC,
                        "bad term index record", err);
@@ -423,6 +425,59 @@ int sh_segment_doc_id(const sh_segment *seg, uint32_t doc, const char **id, size
     return 0;
 }
 
+/* One term's postings decoded end to end, positions included: the count
+ * matches df, every doc's positions decode inside the term's range, and
+ * nothing follows the last block. */
+static int verify_postings(const sh_segment *seg, const sh_terminfo *ti, sh_buf *scratch,
+                           sahel_error *err) {
+    sh_postings pc;
+    int rc = sh_postings_init(&pc, seg, ti, err);
+    if (rc) return rc;
+    uint32_t n = 0;
+    for (;;) {
+        if ((rc = sh_postings_next(&pc))) return rc;
+        if (pc.doc == SH_NO_DOC) break;
+        n++;
+        size_t need = ((size_t)sh_postings_tft(&pc) + sh_postings_tfb(&pc)) * sizeof(uint32_t);
+        scratch->len = 0;
+        if (sh_buf_reserve(scratch, need))
+            return sh_err(err, SAHEL_ENOMEM, "out of memory verifying %s", seg->path);
+        uint32_t *t = (uint32_t *)(void *)scratch->p;
+        if ((rc = sh_postings_positions(&pc, t, t + sh_postings_tft(&pc)))) return rc;
+    }
+    uint64_t at = seg->sec[SH_SEC_POSTINGS].off + ti->post_off;
+    if (n != ti->df)
+        return damaged(seg, at, "postings count differs from document frequency", err);
+    if (pc.next_block != pc.end) return damaged(seg, at, "bytes after a term's last block", err);
+    return 0;
+}
+
+/* IDSORT is a permutation of the documents, in id order. */
+static int verify_ids(const sh_segment *seg, sahel_error *err) {
+    uint8_t *seen = sh_calloc(seg->ndocs ? seg->ndocs : 1, 1);
+    if (!seen) return sh_err(err, SAHEL_ENOMEM, "out of memory verifying %s", seg->path);
+    int rc = 0;
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    for (uint32_t i = 0; i < seg->ndocs && !rc; i++) {
+        uint64_t at = seg->sec[SH_SEC_IDSORT].off + (uint64_t)i * 4;
+        uint32_t d = sh_load_u32(seg->sec[SH_SEC_IDSORT].p + (size_t)i * 4);
+        const char *id;
+        size_t len;
+        if (d >= seg->ndocs || seen[d])
+            rc = damaged(seg, at, "id order is not a permutation of the documents", err);
+        else if (!(rc = sh_segment_doc_id(seg, d, &id, &len, err))) {
+            if (prev && cmp_bytes(prev, prev_len, id, len) >= 0)
+                rc = damaged(seg, at, "ids out of order", err);
+            seen[d] = 1;
+            prev = id;
+            prev_len = len;
+        }
+    }
+    sh_free(seen);
+    return rc;
+}
+
 /* Everything the open-time checks leave out: all checksums, the order and
  * ranges of the dictionary, every term's postings decoded end to end, the
  * ids and their order, every stored block. */
@@ -432,34 +487,22 @@ int sh_segment_verify(const sh_segment *seg, sahel_error *err) {
         if ((rc = check_sum(seg, id, err))) return rc;
     const char *prev = NULL;
     size_t prev_len = 0;
+    sh_buf scratch = {0};
     for (uint32_t i = 0; i < seg->nterms; i++) {
         const char *t;
         size_t tl;
         sh_terminfo ti;
-        if ((rc = sh_segment_term(seg, i, &t, &tl, &ti, err))) return rc;
-        if (prev && cmp_bytes(prev, prev_len, t, tl) >= 0)
-            return damaged(seg, seg->sec[SH_SEC_TERMS].off, "terms out of order", err);
+        if ((rc = sh_segment_term(seg, i, &t, &tl, &ti, err))) break;
+        if (prev && cmp_bytes(prev, prev_len, t, tl) >= 0) {
+            rc = damaged(seg, seg->sec[SH_SEC_TERMS].off, "terms out of order", err);
+            break;
+        }
         prev = t;
         prev_len = tl;
-        sh_postings pc;
-        if ((rc = sh_postings_init(&pc, seg, &ti, err))) return rc;
-        uint32_t n = 0;
-        for (;;) {
-            if ((rc = sh_postings_next(&pc))) return rc;
-            if (pc.doc == SH_NO_DOC) break;
-            n++;
-        }
-        if (n != ti.df) return damaged(seg, seg->sec[SH_SEC_POSTINGS].off + ti.post_off,
-                                       "postings count differs from document frequency", err);
+        if ((rc = verify_postings(seg, &ti, &scratch, err))) break;
     }
-    for (uint32_t d = 0; d < seg->ndocs; d++) {
-        const char *id;
-        size_t len;
-        if ((rc = sh_segment_doc_id(seg, d, &id, &len, err))) return rc;
-        uint32_t sd = sh_load_u32(seg->sec[SH_SEC_IDSORT].p + (size_t)d * 4);
-        if (sd >= seg->ndocs)
-            return damaged(seg, seg->sec[SH_SEC_IDSORT].off + (uint64_t)d * 4,
-                           "id order names a missing document", err);
-    }
+    if (!rc) rc = verify_ids(seg, err);
+    sh_buf_free(&scratch);
+    if (rc) return rc;
     return sh_store_verify(seg, err);
 }

@@ -1,6 +1,6 @@
 /*
  * query.h - the query language: parser to an AST (parse.c), evaluation
- * over an index (search.c), snippets (snippet.c).
+ * over an index (search.c), hits and snippets (hits.c).
  *
  * Grammar (operators are upper case; lower-case and/or/not are words):
  *

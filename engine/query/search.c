@@ -329,6 +329,9 @@ static const char *field_name(sh_field f) {
 static int explain_tf(const seg_ctx *c, sh_buf *out, int depth, const char *what, sh_field field,
                       double idf, uint64_t df, uint32_t tft, uint32_t tfb, uint32_t doc) {
     double x;
+    /* a field-restricted clause shows only the field it scores */
+    if (field == SH_FIELD_TITLE) tfb = 0;
+    if (field == SH_FIELD_BODY) tft = 0;
     double sc = bm25(c, field, idf, tft, tfb, doc, &x);
     const sh_plan *pl = c->pl;
     return sh_buf_printf(out,
