@@ -1045,6 +1045,7 @@ typedef struct harness {
     uint64_t seed;
     sahel_index *ix[2];
     const char *name[2];
+    strb dir[2];        /* removed by harness_free */
     int nix;
     int perturb;
     bool quiet;         /* do not print mismatches (perturbation self-tests) */
@@ -1068,7 +1069,11 @@ static void harness_init(harness *h, corpus *c, uint64_t seed) {
 }
 
 static void harness_free(harness *h) {
-    for (int i = 0; i < h->nix; i++) sahel_index_close(h->ix[i]);
+    for (int i = 0; i < h->nix; i++) {
+        sahel_index_close(h->ix[i]);
+        rm_rf(sb_str(&h->dir[i]));
+        sb_free(&h->dir[i]);
+    }
     free(h->want);
     free(h->score);
     free(h->match);
@@ -1084,10 +1089,14 @@ static void print_list(strb *out, const char *label, const scored *s, size_t n, 
     if (n > limit) sb_printf(out, "    ... %zu more\n", n - limit);
 }
 
+/* Full reports for the first few mismatches of a corpus; the rest are
+ * counted (one wrong formula fails nearly every check). */
+#define MAX_REPORTS 5
+
 static void report(const harness *h, int ix, uint32_t qno, const char *q, const sh_qnode *root,
                    const sahel_search_opts *o, const char *why, const scored *want, size_t nwant,
                    const scored *got, size_t ngot) {
-    if (h->quiet) return;
+    if (h->quiet || h->nfail > MAX_REPORTS) return;
     strb out = {0};
     sb_printf(&out, "\nORACLE MISMATCH  seed %llu, %u docs, index '%s', query #%u\n",
               (unsigned long long)h->seed, h->c->ndocs, ix >= 0 ? h->name[ix] : "-", qno);
@@ -1355,16 +1364,17 @@ static void gen_query(qgen *g) {
     }
 }
 
+/* Each hit's id costs a stored-article load, so k = all (every match) is
+ * drawn less often than the small k that real searches use. */
 static void gen_opts(rng *r, uint32_t ndocs, sahel_search_opts *o) {
     memset(o, 0, sizeof *o);
-    switch (rng_below(r, 6)) {
-    case 0: o->k = 0; break; /* the default, 10 */
-    case 1: o->k = 1; break;
-    case 2: o->k = 10; break;
-    case 3: o->k = 100; break;
-    case 4: o->k = ndocs; break; /* all */
-    default: o->k = (size_t)ndocs + 7; break;
-    }
+    uint32_t u = rng_below(r, 100);
+    if (u < 22) o->k = 0; /* the default, 10 */
+    else if (u < 44) o->k = 1;
+    else if (u < 66) o->k = 10;
+    else if (u < 90) o->k = 100;
+    else if (u < 96) o->k = ndocs; /* all */
+    else o->k = (size_t)ndocs + 7;
     static const double TW[] = {0, 1, 2, 3.5};
     o->title_weight = TW[rng_below(r, NELEM(TW))];
     static const double K1[] = {0, 0, 0, 0.5, 1.2, 2.0};
@@ -1375,16 +1385,15 @@ static void gen_opts(rng *r, uint32_t ndocs, sahel_search_opts *o) {
 
 /* Build both indexes of corpus c in scratch dirs named after `name`. */
 static void harness_build(harness *h, const char *name) {
-    strb one = {0}, many = {0};
     char n1[64], n2[64];
     snprintf(n1, sizeof n1, "%s-one", name);
     snprintf(n2, sizeof n2, "%s-many", name);
-    scratch_dir(&one, n1);
-    scratch_dir(&many, n2);
-    build_index(h->c, sb_str(&one), 0);                /* default budget: one segment */
-    build_index(h->c, sb_str(&many), (size_t)64 << 10); /* 64 KiB: many segments */
-    h->ix[0] = open_index(sb_str(&one));
-    h->ix[1] = open_index(sb_str(&many));
+    scratch_dir(&h->dir[0], n1);
+    scratch_dir(&h->dir[1], n2);
+    build_index(h->c, sb_str(&h->dir[0]), 0);                /* default budget: one segment */
+    build_index(h->c, sb_str(&h->dir[1]), (size_t)64 << 10); /* 64 KiB: many segments */
+    h->ix[0] = open_index(sb_str(&h->dir[0]));
+    h->ix[1] = open_index(sb_str(&h->dir[1]));
     h->name[0] = "one segment";
     h->name[1] = "64 KiB budget";
     h->nix = 2;
@@ -1412,8 +1421,6 @@ static void harness_build(harness *h, const char *name) {
     if (h->c->ntokens >= 200000)
         cr_assert_gt(info.nsegments, 1, "64 KiB budget: one segment for %llu tokens",
                      (unsigned long long)h->c->ntokens);
-    sb_free(&one);
-    sb_free(&many);
 }
 
 /* Generate and check prm->nqueries queries (a quarter of them twice, with
@@ -1446,7 +1453,8 @@ static void run_corpus(const corpus_params *prm) {
     uint64_t nchecks = h.nchecks, nfail = h.nfail, nmatched = h.nmatched;
     harness_free(&h);
     corpus_free(&c);
-    cr_assert_eq(nfail, 0, "seed %llu: %llu of %llu checks disagree with the oracle (see above)",
+    cr_assert_eq(nfail, 0,
+                 "seed %llu: %llu of %llu checks disagree with the oracle (the first ones above)",
                  (unsigned long long)prm->seed, (unsigned long long)nfail,
                  (unsigned long long)nchecks);
     /* the generator must keep producing queries that find something */
@@ -1659,7 +1667,7 @@ Test(oracle, empty_fields_agree) {
 Test(oracle, medium_corpus_agrees) {
     corpus_params p = {.seed = 3, .ndocs = 600, .max_title = 12, .max_body = 400, .nvocab = 320,
                        .zipf = 1.0, .p_empty_title = 0.05, .p_empty_body = 0.05, .p_copy = 0.02,
-                       .nqueries = 500};
+                       .nqueries = 320};
     run_corpus(&p);
 }
 
@@ -1667,7 +1675,7 @@ Test(oracle, medium_corpus_agrees) {
 Test(oracle, skewed_vocabulary_agrees) {
     corpus_params p = {.seed = 4, .ndocs = 1000, .max_title = 12, .max_body = 250, .nvocab = 300,
                        .zipf = 1.3, .p_empty_title = 0.05, .p_empty_body = 0.05, .p_copy = 0.02,
-                       .nqueries = 450};
+                       .nqueries = 260};
     run_corpus(&p);
 }
 
@@ -1676,7 +1684,7 @@ Test(oracle, skewed_vocabulary_agrees) {
 Test(oracle, large_corpus_agrees) {
     corpus_params p = {.seed = 5, .ndocs = 2000, .max_title = 12, .max_body = 200, .nvocab = 400,
                        .zipf = 1.0, .p_empty_title = 0.05, .p_empty_body = 0.03, .p_copy = 0.01,
-                       .nqueries = 400};
+                       .nqueries = 200};
     run_corpus(&p);
 }
 

@@ -36,8 +36,9 @@
  *
  * Invariants checked while decoding (damage -> SAHEL_ECORRUPT, never a
  * wild read): every byte read lies inside the term's range, doc ids are
- * increasing and < ndocs, tft + tfb >= 1 and each tf is at most the
- * field's length for that doc, positions lie inside the term's range.
+ * increasing and < ndocs, tft + tfb >= 1 and each tf is at most twice the
+ * field's length for that doc (a position holds one token, plus the joined
+ * whole of a hyphenated word), positions lie inside the term's range.
  */
 #include "index.h"
 
@@ -231,8 +232,11 @@ static int load_block(sh_postings *pc, uint32_t blk, const uint8_t *p, uint32_t 
         if (d >= seg->ndocs) return corrupt(pc, "doc id out of range", p);
         uint32_t doc = (uint32_t)d;
         pc->docs[i] = doc;
-        if (pc->tft[i] + (uint64_t)pc->tfb[i] == 0 || pc->tft[i] > sh_segment_len_title(seg, doc) ||
-            pc->tfb[i] > sh_segment_len_body(seg, doc))
+        /* a field of len positions holds at most 2 * len tokens: one per
+         * position plus the joined whole of a hyphenated word */
+        if (pc->tft[i] + (uint64_t)pc->tfb[i] == 0 ||
+            pc->tft[i] > 2 * (uint64_t)sh_segment_len_title(seg, doc) ||
+            pc->tfb[i] > 2 * (uint64_t)sh_segment_len_body(seg, doc))
             return corrupt(pc, "term frequency", p);
         d++;
     }

@@ -248,6 +248,10 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
                     seg->path, sh_load_u32(m + 8), SH_SEG_VERSION);
         goto fail;
     }
+    if (sh_load_u32(m + 12) != 0) {
+        rc = damaged(seg, 12, "unknown header flags", err);
+        goto fail;
+    }
     const uint8_t *foot = m + seg->size - SH_SEG_FOOTER;
     if (memcmp(foot + 24, SH_SEG_END_MAGIC, 8) != 0) {
         rc = damaged(seg, seg->size - 8, "bad footer magic (truncated?)", err);
@@ -481,10 +485,31 @@ static int verify_ids(const sh_segment *seg, sahel_error *err) {
 /* Everything the open-time checks leave out: all checksums, the order and
  * ranges of the dictionary, every term's postings decoded end to end, the
  * ids and their order, every stored block. */
+/* The bytes outside every section (alignment padding) must be zero. */
+static int verify_padding(const sh_segment *seg, sahel_error *err) {
+    uint64_t table_off = sh_load_u64(seg->map + seg->size - SH_SEG_FOOTER);
+    uint64_t at = SH_SEG_HEADER;
+    for (;;) {
+        /* the next section at or after `at` */
+        uint64_t next = table_off;
+        uint64_t next_end = table_off;
+        for (int id = 1; id < SH_SEC_COUNT; id++)
+            if (seg->sec[id].off >= at && seg->sec[id].off < next) {
+                next = seg->sec[id].off;
+                next_end = next + seg->sec[id].len;
+            }
+        for (uint64_t b = at; b < next; b++)
+            if (seg->map[b]) return damaged(seg, b, "non-zero byte between sections", err);
+        if (next == table_off) return 0;
+        at = next_end > at ? next_end : at + 1;
+    }
+}
+
 int sh_segment_verify(const sh_segment *seg, sahel_error *err) {
     int rc;
     for (int id = 1; id < SH_SEC_COUNT; id++)
         if ((rc = check_sum(seg, id, err))) return rc;
+    if ((rc = verify_padding(seg, err))) return rc;
     const char *prev = NULL;
     size_t prev_len = 0;
     sh_buf scratch = {0};

@@ -263,6 +263,9 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
             rc = sh_err(err, SAHEL_EINVAL,
                         "%s is not empty and holds no index: refusing to write into it", dir);
             goto fail;
+        } else if (mrc == SAHEL_ENOMEM || mrc == SAHEL_EIO) {
+            rc = sh_err(err, mrc, "%s", e2.msg);
+            goto fail;
         } else if (mrc != SAHEL_ENOTINDEX && !w->force) {
             rc = sh_err(err, SAHEL_EEXIST, "%s holds a damaged index (%s)", dir, e2.msg);
             goto fail;
@@ -318,7 +321,7 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
                         on_token, w, &lb);
     }
     if (rc || w->tok_rc) goto nomem;
-    qsort(w->toks, w->ntoks, sizeof *w->toks, cmp_tok);
+    if (w->ntoks) qsort(w->toks, w->ntoks, sizeof *w->toks, cmp_tok);
     for (size_t i = 0; i < w->ntoks;) {
         size_t j = i;
         uint32_t tft = 0, tfb = 0;
@@ -468,7 +471,7 @@ static int flush_segment(sahel_writer *w, sahel_error *err) {
     sh_buf terms = {0}, termidx = {0}, post = {0}, pos = {0}, meta = {0};
     u32v docs = {0}, tft = {0}, tfb = {0}, positions = {0};
     sh_segw sw;
-    int sw_open = 0;
+    int sw_open = 0, reserved = 0;
     char name[64];
     snprintf(name, sizeof name, "seg-%06llu-%04zu.sseg", (unsigned long long)w->generation,
              w->nsegs);
@@ -525,6 +528,15 @@ static int flush_segment(sahel_writer *w, sahel_error *err) {
         sh_buf_put_u64(&meta, w->ntokens) || sh_buf_put(&meta, lang, sizeof lang))
         goto nomem;
 
+    /* the manifest entry is made before the file is put in place, so that
+     * a file that exists is always one the writer knows about */
+    sh_manifest_seg *segs = sh_reallocarray(w->segs, w->nsegs + 1, sizeof *segs);
+    if (!segs) goto nomem;
+    w->segs = segs;
+    if (!(w->segs[w->nsegs].name = sh_strndup(name, strlen(name)))) goto nomem;
+    reserved = 1;
+    w->segs[w->nsegs].ndocs = w->ndocs;
+    w->segs[w->nsegs].del_gen = 0;
     if ((rc = sh_segw_open(&sw, w->dir, name, err))) goto out;
     sw_open = 1;
     struct {
@@ -565,14 +577,7 @@ static int flush_segment(sahel_writer *w, sahel_error *err) {
     sh_buf_free(&ids);
     if (rc || (rc = sh_segw_finish(&sw, err))) goto out;
     sw_open = 0;
-
-    sh_manifest_seg *segs = sh_reallocarray(w->segs, w->nsegs + 1, sizeof *segs);
-    if (!segs) goto nomem;
-    w->segs = segs;
-    w->segs[w->nsegs].name = sh_strndup(name, strlen(name));
-    if (!w->segs[w->nsegs].name) goto nomem;
-    w->segs[w->nsegs].ndocs = w->ndocs;
-    w->segs[w->nsegs].del_gen = 0;
+    reserved = 0;
     w->nsegs++;
     w->stats.nterms += w->nterms;
     w->stats.nsegments = w->nsegs;
@@ -582,6 +587,7 @@ nomem:
     rc = sh_err(err, SAHEL_ENOMEM, "out of memory writing segment %s", name);
 out:
     if (sw_open) sh_segw_abort(&sw);
+    if (reserved) sh_free(w->segs[w->nsegs].name);
     if (rc) w->failed = 1;
     sh_free(order);
     sh_free(idorder);
@@ -656,9 +662,10 @@ void sahel_writer_close(sahel_writer *w) {
     if (!w) return;
     if (!w->committed)
         for (size_t i = 0; i < w->nsegs; i++) {
-            char *p = sh_path_join(w->dir, w->segs[i].name);
-            if (p) unlink(p);
-            sh_free(p);
+            /* no allocation here: cleanup must work when memory has run out */
+            char p[4096];
+            if ((size_t)snprintf(p, sizeof p, "%s/%s", w->dir, w->segs[i].name) < sizeof p)
+                unlink(p);
         }
     for (size_t i = 0; i < w->nsegs; i++) sh_free(w->segs[i].name);
     sh_free(w->segs);

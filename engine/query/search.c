@@ -410,7 +410,7 @@ static uint32_t count_phrase(phrase_scorer *s, int body) {
     for (size_t i = 0; i < nt; i++)
         counts[i] = body ? sh_postings_tfb(&s->pc[i]) : sh_postings_tft(&s->pc[i]);
     size_t base = body ? 1 : 0;
-    uint32_t *idx = s->cap + nt; /* scratch cursors, nt of them, after cap[] */
+    uint32_t *idx = s->cap + 2 * nt; /* scratch cursors, nt of them, after the 2nt capacities */
     for (size_t i = 0; i < nt; i++) idx[i] = 0;
     const uint32_t *p0 = s->pos[2 * 0 + base];
     for (uint32_t a = 0; a < counts[0]; a++) {
@@ -509,7 +509,8 @@ static int phrase_explain(scorer *b, sh_buf *out, int depth) {
 
 static void phrase_destroy(scorer *b) {
     phrase_scorer *s = (phrase_scorer *)b;
-    for (size_t i = 0; i < 2 * s->nt; i++) sh_free(s->pos[i]);
+    if (s->pos)
+        for (size_t i = 0; i < 2 * s->nt; i++) sh_free(s->pos[i]);
     sh_free(s->pos);
     sh_free(s->cap);
     sh_free(s->pc);
