@@ -98,20 +98,41 @@ typedef struct sahel_doc {
 typedef struct sahel_writer sahel_writer;
 
 typedef struct sahel_writer_opts {
-    int force;              /* 1: replace an existing index at commit */
+    int force;              /* build: replace an existing index at commit */
     size_t memory_budget;   /* bytes of buffered postings before a segment
                                is flushed; 0 = default (256 MiB) */
+    int update;             /* 1: open an existing index to add, replace and
+                               delete articles (sahelindex update) */
 } sahel_writer_opts;
 
+/* Outcomes of sahel_writer_add (non-negative: not errors). */
+enum {
+    SAHEL_ADDED = 0,     /* a new article */
+    SAHEL_UNCHANGED = 1, /* update: the index holds the same article already */
+    SAHEL_REPLACED = 2,  /* update: the article changed; the old version is deleted */
+};
+
 /* Start a new index in directory `dir` (created if missing, must be empty
- * of any index unless opts->force).  Nothing is visible to readers until
- * sahel_writer_commit() returns 0. */
+ * of any index unless opts->force), or with opts->update open the existing
+ * one to change it.  The writer holds the index's lock until closed:
+ * another writer gets SAHEL_ELOCKED naming this process.  Nothing is
+ * visible to readers until sahel_writer_commit() returns 0. */
 int sahel_writer_open(const char *dir, const sahel_writer_opts *opts,
                       sahel_writer **out, sahel_error *err);
 
-/* Analyse and buffer one article.  Returns SAHEL_EDUPLICATE (and keeps the
- * first) when its id was added before; SAHEL_EINVAL for an empty id. */
+/* Analyse and buffer one article: SAHEL_ADDED, or when updating
+ * SAHEL_UNCHANGED (same id, same content: nothing to do) or SAHEL_REPLACED.
+ * SAHEL_EDUPLICATE (the first is kept) when this writer was given its id
+ * before; SAHEL_EINVAL for an empty id. */
 int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err);
+
+/* Update: delete the article with this id.  0, or 1 when no live article
+ * of the index has it. */
+int sahel_writer_delete(sahel_writer *w, const char *id, size_t id_len, sahel_error *err);
+
+/* Update: make the commit merge every segment into one (as few as the
+ * memory budget allows), purging deleted articles (sahelindex merge). */
+int sahel_writer_optimize(sahel_writer *w, sahel_error *err);
 
 /* Flush what is buffered and publish the index atomically (segments
  * written and fsynced, then the manifest written, fsynced and renamed). */
@@ -121,11 +142,19 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err);
 void sahel_writer_close(sahel_writer *w);
 
 typedef struct sahel_writer_stats {
-    uint64_t ndocs;        /* articles added */
+    uint64_t ndocs;        /* articles indexed (added or replaced) */
+    uint64_t nadded;       /* new articles */
+    uint64_t nreplaced;    /* changed articles indexed again */
+    uint64_t nunchanged;   /* articles found as they were */
+    uint64_t ndeleted;     /* articles deleted (gone from their source, or asked) */
+    uint64_t nmerged;      /* segments rewritten by merges */
+    uint64_t nunchanged_files; /* source files skipped: size and time as recorded */
     uint64_t nterms;       /* distinct terms (after commit; summed over segments) */
     uint64_t ntokens;      /* tokens indexed */
     uint64_t bytes_in;     /* bytes of article text (title + body) */
     uint64_t nsegments;    /* segments written */
+    uint64_t nlive_segments; /* segments of the index after commit */
+    int stale_lock_pid;    /* a dead writer whose lock was taken over, or 0 */
 } sahel_writer_stats;
 
 void sahel_writer_get_stats(const sahel_writer *w, sahel_writer_stats *st);
@@ -151,7 +180,10 @@ typedef struct sahel_ingest_opts {
 
 typedef struct sahel_ingest_stats {
     uint64_t files;          /* article files read (.txt and .jsonl) */
-    uint64_t articles;       /* articles added to the writer */
+    uint64_t articles;       /* articles indexed (added, or replaced when updating) */
+    uint64_t replaced;       /* update: of those, articles that changed */
+    uint64_t unchanged;      /* update: articles found as the index holds them */
+    uint64_t unchanged_files; /* update: files not read, as recorded (size, time) */
     uint64_t bytes;          /* bytes of input files read */
     uint64_t warnings;       /* problems reported through warn */
     uint64_t skipped;        /* articles or files skipped because of a problem */
@@ -180,6 +212,7 @@ void sahel_index_close(sahel_index *ix);
 
 typedef struct sahel_index_info {
     uint64_t ndocs;        /* live documents */
+    uint64_t ndeleted;     /* deleted documents not yet purged by a merge */
     uint64_t nsegments;
     uint64_t nterms;       /* distinct terms summed over segments */
     uint64_t bytes;        /* size of the index files */
@@ -190,6 +223,20 @@ typedef struct sahel_index_info {
 } sahel_index_info;
 
 void sahel_index_get_info(const sahel_index *ix, sahel_index_info *info);
+
+typedef struct sahel_segment_info {
+    const char *name;      /* file name; lives as long as ix */
+    uint64_t ndocs;        /* documents written in it */
+    uint64_t ndeleted;     /* of which deleted */
+    uint64_t nterms;
+    uint64_t bytes;
+} sahel_segment_info;
+
+/* Segment i (0-based, oldest first) of the snapshot; SAHEL_EINVAL past the end. */
+int sahel_index_segment_info(const sahel_index *ix, size_t i, sahel_segment_info *info);
+
+/* 1 when a live article has this id, 0 when none does, or a negative code. */
+int sahel_index_has_id(sahel_index *ix, const char *id, size_t id_len, sahel_error *err);
 
 /* Check every checksum and structural invariant of every file of the
  * index.  Returns 0, or SAHEL_ECORRUPT with the first damage found. */

@@ -239,7 +239,7 @@ static sahel_doc mkdoc(const char *id, const char *title, const char *body) {
 }
 
 static void build_index(const char *dir, const sahel_doc *docs, size_t n, size_t budget) {
-    sahel_writer_opts o = {0, budget};
+    sahel_writer_opts o = {.force = 0, .memory_budget = budget};
     sahel_writer *w;
     sahel_error err = {0};
     int rc = sahel_writer_open(dir, &o, &w, &err);
@@ -1470,21 +1470,24 @@ Test(docstore, records_blocks_and_hashes_match_the_format_spec) {
 
 /* The fixed manifest, laid out by hand from manifest.c's comment. */
 static void golden_manifest(tbuf *b) {
-    static const uint8_t head[56] = {
+    static const uint8_t head[64] = {
         'S', 'A', 'H', 'L', 'M', 'A', 'N', '1', /* magic */
         1,   0,   0,   0,                       /* version 1 */
         2,   0,   0,   0,                       /* nsegs 2 */
         7,   0,   0,   0,   0,   0,   0,   0,   /* generation 7 */
         'e', 'n', 'g', 'l', 'i', 's', 'h', 0,   /* language, NUL padded to 32 */
-        0,   0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    static const uint8_t seg1[24] = {10,  0,   's', 'e', 'g', '-', 'a', '.',
+        0,   0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        9,   0,   0,   0,   0,   0,   0,   0};  /* sources generation 9 */
+    static const uint8_t seg1[28] = {10,  0,   's', 'e', 'g', '-', 'a', '.',
                                      's', 's', 'e', 'g', /* u16 name length, name */
                                      3,   0,   0,   0,   /* ndocs 3 */
-                                     0,   0,   0,   0,   0,   0,   0,   0}; /* del_gen 0 */
-    static const uint8_t seg2[15] = {1,    0,    'b',                       /* name "b" */
+                                     0,   0,   0,   0,   0,   0,   0,   0,  /* del_gen 0 */
+                                     0,   0,   0,   0};  /* ndeleted 0 */
+    static const uint8_t seg2[19] = {1,    0,    'b',                       /* name "b" */
                                      0x04, 0x03, 0x02, 0x01,                /* ndocs 0x01020304 */
                                      0x88, 0x77, 0x66, 0x55,
-                                     0x44, 0x33, 0x22, 0x11}; /* del_gen 0x1122334455667788 */
+                                     0x44, 0x33, 0x22, 0x11, /* del_gen 0x1122334455667788 */
+                                     5,    0,    0,    0};   /* ndeleted 5 */
     tb_put(b, head, sizeof head);
     tb_put(b, seg1, sizeof seg1);
     tb_put(b, seg2, sizeof seg2);
@@ -1494,9 +1497,10 @@ static void golden_manifest(tbuf *b) {
 static void fixed_manifest(sh_manifest *m, sh_manifest_seg segs[2]) {
     memset(m, 0, sizeof *m);
     m->generation = 7;
+    m->sources_gen = 9;
     snprintf(m->lang, sizeof m->lang, "english");
-    segs[0] = (sh_manifest_seg){"seg-a.sseg", 3, 0};
-    segs[1] = (sh_manifest_seg){"b", 0x01020304u, 0x1122334455667788ull};
+    segs[0] = (sh_manifest_seg){"seg-a.sseg", 3, 0, 0};
+    segs[1] = (sh_manifest_seg){"b", 0x01020304u, 0x1122334455667788ull, 5};
     m->segs = segs;
     m->nsegs = 2;
 }
@@ -1516,8 +1520,8 @@ Test(manifest, golden_bytes_and_roundtrip) {
     uint8_t *got = read_whole(path, &len);
     tbuf want = {0};
     golden_manifest(&want);
-    cr_assert_eq(len, 103, "56 + 24 + 15 + 8 bytes, got %zu", len);
-    cr_assert_eq(want.len, 103);
+    cr_assert_eq(len, 119, "64 + 28 + 19 + 8 bytes, got %zu", len);
+    cr_assert_eq(want.len, 119);
     for (size_t i = 0; i < len; i++)
         cr_assert_eq(got[i], want.p[i], "byte %zu is 0x%02x, expected 0x%02x", i, got[i],
                      want.p[i]);
@@ -1618,13 +1622,14 @@ Test(manifest, resealed_bad_fields_are_rejected) {
         {12, 3, SAHEL_ECORRUPT, "nsegs 3 with two entries"},
         {12, 1, SAHEL_ECORRUPT, "nsegs 1 with two entries (trailing bytes)"},
         {15, 0x80, SAHEL_ECORRUPT, "nsegs huge"},
-        {56, 200, SAHEL_ECORRUPT, "name length past the end"},
-        {56, 0, SAHEL_ECORRUPT, "empty name"},
-        {58, '.', SAHEL_ECORRUPT, "name starting with a dot"},
-        {61, '/', SAHEL_ECORRUPT, "name with a slash"},
-        {62, ' ', SAHEL_ECORRUPT, "name with a space"},
-        {62, 0x80, SAHEL_ECORRUPT, "name with a non-ASCII byte"},
-        {80, 0, SAHEL_ECORRUPT, "second name length 0"},
+        {64, 200, SAHEL_ECORRUPT, "name length past the end"},
+        {64, 0, SAHEL_ECORRUPT, "empty name"},
+        {66, '.', SAHEL_ECORRUPT, "name starting with a dot"},
+        {69, '/', SAHEL_ECORRUPT, "name with a slash"},
+        {70, ' ', SAHEL_ECORRUPT, "name with a space"},
+        {70, 0x80, SAHEL_ECORRUPT, "name with a non-ASCII byte"},
+        {92, 0, SAHEL_ECORRUPT, "second name length 0"},
+        {88, 9, SAHEL_ECORRUPT, "ndeleted 9 of 3 documents"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         tbuf b = {0};
@@ -1676,16 +1681,16 @@ Test(manifest, disagreeing_with_its_segments_is_damage) {
     join(path, dir, "MANIFEST");
     size_t len;
     uint8_t *orig = read_whole(path, &len);
-    cr_assert_eq(len, 56 + 2 + 20 + 12 + 8, "one segment named seg-000001-0000.sseg");
-    cr_assert(!memcmp(orig + 58, "seg-000001-0000.sseg", 20));
+    cr_assert_eq(len, 64 + 2 + 20 + 16 + 8, "one segment named seg-000001-0000.sseg");
+    cr_assert(!memcmp(orig + 66, "seg-000001-0000.sseg", 20));
     struct {
         size_t off;
         uint8_t val;
         const char *what;
     } edits[] = {
-        {78, 3, "ndocs 3, the segment holds 2"},
+        {86, 3, "ndocs 3, the segment holds 2"},
         {24, 'f', "language 'fnglish'"},
-        {62, '9', "a segment file that does not exist"},
+        {70, '9', "a segment file that does not exist"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         tbuf b = {0};
@@ -2215,7 +2220,7 @@ Test(writer, duplicate_id_is_refused_and_the_first_kept) {
 Test(writer, duplicate_id_is_refused_across_segments) {
     char dir[PATH_LEN];
     scratch(dir, "writer-dup-segs");
-    sahel_writer_opts o = {0, 16 * 1024}; /* every article flushes a segment */
+    sahel_writer_opts o = {.force = 0, .memory_budget = 16 * 1024}; /* every article flushes a segment */
     sahel_writer *w;
     sahel_error err = {0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
@@ -2285,7 +2290,7 @@ Test(writer, existing_index_without_force_is_kept) {
     cr_assert_eq(sahel_writer_open(dir, NULL, &w, &err), SAHEL_EEXIST, "rc: %s", err.msg);
     cr_assert_null(w);
     cr_assert(strstr(err.msg, dir), "%s", err.msg);
-    sahel_writer_opts o = {0, 0};
+    sahel_writer_opts o = {.force = 0, .memory_budget = 0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), SAHEL_EEXIST);
     char *after = list_dir(dir);
     cr_assert_str_eq(after, before, "the directory was not touched");
@@ -2313,7 +2318,7 @@ Test(writer, force_replaces_the_index_and_removes_old_segments) {
     sahel_index_close(ix);
     /* a reader opened before the replacement keeps its snapshot */
     sahel_index *snap = open_index(dir);
-    sahel_writer_opts o = {1, 0};
+    sahel_writer_opts o = {.force = 1, .memory_budget = 0};
     sahel_writer *w;
     sahel_error err = {0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
@@ -2345,7 +2350,7 @@ Test(writer, force_replaces_the_index_and_removes_old_segments) {
 Test(writer, close_without_commit_leaves_nothing_behind) {
     char dir[PATH_LEN];
     scratch(dir, "writer-abandon");
-    sahel_writer_opts o = {0, 16 * 1024}; /* segments get written before the close */
+    sahel_writer_opts o = {.force = 0, .memory_budget = 16 * 1024}; /* segments get written before the close */
     sahel_writer *w;
     sahel_error err = {0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
@@ -2371,7 +2376,7 @@ Test(writer, abandoned_forced_rebuild_keeps_the_old_index) {
     char dir[PATH_LEN];
     two_article_index(dir, "writer-abandon-force");
     char *before = list_dir(dir);
-    sahel_writer_opts o = {1, 16 * 1024};
+    sahel_writer_opts o = {.force = 1, .memory_budget = 16 * 1024};
     sahel_writer *w;
     sahel_error err = {0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
@@ -2397,7 +2402,7 @@ Test(writer, non_empty_non_index_directory_is_refused_untouched) {
     write_whole(p, "\\documentclass{article}\n", 24);
     char *before = list_dir(dir);
     for (int force = 0; force <= 1; force++) {
-        sahel_writer_opts o = {force, 0};
+        sahel_writer_opts o = {.force = force, .memory_budget = 0};
         sahel_writer *w = (sahel_writer *)&w;
         sahel_error err = {0};
         int rc = sahel_writer_open(dir, &o, &w, &err);
@@ -2577,7 +2582,7 @@ static int alloc_scenario(const char *dir, size_t budget, sahel_error *err, cons
     sahel_index *ix = NULL;
     sahel_hits *h = NULL;
     int rc;
-    sahel_writer_opts o = {0, budget};
+    sahel_writer_opts o = {.force = 0, .memory_budget = budget};
     *step = "writer_open";
     if ((rc = sahel_writer_open(dir, &o, &w, err))) goto out;
     *step = "writer_add";

@@ -1675,7 +1675,7 @@ Test(oracle, medium_corpus_agrees) {
 Test(oracle, skewed_vocabulary_agrees) {
     corpus_params p = {.seed = 4, .ndocs = 1000, .max_title = 12, .max_body = 250, .nvocab = 300,
                        .zipf = 1.3, .p_empty_title = 0.05, .p_empty_body = 0.05, .p_copy = 0.02,
-                       .nqueries = 260};
+                       .nqueries = 200};
     run_corpus(&p);
 }
 
@@ -1684,7 +1684,7 @@ Test(oracle, skewed_vocabulary_agrees) {
 Test(oracle, large_corpus_agrees) {
     corpus_params p = {.seed = 5, .ndocs = 2000, .max_title = 12, .max_body = 200, .nvocab = 400,
                        .zipf = 1.0, .p_empty_title = 0.05, .p_empty_body = 0.03, .p_copy = 0.01,
-                       .nqueries = 200};
+                       .nqueries = 150};
     run_corpus(&p);
 }
 

@@ -2,6 +2,8 @@
  * sahelindex.c - build, verify and describe a sahelsearch index.
  *
  *   sahelindex build  [--index DIR] [--force] [--memory MB] SOURCE...
+ *   sahelindex update [--index DIR] [--memory MB] SOURCE...
+ *   sahelindex merge  [--index DIR] [--memory MB]
  *   sahelindex verify [--index DIR]
  *   sahelindex stats  [--index DIR]
  *
@@ -33,6 +35,8 @@
 
 static void synopsis(FILE *f) {
     fputs("usage: sahelindex build [--index DIR] [--force] [--memory MB] SOURCE...\n"
+          "       sahelindex update [--index DIR] [--memory MB] SOURCE...\n"
+          "       sahelindex merge [--index DIR] [--memory MB]\n"
           "       sahelindex verify [--index DIR]\n"
           "       sahelindex stats [--index DIR]\n"
           "       sahelindex --help | --version\n",
@@ -49,6 +53,10 @@ static void usage(FILE *f) {
             "            file (one JSON object per line with id and text, and maybe\n"
             "            title, date, source, url, lang) or a folder searched\n"
             "            recursively for both\n"
+            "  update    bring the index up to date with the SOURCEs: index new and\n"
+            "            changed articles, delete those gone from them; files whose\n"
+            "            size and time are as recorded are not read again\n"
+            "  merge     merge every segment into one, purging deleted articles\n"
             "  verify    check every checksum and structure of every index file\n"
             "  stats     print what the index holds\n"
             "\n"
@@ -56,14 +64,16 @@ static void usage(FILE *f) {
             "  -i, --index DIR    the index directory (default: $%s if set,\n"
             "                     else %s)\n"
             "  -f, --force        build: replace an existing index\n"
-            "  -m, --memory MB    build: MiB of postings buffered before a segment\n"
-            "                     is written (default 256)\n"
+            "  -m, --memory MB    build, update, merge: MiB of postings buffered\n"
+            "                     before a segment is written (default 256)\n"
             "  -h, --help         print this help and exit\n"
             "  -V, --version      print the version and exit\n"
             "\n"
             "A bad article or an unreadable file is a warning and the build goes on.\n"
+            "One writer at a time: a second gets \"locked by pid N\"; searches may\n"
+            "run during a build or update and see the index before or after it.\n"
             "Exit status: 0 on success (even with warnings), 2 on error; a failed\n"
-            "build leaves the previous index untouched.\n",
+            "build or update leaves the previous index untouched.\n",
             CLI_INDEX_ENV, CLI_DEFAULT_INDEX);
 }
 
@@ -125,24 +135,37 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t ndocs
 static void report_write_error(const sahel_error *err, int rc, const char *dir) {
     cli_report(NULL, err, rc);
     if (rc == SAHEL_EEXIST)
-        cli_error("hint: use --force to rebuild it from scratch "
-                  "(sahelindex update, to add new articles only, is not available yet)");
+        cli_error("hint: use 'sahelindex update' to add what changed, or --force to rebuild "
+                  "it from scratch");
     else if (rc == SAHEL_ELOCKED)
         cli_error("hint: another sahelindex is writing %s; wait for it to finish", dir);
 }
 
-static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sources,
+static void report_stale_lock(const sahel_writer_stats *ws) {
+    if (ws->stale_lock_pid)
+        cli_warn("the previous writer (pid %d) died without finishing; the index is as of its "
+                 "last commit",
+                 ws->stale_lock_pid);
+}
+
+static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb, char **sources,
                      int nsources) {
     double t0 = cli_now();
     sahel_error err = {0};
     sahel_writer_opts wopts = {.force = force,
-                               .memory_budget = (size_t)(memory_mb * 1024 * 1024)};
+                               .memory_budget = (size_t)(memory_mb * 1024 * 1024),
+                               .update = update};
+    const char *what = update ? "update" : "build";
     sahel_writer *w = NULL;
     int rc = sahel_writer_open(dir, &wopts, &w, &err);
     if (rc < 0) {
         report_write_error(&err, rc, dir);
+        cli_index_hint(dir, rc);
         return CLI_EXIT_ERROR;
     }
+    sahel_writer_stats ws = {0};
+    sahel_writer_get_stats(w, &ws);
+    report_stale_lock(&ws);
 
     struct build_ctx ctx = {.tty = cli_isatty(STDERR_FILENO), .nsources = nsources};
     sahel_ingest_opts iopts = {.warn = on_warn, .progress = on_progress, .ctx = &ctx};
@@ -175,7 +198,8 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
         if (rc < 0) {
             progress_clear(&ctx);
             cli_report(NULL, &err, rc);
-            cli_error("build failed: nothing was committed; the index in %s, if any, is unchanged", dir);
+            cli_error("%s failed: nothing was committed; the index in %s, if any, is unchanged",
+                      what, dir);
             sahel_writer_close(w);
             return CLI_EXIT_ERROR;
         }
@@ -190,7 +214,7 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
     /* Sources that all went wrong would commit an empty index over a good
      * one; an empty folder, without a warning, may well mean an empty
      * index. */
-    if (st.articles == 0 && st.warnings + bad_sources > 0) {
+    if (st.articles + st.unchanged == 0 && st.warnings + bad_sources > 0) {
         cli_error("no article could be read: nothing was committed to %s", dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
@@ -199,14 +223,29 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
     rc = sahel_writer_commit(w, &err);
     if (rc < 0) {
         report_write_error(&err, rc, dir);
-        cli_error("build failed: nothing was committed; the index in %s, if any, is unchanged", dir);
+        cli_error("%s failed: nothing was committed; the index in %s, if any, is unchanged",
+                  what, dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
-    sahel_writer_stats ws = {0};
     sahel_writer_get_stats(w, &ws);
     sahel_writer_close(w);
     double secs = cli_now() - t0;
+    if (update) {
+        uint64_t warnings = st.warnings + bad_sources;
+        printf("updated %s in %.2f s: %llu added, %llu replaced, %llu deleted, %llu unchanged "
+               "(%llu file%s read, %llu unchanged file%s skipped, %llu warning%s); "
+               "%llu segment%s",
+               dir, secs, (unsigned long long)ws.nadded, (unsigned long long)ws.nreplaced,
+               (unsigned long long)ws.ndeleted, (unsigned long long)ws.nunchanged,
+               (unsigned long long)st.files, st.files == 1 ? "" : "s",
+               (unsigned long long)st.unchanged_files, st.unchanged_files == 1 ? "" : "s",
+               (unsigned long long)warnings, warnings == 1 ? "" : "s",
+               (unsigned long long)ws.nlive_segments, ws.nlive_segments == 1 ? "" : "s");
+        if (ws.nmerged) printf(" (%llu merged)", (unsigned long long)ws.nmerged);
+        printf("\n");
+        return CLI_EXIT_OK;
+    }
 
     char ndocs[32], nterms[32], nbytes[32], rate[32];
     uint64_t warnings = st.warnings + bad_sources;
@@ -226,6 +265,35 @@ static int cmd_build(const char *dir, int force, uint64_t memory_mb, char **sour
                st.ignored_files == 1 ? "" : "s");
     printf(") in %.2f s: %s distinct terms, %s read, %s/s -> %s\n", secs, nterms, nbytes,
            rate, dir);
+    return CLI_EXIT_OK;
+}
+
+/* ---- merge -------------------------------------------------------------- */
+
+static int cmd_merge(const char *dir, uint64_t memory_mb) {
+    double t0 = cli_now();
+    sahel_error err = {0};
+    sahel_writer_opts wopts = {.memory_budget = (size_t)(memory_mb * 1024 * 1024), .update = 1};
+    sahel_writer *w = NULL;
+    int rc = sahel_writer_open(dir, &wopts, &w, &err);
+    if (rc < 0) {
+        report_write_error(&err, rc, dir);
+        cli_index_hint(dir, rc);
+        return CLI_EXIT_ERROR;
+    }
+    sahel_writer_stats ws = {0};
+    sahel_writer_get_stats(w, &ws);
+    report_stale_lock(&ws);
+    if ((rc = sahel_writer_optimize(w, &err)) < 0 || (rc = sahel_writer_commit(w, &err)) < 0) {
+        report_write_error(&err, rc, dir);
+        cli_error("merge failed: nothing was committed; the index in %s is unchanged", dir);
+        sahel_writer_close(w);
+        return CLI_EXIT_ERROR;
+    }
+    sahel_writer_get_stats(w, &ws);
+    sahel_writer_close(w);
+    printf("merged %llu segment%s into %llu in %.2f s -> %s\n", (unsigned long long)ws.nmerged,
+           ws.nmerged == 1 ? "" : "s", (unsigned long long)ws.nlive_segments, cli_now() - t0, dir);
     return CLI_EXIT_OK;
 }
 
@@ -263,7 +331,16 @@ static int cmd_stats(const char *dir) {
     printf("index:       %.*s\n", d.failed ? 0 : (int)d.len, d.p ? d.p : "");
     cli_buf_free(&d);
     printf("documents:   %s\n", cli_fmt_count(info.ndocs, ndocs, sizeof ndocs));
+    printf("deleted:     %llu (purged by the next merge)\n", (unsigned long long)info.ndeleted);
     printf("segments:    %llu\n", (unsigned long long)info.nsegments);
+    for (size_t i = 0; i < info.nsegments; i++) {
+        sahel_segment_info si;
+        if (sahel_index_segment_info(ix, i, &si) < 0) break;
+        char sd[32], sz[32];
+        printf("  %-24s %10s documents, %llu deleted, %s\n", si.name,
+               cli_fmt_count(si.ndocs, sd, sizeof sd), (unsigned long long)si.ndeleted,
+               cli_fmt_bytes((double)si.bytes, sz, sizeof sz));
+    }
     printf("terms:       %s\n", cli_fmt_count(info.nterms, nterms, sizeof nterms));
     printf("size:        %s (%s bytes)\n", cli_fmt_bytes((double)info.bytes, size, sizeof size),
            cli_fmt_count(info.bytes, bytes, sizeof bytes));
@@ -277,7 +354,7 @@ static int cmd_stats(const char *dir) {
 
 /* ---- main --------------------------------------------------------------- */
 
-enum { CMD_NONE, CMD_BUILD, CMD_VERIFY, CMD_STATS };
+enum { CMD_NONE, CMD_BUILD, CMD_UPDATE, CMD_MERGE, CMD_VERIFY, CMD_STATS };
 
 int main(int argc, char **argv) {
     cli_set_progname("sahelindex");
@@ -336,6 +413,8 @@ int main(int argc, char **argv) {
     }
     int cmd = CMD_NONE;
     if (strcmp(argv[0], "build") == 0) cmd = CMD_BUILD;
+    else if (strcmp(argv[0], "update") == 0) cmd = CMD_UPDATE;
+    else if (strcmp(argv[0], "merge") == 0 || strcmp(argv[0], "optimize") == 0) cmd = CMD_MERGE;
     else if (strcmp(argv[0], "verify") == 0) cmd = CMD_VERIFY;
     else if (strcmp(argv[0], "stats") == 0) cmd = CMD_STATS;
     else if (strcmp(argv[0], "help") == 0) {
@@ -350,16 +429,27 @@ int main(int argc, char **argv) {
     argv++;
     const char *dir = cli_index_dir(index_opt);
 
-    if (cmd == CMD_BUILD) {
+    if (cmd == CMD_BUILD || cmd == CMD_UPDATE) {
         if (argc < 1) {
-            cli_error("build: no SOURCE given");
+            cli_error("%s: no SOURCE given", cmd == CMD_BUILD ? "build" : "update");
             return usage_error();
         }
-        return cmd_build(dir, force, memory_given ? memory_mb : 0, argv, argc);
+        if (force && cmd == CMD_UPDATE) {
+            cli_error("--force is an option of build only");
+            return usage_error();
+        }
+        return cmd_build(dir, force, cmd == CMD_UPDATE, memory_given ? memory_mb : 0, argv, argc);
     }
-    if (force || memory_given) {
-        cli_error("--force and --memory are options of build only");
+    if (force || (memory_given && cmd != CMD_MERGE)) {
+        cli_error("--force is an option of build, --memory of build, update and merge");
         return usage_error();
+    }
+    if (cmd == CMD_MERGE) {
+        if (argc > 0) {
+            cli_error("merge takes no arguments, got '%s'", argv[0]);
+            return usage_error();
+        }
+        return cmd_merge(dir, memory_given ? memory_mb : 0);
     }
     if (argc > 0) {
         cli_error("%s takes no arguments, got '%s'", cmd == CMD_VERIFY ? "verify" : "stats",

@@ -47,19 +47,22 @@ static int flush_block(sh_storew *w) {
     return 0;
 }
 
-int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash) {
+int sh_store_record(sh_buf *out, const sahel_doc *doc) {
     const char *f[SH_STORE_NFIELDS] = {doc->id,  doc->title, doc->body, doc->date,
                                        doc->source, doc->url, doc->lang, doc->path};
     size_t l[SH_STORE_NFIELDS] = {doc->id_len,     doc->title_len, doc->body_len,
                                   doc->date_len,   doc->source_len, doc->url_len,
                                   doc->lang_len,   doc->path_len};
-    size_t start = w->raw.len;
     for (int i = 0; i < SH_STORE_NFIELDS; i++) {
         size_t len = f[i] ? l[i] : 0;
-        if (sh_buf_put_varint(&w->raw, len) || sh_buf_put(&w->raw, f[i], len))
-            return SAHEL_ENOMEM;
+        if (sh_buf_put_varint(out, len) || sh_buf_put(out, f[i], len)) return SAHEL_ENOMEM;
     }
-    if (sh_buf_put_varint(&w->raw, doc->line)) return SAHEL_ENOMEM;
+    return sh_buf_put_varint(out, doc->line);
+}
+
+int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash) {
+    size_t start = w->raw.len;
+    if (sh_store_record(&w->raw, doc)) return SAHEL_ENOMEM;
     if (hash) *hash = XXH3_64bits(w->raw.p + start, w->raw.len - start);
     w->ndocs++;
     if (w->raw.len >= SH_STORE_BLOCK) return flush_block(w);

@@ -134,6 +134,9 @@ struct sh_segment {
     uint32_t nterms;
     uint64_t sum_len_title, sum_len_body, ntokens;
     char lang[32];
+    /* reader side: the deletion bitmap in force (NULL: none) */
+    uint8_t *deleted;
+    uint32_t ndeleted;
 };
 
 /* Map and check a segment file: magic, version, footer and section-table
@@ -211,6 +214,8 @@ typedef struct sh_storew {
 } sh_storew;
 
 int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash); /* hash: XXH3 of the record */
+/* Append doc's record (the layout in docstore.c) to out. */
+int sh_store_record(sh_buf *out, const sahel_doc *doc);
 int sh_storew_finish(sh_storew *w); /* closes the last block, adds the sentinel */
 void sh_storew_free(sh_storew *w);
 size_t sh_storew_memory(const sh_storew *w);
@@ -230,11 +235,13 @@ int sh_store_verify(const sh_segment *seg, sahel_error *err);
 typedef struct sh_manifest_seg {
     char *name;
     uint32_t ndocs;
-    uint64_t del_gen; /* 0: no deletions (room for incremental updates) */
+    uint64_t del_gen;  /* generation of its deletion bitmap; 0: none */
+    uint32_t ndeleted;
 } sh_manifest_seg;
 
 typedef struct sh_manifest {
     uint64_t generation;
+    uint64_t sources_gen; /* 0: no sources table */
     char lang[32];
     sh_manifest_seg *segs;
     size_t nsegs;
@@ -248,15 +255,89 @@ void sh_manifest_free(sh_manifest *m);
 
 char *sh_path_join(const char *dir, const char *name);
 int sh_fsync_dir(const char *dir, sahel_error *err);
+/* Write name.tmp in dir, fsync, rename to name (the directory is fsynced
+ * by the commit that follows). */
+int sh_write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
+                         sahel_error *err);
+/* Read a whole file: exactly `want` bytes, or any size when want is
+ * SIZE_MAX.  A missing file is SAHEL_ECORRUPT (an index file the manifest
+ * names). */
+int sh_read_file(const char *path, size_t want, uint8_t **out, size_t *len, sahel_error *err);
+
+/* ---- lock.c ------------------------------------------------------------- */
+
+#define SH_LOCK_FILE "LOCK"
+/* SAHEL_ELOCKED "locked by pid N" when another live writer holds it.
+ * *stale_pid (may be NULL): the pid of a dead writer whose lock was taken
+ * over, else 0. */
+int sh_lock_acquire(const char *dir, int *fd, int *stale_pid, sahel_error *err);
+void sh_lock_release(int fd);
+
+/* ---- deletes.c ---------------------------------------------------------- */
+
+void sh_del_name(char *out, size_t cap, const char *segname, uint64_t gen);
+uint32_t sh_bitmap_count(const uint8_t *bits, uint32_t ndocs);
+int sh_del_write(const char *dir, const char *segname, uint64_t gen, const uint8_t *bits,
+                 uint32_t ndocs, sahel_error *err);
+/* *bits: a new heap bitmap of ceil(ndocs / 8) bytes. */
+int sh_del_read(const char *dir, const char *segname, uint64_t gen, uint32_t ndocs,
+                uint8_t **bits, uint32_t *ndeleted, sahel_error *err);
+static inline int sh_bit_get(const uint8_t *bits, uint32_t d) {
+    return bits && (bits[d >> 3] >> (d & 7)) & 1;
+}
+static inline void sh_bit_set(uint8_t *bits, uint32_t d) { bits[d >> 3] |= (uint8_t)(1u << (d & 7)); }
+
+/* ---- sources.c ---------------------------------------------------------- */
+
+typedef struct sh_srcent {
+    const char *path;
+    uint32_t path_len;
+    uint32_t nids;
+    uint64_t size;
+    int64_t mtime_ns;
+    uint64_t ino;
+    const uint8_t *ids; /* nids records: u16 length, bytes */
+    size_t ids_len;
+} sh_srcent;
+
+typedef struct sh_srctab {
+    uint8_t *data; /* the file's bytes; entries point into it */
+    sh_srcent *e;  /* sorted by path */
+    size_t n;
+} sh_srctab;
+
+int sh_srctab_read(const char *dir, uint64_t gen, sh_srctab *t, sahel_error *err);
+void sh_srctab_free(sh_srctab *t);
+sh_srcent *sh_srctab_find(const sh_srctab *t, const char *path, size_t len);
+int sh_srcent_cmp(const sh_srcent *e, const char *path, size_t len);
+/* Sorts e in place, then writes sources-<gen>.ssrc. */
+int sh_srctab_write(const char *dir, uint64_t gen, sh_srcent *e, size_t n, sahel_error *err);
+
+/* ---- writer.c: what ingest tells the writer about source files --------- */
+
+/* A SOURCE as given (trailing slashes removed) is about to be read. */
+int sh_writer_source_root(sahel_writer *w, const char *path, size_t len, sahel_error *err);
+/* The file `path` (below the current root) is next: 1 when it is as
+ * recorded (size, time, inode) and need not be read, 0 when it must be. */
+int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int64_t mtime_ns,
+                           uint64_t ino, sahel_error *err);
+/* The file was read (ok = 1) or could not be (0: its articles are kept). */
+void sh_writer_source_end(sahel_writer *w, int ok);
 
 /* ---- reader.c ----------------------------------------------------------- */
+
+/* The live doc of segment `seg` whose id is `id`: 1 and *doc, or 0. */
+int sh_segment_find_id(const sh_segment *seg, const char *id, size_t len, uint32_t *doc,
+                       sahel_error *err);
 
 struct sahel_index {
     char *dir;
     sh_manifest man;
     sh_segment *segs;
     size_t nsegs;
-    uint64_t ndocs;
+    uint64_t ndocs;    /* documents in the segments, deleted ones included:
+                          the N of BM25 until a merge purges them, as in Lucene */
+    uint64_t ndeleted;
     uint64_t sum_len_title, sum_len_body;
     uint64_t nterms, bytes;
     sh_analyzer *analyzer;

@@ -8,10 +8,13 @@
  *   u32     nsegs
  *   u64     generation (1 for a new index, +1 per commit)
  *   u8[32]  analysis language, NUL padded ("english")
- *   nsegs times:
+ *   u64     generation of the sources table (sources.c), 0: none
+ *   nsegs times, oldest first (the order ties are broken in):
  *     u16   name length, then the file name (no '/', not starting with '.')
  *     u32   documents in the segment
- *     u64   deletion generation (0: none; room for incremental updates)
+ *     u64   deletion generation: the segment's deletion bitmap is
+ *           <name without .sseg>-<generation>.sdel (deletes.c); 0: none
+ *     u32   documents deleted (bits set in that bitmap)
  *   u64     XXH3_64bits of every byte above
  *
  * Commit protocol: the new manifest is written to MANIFEST.tmp, fsynced,
@@ -92,13 +95,12 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
             rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot open", path);
         goto out;
     }
-    if (fstat(fd, &st) != 0 || st.st_size < 8 + 4 + 4 + 8 + 32 + 8 ||
-        (uint64_t)st.st_size > MANIFEST_MAX) {
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
         rc = bad(path, 0, "impossible size", err);
         goto out;
     }
     size_t size = (size_t)st.st_size;
-    data = sh_malloc(size);
+    data = sh_malloc(size ? size : 1);
     if (!data) {
         rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
         goto out;
@@ -114,9 +116,17 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
         }
         got += (size_t)n;
     }
+    if (size < 8) {
+        rc = bad(path, 0, "truncated", err);
+        goto out;
+    }
     if (memcmp(data, SH_MANIFEST_MAGIC, 8) != 0) {
         rc = sh_err(err, SAHEL_ENOTINDEX, "%s is not a sahelsearch index (bad magic in %s)", dir,
                     SH_MANIFEST);
+        goto out;
+    }
+    if (size < 8 + 4 + 4 + 8 + 32 + 8 + 8) {
+        rc = bad(path, 0, "truncated", err);
         goto out;
     }
     if (sh_load_u64(data + size - 8) != XXH3_64bits(data, size - 8)) {
@@ -132,8 +142,9 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
     m->generation = sh_load_u64(data + 16);
     memcpy(m->lang, data + 24, 31);
     m->lang[31] = '\0';
-    size_t off = 56, end = size - 8;
-    if (nsegs > (end - off) / 14) {
+    m->sources_gen = sh_load_u64(data + 56);
+    size_t off = 64, end = size - 8;
+    if (nsegs > (end - off) / 18) {
         rc = bad(path, 12, "segment count too large", err);
         goto out;
     }
@@ -148,7 +159,7 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
             goto out;
         }
         size_t nl = sh_load_u16(data + off);
-        if (end - off < 2 + nl + 12 || !valid_name(data + off + 2, nl)) {
+        if (end - off < 2 + nl + 16 || !valid_name(data + off + 2, nl)) {
             rc = bad(path, off, "bad segment entry", err);
             goto out;
         }
@@ -161,7 +172,12 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
         off += 2 + nl;
         m->segs[i].ndocs = sh_load_u32(data + off);
         m->segs[i].del_gen = sh_load_u64(data + off + 4);
-        off += 12;
+        m->segs[i].ndeleted = sh_load_u32(data + off + 12);
+        off += 16;
+        if (m->segs[i].ndeleted > m->segs[i].ndocs || (m->segs[i].ndeleted && !m->segs[i].del_gen)) {
+            rc = bad(path, off - 4, "impossible deletion count", err);
+            goto out;
+        }
     }
     if (off != end) rc = bad(path, off, "trailing bytes", err);
 out:
@@ -185,14 +201,15 @@ int sh_manifest_write(const char *dir, const sh_manifest *m, sahel_error *err) {
     memcpy(lang, m->lang, SH_MIN(strlen(m->lang), sizeof lang - 1));
     if (sh_buf_put(&b, SH_MANIFEST_MAGIC, 8) || sh_buf_put_u32(&b, SH_MANIFEST_VERSION) ||
         sh_buf_put_u32(&b, (uint32_t)m->nsegs) || sh_buf_put_u64(&b, m->generation) ||
-        sh_buf_put(&b, lang, sizeof lang)) {
+        sh_buf_put(&b, lang, sizeof lang) || sh_buf_put_u64(&b, m->sources_gen)) {
         rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < m->nsegs; i++) {
         size_t nl = strlen(m->segs[i].name);
         if (sh_buf_put_u16(&b, (uint16_t)nl) || sh_buf_put(&b, m->segs[i].name, nl) ||
-            sh_buf_put_u32(&b, m->segs[i].ndocs) || sh_buf_put_u64(&b, m->segs[i].del_gen)) {
+            sh_buf_put_u32(&b, m->segs[i].ndocs) || sh_buf_put_u64(&b, m->segs[i].del_gen) ||
+            sh_buf_put_u32(&b, m->segs[i].ndeleted)) {
             rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
             goto out;
         }
@@ -239,5 +256,81 @@ out:
     sh_buf_free(&b);
     sh_free(tmp);
     sh_free(path);
+    return rc;
+}
+
+/* ---- small whole files: deletion bitmaps, the sources table ------------- */
+
+int sh_write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
+                         sahel_error *err) {
+    char path[4096], tmp[4200];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return sh_err(err, SAHEL_EINVAL, "index path too long: %s", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot create", tmp);
+    const uint8_t *p = data;
+    size_t done = 0;
+    int rc = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot write", tmp);
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (!rc && fsync(fd) != 0) rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: fsync", tmp);
+    if (close(fd) != 0 && !rc) rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: close", tmp);
+    if (!rc && rename(tmp, path) != 0)
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "cannot rename %s", tmp);
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+int sh_read_file(const char *path, size_t want, uint8_t **out, size_t *len, sahel_error *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? sh_err(err, SAHEL_ECORRUPT, "%s: index file is missing", path)
+                   : sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot open", path);
+    struct stat st;
+    int rc = 0;
+    uint8_t *data = NULL;
+    if (fstat(fd, &st) != 0) {
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot stat", path);
+        goto out;
+    }
+    if (want != SIZE_MAX ? (uint64_t)st.st_size != want : (uint64_t)st.st_size > (uint64_t)MANIFEST_MAX * 64) {
+        rc = sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: %llu bytes, not the size "
+                    "its header implies", path, (unsigned long long)st.st_size);
+        goto out;
+    }
+    size_t size = (size_t)st.st_size;
+    data = sh_malloc(size ? size : 1);
+    if (!data) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, data + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            rc = n < 0 ? sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot read", path)
+                       : sh_err(err, SAHEL_ECORRUPT, "%s: index file shrank while read", path);
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    *out = data;
+    if (len) *len = size;
+    data = NULL;
+out:
+    sh_free(data);
+    close(fd);
     return rc;
 }

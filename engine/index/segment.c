@@ -340,6 +340,7 @@ fail:
 void sh_segment_close(sh_segment *seg) {
     if (!seg) return;
     if (seg->map) munmap(seg->map, seg->size);
+    sh_free(seg->deleted);
     sh_free(seg->path);
     sh_free(seg->name);
     memset(seg, 0, sizeof *seg);

@@ -10,6 +10,31 @@
  * format of postings.c (segment.c has the file layout).  Nothing is visible
  * until commit writes the manifest naming the segments (manifest.c).
  *
+ * Updating (opts.update) opens the index's current snapshot under the
+ * writer lock and compares each article given with the version the index
+ * holds, by id and by the XXH3 hash of its stored record: the same hash is
+ * SAHEL_UNCHANGED and costs a lookup; a different one deletes the old
+ * version (a bit in its segment's deletion bitmap, deletes.c) and indexes
+ * the new.  What ingest reports about source files (sh_writer_source_*)
+ * feeds the sources table (sources.c): files as recorded are not read at
+ * all, and the articles of files gone from a folder being updated, or gone
+ * from a file read again, are deleted at commit.
+ *
+ * Commit: new segments, then merges (below), then deletion bitmaps and the
+ * sources table, each written to a temporary name, fsynced and renamed;
+ * the directory fsynced; then the manifest (manifest.c); only then are the
+ * files it no longer names removed.  A crash at any point leaves the
+ * previous manifest and every file it names intact.
+ *
+ * Merge policy (logarithmic, as Lucene's LogMergePolicy): a segment's
+ * level is floor(log10(live documents)); whenever SH_MERGE_FACTOR (10)
+ * neighbouring segments share a level they are rewritten as one, so an
+ * index has at most 9 segments per level, a few dozen in all, however many
+ * updates it has seen.  A segment more than half deleted is rewritten
+ * alone, and one wholly deleted is dropped.  Merging keeps the order of
+ * documents, so ties rank as before.  A merge re-indexes the live stored
+ * articles (the analysis is deterministic, so the terms are the same).
+ *
  * Invariants: term ids are dense indexes into `terms`; `table` is an open-
  * addressing hash table (power-of-two size, at most half full) of term
  * id + 1; doc ids are dense per segment; ids seen by this writer are kept
@@ -17,6 +42,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -27,6 +53,7 @@
 
 #define DEFAULT_BUDGET ((size_t)256 << 20)
 #define SH_LANG "english"
+#define SH_MERGE_FACTOR 10
 
 typedef struct term_ent {
     uint64_t hash;
@@ -83,8 +110,40 @@ struct sahel_writer {
     /* segments written, not yet committed */
     sh_manifest_seg *segs;
     size_t nsegs;
+    uint32_t seg_counter; /* for unique names within the generation */
     sahel_writer_stats stats;
+    int lock_fd;
+    int optimize;
+    int merge_stuck; /* a merge made no fewer segments: stop merging */
+
+    /* update: the snapshot being changed */
+    int update;
+    sahel_index *ix;
+    uint8_t **bits;  /* per old segment: writable deletion bitmap, or NULL */
+    uint32_t *ndel;  /* per old segment: deleted documents */
+    sh_buf scratch;  /* a record, for its hash */
+
+    /* sources: the recorded table (update), its entries' fate, new entries */
+    sh_srctab oldsrc;
+    uint8_t *oldstate;
+    struct newsrc {
+        size_t path_off, path_len, ids_off, ids_len;
+        uint64_t size, ino;
+        int64_t mtime_ns;
+        uint32_t nids;
+    } *newsrc;
+    size_t nnewsrc, cap_newsrc;
+    sh_buf srcpool;
+    struct root {
+        size_t given_off, given_len, real_off, real_len, file;
+    } *roots;
+    size_t nroots;
+    long cur_new;  /* newsrc entry being read, or -1 */
+    long cur_old;  /* its recorded entry, or -1 */
 };
+
+/* fate of a recorded source file in this update */
+enum { SRC_UNVISITED = 0, SRC_CARRIED, SRC_REREAD, SRC_FAILED };
 
 /* ---- id set ------------------------------------------------------------- */
 
@@ -213,18 +272,48 @@ static int cmp_tok(const void *a, const void *b) {
 
 /* ---- open --------------------------------------------------------------- */
 
-static int dir_is_empty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            empty = 0;
-            break;
-        }
-    closedir(d);
-    return empty;
+static int is_ours(const char *name);
+
+/* Build: check what `dir` holds; sets the generation. */
+static int prepare_build_dir(sahel_writer *w, const char *dir, int *created, sahel_error *err) {
+    struct stat st;
+    *created = 0;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0755) != 0)
+            return sh_err_errno(err, SAHEL_EIO, errno, "cannot create index directory %s", dir);
+        *created = 1;
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sh_err(err, SAHEL_EINVAL, "%s exists and is not a directory", dir);
+    sh_manifest old;
+    sahel_error e2 = {0};
+    int mrc = sh_manifest_read(dir, &old, &e2);
+    if (mrc == 0) {
+        w->generation = old.generation + 1;
+        sh_manifest_free(&old);
+        if (!w->force) return sh_err(err, SAHEL_EEXIST, "an index already exists in %s", dir);
+        return 0;
+    }
+    if (mrc == SAHEL_ENOTINDEX) {
+        /* only our own leftovers (a lock file, an interrupted first build) */
+        DIR *d = opendir(dir);
+        if (!d) return sh_err_errno(err, SAHEL_EIO, errno, "cannot read %s", dir);
+        struct dirent *e;
+        int foreign = 0;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                strcmp(e->d_name, SH_LOCK_FILE) && !is_ours(e->d_name))
+                foreign = 1;
+        closedir(d);
+        if (foreign)
+            return sh_err(err, SAHEL_EINVAL,
+                          "%s is not empty and holds no index: refusing to write into it", dir);
+        return 0;
+    }
+    if (mrc == SAHEL_ENOMEM || mrc == SAHEL_EIO) return sh_err(err, mrc, "%s", e2.msg);
+    if (!w->force) return sh_err(err, SAHEL_EEXIST, "%s holds a damaged index (%s)", dir, e2.msg);
+    return 0;
 }
 
 int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writer **out,
@@ -234,7 +323,10 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
     sahel_writer *w = sh_calloc(1, sizeof *w);
     if (!w) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     int rc;
+    w->lock_fd = -1;
+    w->cur_new = w->cur_old = -1;
     w->force = opts && opts->force;
+    w->update = opts && opts->update;
     w->budget = opts && opts->memory_budget ? opts->memory_budget : DEFAULT_BUDGET;
     w->dir = sh_strndup(dir, strlen(dir));
     if (!w->dir) {
@@ -243,36 +335,36 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
     }
     snprintf(w->lang, sizeof w->lang, "%s", SH_LANG);
     w->generation = 1;
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) {
-            rc = sh_err(err, SAHEL_EINVAL, "%s exists and is not a directory", dir);
+    if (w->update) {
+        sh_manifest m;
+        if ((rc = sh_manifest_read(dir, &m, err))) goto fail; /* no index: ENOTINDEX */
+        sh_manifest_free(&m);
+    } else {
+        int created;
+        if ((rc = prepare_build_dir(w, dir, &created, err))) goto fail;
+    }
+    if ((rc = sh_lock_acquire(dir, &w->lock_fd, &w->stats.stale_lock_pid, err))) goto fail;
+    if (w->update) {
+        /* the snapshot is read under the lock: no commit can race it */
+        if ((rc = sahel_index_open(dir, &w->ix, err))) goto fail;
+        w->generation = w->ix->man.generation + 1;
+        snprintf(w->lang, sizeof w->lang, "%s", w->ix->man.lang);
+        size_t n = w->ix->nsegs ? w->ix->nsegs : 1;
+        w->bits = sh_calloc(n, sizeof *w->bits);
+        w->ndel = sh_calloc(n, sizeof *w->ndel);
+        if (!w->bits || !w->ndel) {
+            rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
             goto fail;
         }
-        sh_manifest old;
-        sahel_error e2 = {0};
-        int mrc = sh_manifest_read(dir, &old, &e2);
-        if (mrc == 0) {
-            w->generation = old.generation + 1;
-            sh_manifest_free(&old);
-            if (!w->force) {
-                rc = sh_err(err, SAHEL_EEXIST, "an index already exists in %s", dir);
+        for (size_t i = 0; i < w->ix->nsegs; i++) w->ndel[i] = w->ix->segs[i].ndeleted;
+        if (w->ix->man.sources_gen) {
+            if ((rc = sh_srctab_read(dir, w->ix->man.sources_gen, &w->oldsrc, err))) goto fail;
+            w->oldstate = sh_calloc(w->oldsrc.n ? w->oldsrc.n : 1, 1);
+            if (!w->oldstate) {
+                rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
                 goto fail;
             }
-        } else if (mrc == SAHEL_ENOTINDEX && !dir_is_empty(dir)) {
-            rc = sh_err(err, SAHEL_EINVAL,
-                        "%s is not empty and holds no index: refusing to write into it", dir);
-            goto fail;
-        } else if (mrc == SAHEL_ENOMEM || mrc == SAHEL_EIO) {
-            rc = sh_err(err, mrc, "%s", e2.msg);
-            goto fail;
-        } else if (mrc != SAHEL_ENOTINDEX && !w->force) {
-            rc = sh_err(err, SAHEL_EEXIST, "%s holds a damaged index (%s)", dir, e2.msg);
-            goto fail;
         }
-    } else if (mkdir(dir, 0755) != 0) {
-        rc = sh_err_errno(err, SAHEL_EIO, errno, "cannot create index directory %s", dir);
-        goto fail;
     }
     if ((rc = sh_analyzer_new(w->lang, &w->an, err))) goto fail;
     *out = w;
@@ -293,21 +385,10 @@ static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
     return rc;
 }
 
-int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
-    if (w->committed || w->failed)
-        return sh_err(err, SAHEL_EINVAL, "writer is %s", w->committed ? "committed" : "failed");
-    if (!doc->id || doc->id_len == 0) return sh_err(err, SAHEL_EINVAL, "article has no id");
-    if (doc->id_len > 4096) return sh_err(err, SAHEL_ETOOBIG, "article id longer than 4096 bytes");
-    if (doc->title_len > UINT32_MAX / 2 || doc->body_len > UINT32_MAX / 2)
-        return sh_err(err, SAHEL_ETOOBIG, "article %.*s is larger than 2 GiB", (int)SH_MIN(doc->id_len, 64), doc->id);
+/* Invert one article into the segment being built. */
+static int index_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     int rc;
     if (w->ndocs == UINT32_MAX - 1 && (rc = flush_segment(w, err))) return rc;
-    rc = idset_add(&w->seen, doc->id, doc->id_len);
-    if (rc < 0) return sh_err(err, rc, "out of memory");
-    if (rc == 0)
-        return sh_err(err, SAHEL_EDUPLICATE, "duplicate id %.*s", (int)SH_MIN(doc->id_len, 200),
-                      doc->id);
-
     uint32_t doc_no = w->ndocs;
     uint32_t lt = 0, lb = 0;
     w->ntoks = 0;
@@ -371,7 +452,6 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     w->sum_lent += lt;
     w->sum_lenb += lb;
     w->ntokens += w->ntoks;
-    w->stats.ndocs++;
     w->stats.ntokens += w->ntoks;
     w->stats.bytes_in += doc->title_len + doc->body_len;
     if (w->mem >= w->budget) return flush_segment(w, err);
@@ -381,6 +461,193 @@ nomem:
     w->failed = 1;
     return sh_err(err, SAHEL_ENOMEM, "out of memory indexing article %.*s",
                   (int)SH_MIN(doc->id_len, 200), doc->id);
+}
+
+/* ---- update: what the index holds already ------------------------------ */
+
+/* The live version of `id` in the snapshot being updated: 1 and (seg, doc),
+ * newest segment first, or 0. */
+static int find_old(sahel_writer *w, const char *id, size_t len, size_t *seg, uint32_t *doc,
+                    sahel_error *err) {
+    if (!w->ix) return 0;
+    for (size_t i = w->ix->nsegs; i-- > 0;) {
+        const sh_segment *sg = &w->ix->segs[i];
+        int rc = sh_segment_find_id(sg, id, len, doc, err);
+        if (rc < 0) return rc;
+        if (rc && !sh_bit_get(w->bits[i], *doc)) {
+            *seg = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int delete_old(sahel_writer *w, size_t seg, uint32_t doc, sahel_error *err) {
+    const sh_segment *sg = &w->ix->segs[seg];
+    if (!w->bits[seg]) {
+        size_t n = ((size_t)sg->ndocs + 7) / 8;
+        w->bits[seg] = sh_calloc(n ? n : 1, 1);
+        if (!w->bits[seg]) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        if (sg->deleted) memcpy(w->bits[seg], sg->deleted, n);
+    }
+    if (!sh_bit_get(w->bits[seg], doc)) {
+        sh_bit_set(w->bits[seg], doc);
+        w->ndel[seg]++;
+        w->stats.ndeleted++;
+    }
+    return 0;
+}
+
+/* The current source file holds this id: remember it in its entry. */
+static int note_source_id(sahel_writer *w, const char *id, size_t len) {
+    if (w->cur_new < 0) return 0;
+    struct newsrc *e = &w->newsrc[w->cur_new];
+    if (sh_buf_put_u16(&w->srcpool, (uint16_t)len) || sh_buf_put(&w->srcpool, id, len))
+        return SAHEL_ENOMEM;
+    e->nids++;
+    e->ids_len += 2 + len;
+    return 0;
+}
+
+int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
+    if (w->committed || w->failed)
+        return sh_err(err, SAHEL_EINVAL, "writer is %s", w->committed ? "committed" : "failed");
+    if (!doc->id || doc->id_len == 0) return sh_err(err, SAHEL_EINVAL, "article has no id");
+    if (doc->id_len > 4096) return sh_err(err, SAHEL_ETOOBIG, "article id longer than 4096 bytes");
+    if (doc->title_len > UINT32_MAX / 2 || doc->body_len > UINT32_MAX / 2)
+        return sh_err(err, SAHEL_ETOOBIG, "article %.*s is larger than 2 GiB",
+                      (int)SH_MIN(doc->id_len, 64), doc->id);
+    int rc = idset_add(&w->seen, doc->id, doc->id_len);
+    if (rc < 0) return sh_err(err, rc, "out of memory");
+    if (rc == 0)
+        return sh_err(err, SAHEL_EDUPLICATE, "duplicate id %.*s", (int)SH_MIN(doc->id_len, 200),
+                      doc->id);
+    int outcome = SAHEL_ADDED;
+    size_t seg;
+    uint32_t d;
+    if ((rc = find_old(w, doc->id, doc->id_len, &seg, &d, err)) < 0) return rc;
+    if (rc) {
+        sh_buf_reset(&w->scratch);
+        if (sh_store_record(&w->scratch, doc)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        uint64_t old = sh_load_u64(w->ix->segs[seg].sec[SH_SEC_DOCHASH].p + (size_t)d * 8);
+        if (old == XXH3_64bits(w->scratch.p, w->scratch.len)) {
+            w->stats.nunchanged++;
+            if (note_source_id(w, doc->id, doc->id_len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+            return SAHEL_UNCHANGED;
+        }
+        if ((rc = delete_old(w, seg, d, err))) return rc;
+        w->stats.ndeleted--; /* a replacement, counted as such */
+        outcome = SAHEL_REPLACED;
+    }
+    if ((rc = index_doc(w, doc, err))) return rc;
+    w->stats.ndocs++;
+    if (outcome == SAHEL_REPLACED)
+        w->stats.nreplaced++;
+    else
+        w->stats.nadded++;
+    if (note_source_id(w, doc->id, doc->id_len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    return outcome;
+}
+
+int sahel_writer_delete(sahel_writer *w, const char *id, size_t id_len, sahel_error *err) {
+    if (w->committed || w->failed)
+        return sh_err(err, SAHEL_EINVAL, "writer is %s", w->committed ? "committed" : "failed");
+    size_t seg;
+    uint32_t d;
+    int rc = find_old(w, id, id_len, &seg, &d, err);
+    if (rc <= 0) return rc < 0 ? rc : 1;
+    return delete_old(w, seg, d, err);
+}
+
+int sahel_writer_optimize(sahel_writer *w, sahel_error *err) {
+    if (w->committed || w->failed)
+        return sh_err(err, SAHEL_EINVAL, "writer is %s", w->committed ? "committed" : "failed");
+    w->optimize = 1;
+    return 0;
+}
+
+/* ---- sources: the files articles come from ------------------------------ */
+
+int sh_writer_source_root(sahel_writer *w, const char *path, size_t len, sahel_error *err) {
+    char given[4096], real[PATH_MAX];
+    if (len >= sizeof given) return sh_err(err, SAHEL_ETOOBIG, "path too long");
+    memcpy(given, path, len);
+    given[len] = '\0';
+    if (!realpath(given, real)) return sh_err_errno(err, SAHEL_EIO, errno, "cannot resolve %s", given);
+    struct root *r = sh_reallocarray(w->roots, w->nroots + 1, sizeof *r);
+    if (!r) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    w->roots = r;
+    r = &w->roots[w->nroots];
+    r->given_off = w->srcpool.len;
+    r->given_len = len;
+    if (sh_buf_put(&w->srcpool, given, len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    r->real_off = w->srcpool.len;
+    r->real_len = strlen(real);
+    if (sh_buf_put(&w->srcpool, real, r->real_len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    w->nroots++;
+    return 0;
+}
+
+int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int64_t mtime_ns,
+                           uint64_t ino, sahel_error *err) {
+    w->cur_new = w->cur_old = -1;
+    if (!w->nroots) return 0;
+    const struct root *r = &w->roots[w->nroots - 1];
+    size_t plen = strlen(path);
+    /* canonical path: the root's realpath, then the path below it */
+    const char *rest = "";
+    size_t rest_len = 0;
+    if (plen > r->given_len && memcmp(path, w->srcpool.p + r->given_off, r->given_len) == 0) {
+        rest = path + r->given_len;
+        rest_len = plen - r->given_len;
+    }
+    if (r->real_len + rest_len > UINT16_MAX) return 0; /* not tracked: always read */
+    struct newsrc e = {0};
+    e.path_off = w->srcpool.len;
+    e.path_len = r->real_len + rest_len;
+    if (sh_buf_reserve(&w->srcpool, e.path_len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    memcpy(w->srcpool.p + w->srcpool.len, w->srcpool.p + r->real_off, r->real_len);
+    memcpy(w->srcpool.p + w->srcpool.len + r->real_len, rest, rest_len);
+    w->srcpool.len += e.path_len;
+    e.size = size;
+    e.mtime_ns = mtime_ns;
+    e.ino = ino;
+    e.ids_off = w->srcpool.len;
+    sh_srcent *old = w->oldsrc.n ? sh_srctab_find(&w->oldsrc, (const char *)w->srcpool.p + e.path_off,
+                                                  e.path_len)
+                                 : NULL;
+    if (old) {
+        long oi = (long)(old - w->oldsrc.e);
+        if (w->oldstate[oi] != SRC_UNVISITED) return 0; /* met twice: read it again */
+        if (old->size == size && old->mtime_ns == mtime_ns && old->ino == ino) {
+            w->oldstate[oi] = SRC_CARRIED;
+            w->srcpool.len = e.path_off;
+            w->stats.nunchanged_files++;
+            w->stats.nunchanged += old->nids;
+            return 1;
+        }
+        w->cur_old = oi;
+    }
+    if (w->nnewsrc == w->cap_newsrc) {
+        size_t cap = w->cap_newsrc ? w->cap_newsrc * 2 : 64;
+        struct newsrc *n = sh_reallocarray(w->newsrc, cap, sizeof *n);
+        if (!n) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        w->newsrc = n;
+        w->cap_newsrc = cap;
+    }
+    w->newsrc[w->nnewsrc] = e;
+    w->cur_new = (long)w->nnewsrc++;
+    return 0;
+}
+
+void sh_writer_source_end(sahel_writer *w, int ok) {
+    if (w->cur_old >= 0) w->oldstate[w->cur_old] = ok ? SRC_REREAD : SRC_FAILED;
+    if (!ok && w->cur_new >= 0 && w->cur_new == (long)w->nnewsrc - 1) {
+        /* a file that could not be read keeps its recorded entry */
+        w->srcpool.len = w->newsrc[w->cur_new].path_off;
+        w->nnewsrc--;
+    }
+    w->cur_new = w->cur_old = -1;
 }
 
 /* ---- flush: the in-memory segment to a file ----------------------------- */
@@ -606,30 +873,227 @@ out:
 
 /* ---- commit ------------------------------------------------------------- */
 
-static int referenced(const sahel_writer *w, const char *name) {
-    for (size_t i = 0; i < w->nsegs; i++)
-        if (strcmp(w->segs[i].name, name) == 0) return 1;
+static int idset_has(const idset *s, const char *id, size_t len) {
+    if (!s->cap) return 0;
+    size_t h = (size_t)XXH3_64bits(id, len) & (s->cap - 1);
+    while (s->slots[h]) {
+        size_t l2;
+        const char *o = idset_get(s, s->slots[h] - 1, &l2);
+        if (l2 == len && memcmp(o, id, len) == 0) return 1;
+        h = (h + 1) & (s->cap - 1);
+    }
+    return 0;
+}
+
+/* Delete the articles a recorded source held that this update did not
+ * see again (the file is gone, or they are gone from it). */
+static int delete_unseen(sahel_writer *w, const sh_srcent *e, sahel_error *err) {
+    const uint8_t *p = e->ids;
+    for (uint32_t k = 0; k < e->nids; k++) {
+        size_t len = sh_load_u16(p);
+        const char *id = (const char *)p + 2;
+        p += 2 + len;
+        if (idset_has(&w->seen, id, len)) continue;
+        size_t seg;
+        uint32_t d;
+        int rc = find_old(w, id, len, &seg, &d, err);
+        if (rc < 0) return rc;
+        if (rc && (rc = delete_old(w, seg, d, err))) return rc;
+    }
+    return 0;
+}
+
+static int under_a_root(const sahel_writer *w, const sh_srcent *e) {
+    for (size_t i = 0; i < w->nroots; i++) {
+        const struct root *r = &w->roots[i];
+        const char *real = (const char *)w->srcpool.p + r->real_off;
+        if (e->path_len >= r->real_len && memcmp(e->path, real, r->real_len) == 0 &&
+            (e->path_len == r->real_len || e->path[r->real_len] == '/' ||
+             (r->real_len == 1 && real[0] == '/')))
+            return 1;
+    }
+    return 0;
+}
+
+/* The sources table of the new commit: recorded entries kept, then the
+ * files read now; deletes what disappeared.  *out is a new array. */
+static int settle_sources(sahel_writer *w, sh_srcent **out, size_t *nout, sahel_error *err) {
+    *out = NULL;
+    *nout = 0;
+    sh_srcent *e = sh_calloc(w->oldsrc.n + w->nnewsrc + 1, sizeof *e);
+    if (!e) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < w->oldsrc.n && !rc; i++) {
+        const sh_srcent *o = &w->oldsrc.e[i];
+        int st = w->oldstate[i];
+        if (st == SRC_CARRIED || st == SRC_FAILED || (st == SRC_UNVISITED && !under_a_root(w, o)))
+            e[n++] = *o;
+        else
+            rc = delete_unseen(w, o, err);
+    }
+    for (size_t i = 0; i < w->nnewsrc && !rc; i++) {
+        const struct newsrc *s = &w->newsrc[i];
+        e[n++] = (sh_srcent){(const char *)w->srcpool.p + s->path_off, (uint32_t)s->path_len,
+                             s->nids, s->size, s->mtime_ns, s->ino,
+                             w->srcpool.p + s->ids_off, s->ids_len};
+    }
+    if (rc) {
+        sh_free(e);
+        return rc;
+    }
+    *out = e;
+    *nout = n;
+    return 0;
+}
+
+/* A segment of the commit being prepared. */
+typedef struct fseg {
+    const char *name;
+    uint32_t ndocs, ndeleted;
+    uint64_t del_gen;      /* deletion bitmap in force (0: none) */
+    const uint8_t *bits;   /* deletions to honour */
+    int dirty;             /* deletions made now: write a bitmap */
+    size_t old;            /* index in the snapshot, or SIZE_MAX */
+} fseg;
+
+static unsigned level_of(uint32_t live) {
+    unsigned l = 0;
+    while (live >= SH_MERGE_FACTOR) {
+        live /= SH_MERGE_FACTOR;
+        l++;
+    }
+    return l;
+}
+
+/* Re-index the live articles of f[a..b) into new segments and put those
+ * in their place. */
+static int merge_run(sahel_writer *w, fseg **fp, size_t *nf, size_t a, size_t b, sahel_error *err) {
+    fseg *f = *fp;
+    int rc = 0;
+    sh_buf block = {0};
+    size_t first_new = w->nsegs;
+    for (size_t i = a; i < b && !rc; i++) {
+        sh_segment tmp, *sg;
+        if (f[i].old != SIZE_MAX) {
+            sg = &w->ix->segs[f[i].old];
+        } else {
+            if ((rc = sh_segment_open(w->dir, f[i].name, &tmp, err))) break;
+            sg = &tmp;
+        }
+        uint32_t cached = UINT32_MAX;
+        for (uint32_t d = 0; d < sg->ndocs && !rc; d++) {
+            if (sh_bit_get(f[i].bits, d)) continue;
+            sh_stored st;
+            if ((rc = sh_store_get(sg, d, &block, &cached, &st, err))) break;
+            sahel_doc doc = {
+                st.f[SH_STORE_ID],    st.len[SH_STORE_ID],    st.f[SH_STORE_TITLE],
+                st.len[SH_STORE_TITLE], st.f[SH_STORE_BODY],  st.len[SH_STORE_BODY],
+                st.f[SH_STORE_DATE],  st.len[SH_STORE_DATE],  st.f[SH_STORE_SOURCE],
+                st.len[SH_STORE_SOURCE], st.f[SH_STORE_URL],  st.len[SH_STORE_URL],
+                st.f[SH_STORE_LANG],  st.len[SH_STORE_LANG],  st.f[SH_STORE_PATH],
+                st.len[SH_STORE_PATH], st.line};
+            rc = index_doc(w, &doc, err);
+        }
+        if (sg == &tmp) sh_segment_close(&tmp);
+    }
+    sh_buf_free(&block);
+    if (!rc) rc = flush_segment(w, err);
+    if (rc) return rc;
+    size_t nnew = w->nsegs - first_new;
+    w->stats.nmerged += b - a;
+    if (nnew > b - a) { /* the memory budget cut the output in several */
+        f = sh_reallocarray(f, *nf + nnew, sizeof *f);
+        if (!f) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        *fp = f;
+    }
+    memmove(f + a + nnew, f + b, (*nf - b) * sizeof *f);
+    for (size_t k = 0; k < nnew; k++)
+        f[a + k] = (fseg){w->segs[first_new + k].name, w->segs[first_new + k].ndocs, 0, 0, NULL,
+                          0, SIZE_MAX};
+    *nf = *nf - (b - a) + nnew;
+    /* a memory budget smaller than the run cuts it into as many segments:
+     * merging it again would never end */
+    if (nnew >= b - a && b - a > 1) w->merge_stuck = 1;
+    return 0;
+}
+
+static int apply_merge_policy(sahel_writer *w, fseg **fp, size_t *nf, sahel_error *err) {
+    int rc;
+    fseg *f = *fp;
+    /* wholly deleted segments go without a rewrite */
+    size_t k = 0;
+    for (size_t i = 0; i < *nf; i++)
+        if (f[i].ndeleted < f[i].ndocs) f[k++] = f[i];
+        else w->stats.nmerged++;
+    *nf = k;
+    if (w->optimize) {
+        int any_deleted = 0;
+        for (size_t i = 0; i < *nf; i++) any_deleted |= f[i].ndeleted > 0;
+        if (*nf > 1 || any_deleted) return merge_run(w, fp, nf, 0, *nf, err);
+        return 0;
+    }
+    for (size_t i = 0; i < *nf; i++)
+        if ((*fp)[i].ndeleted * 2 > (*fp)[i].ndocs && (rc = merge_run(w, fp, nf, i, i + 1, err)))
+            return rc;
+    f = *fp;
+    for (int again = 1; again && !w->merge_stuck;) {
+        again = 0;
+        for (size_t i = 0; i < *nf;) {
+            unsigned lv = level_of(f[i].ndocs - f[i].ndeleted);
+            size_t j = i + 1;
+            while (j < *nf && j - i < SH_MERGE_FACTOR && level_of(f[j].ndocs - f[j].ndeleted) == lv)
+                j++;
+            if (j - i >= SH_MERGE_FACTOR) {
+                if ((rc = merge_run(w, fp, nf, i, j, err))) return rc;
+                f = *fp;
+                again = 1;
+                break;
+            }
+            i = j;
+        }
+    }
     return 0;
 }
 
 static int is_ours(const char *name) {
+    static const char *const pre[] = {"seg-", "sources-", SH_MANIFEST ".tmp"};
+    static const char *const suf[] = {".sseg", ".sdel", ".ssrc"};
     size_t n = strlen(name);
-    return strncmp(name, "seg-", 4) == 0 &&
-           ((n > 5 && strcmp(name + n - 5, ".sseg") == 0) ||
-            (n > 9 && strcmp(name + n - 9, ".sseg.tmp") == 0));
+    if (n > 4 && strcmp(name + n - 4, ".tmp") == 0) n -= 4;
+    for (size_t i = 0; i < 3; i++)
+        if (strncmp(name, pre[i], strlen(pre[i])) == 0) {
+            if (i == 2) return 1;
+            for (size_t j = 0; j < 3; j++)
+                if (n > 5 && memcmp(name + n - 5, suf[j], 5) == 0) return 1;
+        }
+    return 0;
 }
 
-/* After a commit: remove segment files the new manifest does not name
- * (those of the index it replaced, or left by an interrupted build). */
-static void remove_unreferenced(const sahel_writer *w) {
+/* After a commit: remove the index files the new manifest does not name
+ * (those it replaced, merged or deleted, or left by an interrupted
+ * writer).  Readers that mapped them keep their mappings. */
+static void remove_unreferenced(const sahel_writer *w, const sh_manifest *m) {
     DIR *d = opendir(w->dir);
     if (!d) return;
     struct dirent *e;
+    char keep[256], path[4096];
+    if (m->sources_gen) snprintf(keep, sizeof keep, "sources-%06llu.ssrc",
+                                 (unsigned long long)m->sources_gen);
     while ((e = readdir(d))) {
-        if (!is_ours(e->d_name) || referenced(w, e->d_name)) continue;
-        char *p = sh_path_join(w->dir, e->d_name);
-        if (p) unlink(p);
-        sh_free(p);
+        if (!is_ours(e->d_name)) continue;
+        int used = m->sources_gen && strcmp(e->d_name, keep) == 0;
+        for (size_t i = 0; i < m->nsegs && !used; i++) {
+            used = strcmp(e->d_name, m->segs[i].name) == 0;
+            if (!used && m->segs[i].del_gen) {
+                char del[256];
+                sh_del_name(del, sizeof del, m->segs[i].name, m->segs[i].del_gen);
+                used = strcmp(e->d_name, del) == 0;
+            }
+        }
+        if (used) continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", w->dir, e->d_name) < sizeof path)
+            unlink(path);
     }
     closedir(d);
 }
@@ -639,18 +1103,60 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
     if (w->failed) return sh_err(err, SAHEL_EINVAL, "writer failed earlier; nothing committed");
     int rc = flush_segment(w, err);
     if (rc) return rc;
+    sh_srcent *src = NULL;
+    size_t nsrc = 0;
+    fseg *f = NULL;
     sh_manifest m = {0};
+    if ((rc = settle_sources(w, &src, &nsrc, err))) goto out;
+
+    size_t nold = w->ix ? w->ix->nsegs : 0, nf = 0;
+    f = sh_calloc(nold + w->nsegs + 1, sizeof *f);
+    if (!f) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nold; i++) {
+        const sh_segment *sg = &w->ix->segs[i];
+        const sh_manifest_seg *ms = &w->ix->man.segs[i];
+        f[nf++] = (fseg){ms->name, sg->ndocs, w->ndel[i], ms->del_gen,
+                         w->bits[i] ? w->bits[i] : sg->deleted, w->bits[i] != NULL, i};
+    }
+    for (size_t i = 0; i < w->nsegs; i++)
+        f[nf++] = (fseg){w->segs[i].name, w->segs[i].ndocs, 0, 0, NULL, 0, SIZE_MAX};
+    if ((rc = apply_merge_policy(w, &f, &nf, err))) goto out;
+
     m.generation = w->generation;
     snprintf(m.lang, sizeof m.lang, "%s", w->lang);
-    m.segs = w->segs;
-    m.nsegs = w->nsegs;
-    if ((rc = sh_manifest_write(w->dir, &m, err))) {
-        w->failed = 1;
-        return rc;
+    m.segs = sh_calloc(nf ? nf : 1, sizeof *m.segs);
+    if (!m.segs) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        goto out;
     }
+    for (size_t i = 0; i < nf; i++) {
+        if (f[i].dirty) {
+            if ((rc = sh_del_write(w->dir, f[i].name, w->generation, f[i].bits, f[i].ndocs, err)))
+                goto out;
+            f[i].del_gen = w->generation;
+        }
+        m.segs[i] = (sh_manifest_seg){(char *)(uintptr_t)f[i].name, f[i].ndocs,
+                                      f[i].ndeleted ? f[i].del_gen : 0, f[i].ndeleted};
+    }
+    m.nsegs = nf;
+    if (nsrc) {
+        if ((rc = sh_srctab_write(w->dir, w->generation, src, nsrc, err))) goto out;
+        m.sources_gen = w->generation;
+    }
+    /* every file the manifest names is durable before the manifest is */
+    if ((rc = sh_fsync_dir(w->dir, err)) || (rc = sh_manifest_write(w->dir, &m, err))) goto out;
     w->committed = 1;
-    remove_unreferenced(w);
-    return 0;
+    w->stats.nlive_segments = nf;
+    remove_unreferenced(w, &m);
+out:
+    if (rc) w->failed = 1;
+    sh_free(m.segs);
+    sh_free(f);
+    sh_free(src);
+    return rc;
 }
 
 void sahel_writer_get_stats(const sahel_writer *w, sahel_writer_stats *st) {
@@ -673,6 +1179,18 @@ void sahel_writer_close(sahel_writer *w) {
     idset_free(&w->seen);
     sh_free(w->toks);
     sh_analyzer_free(w->an);
+    if (w->ix)
+        for (size_t i = 0; i < w->ix->nsegs; i++) sh_free(w->bits[i]);
+    sh_free(w->bits);
+    sh_free(w->ndel);
+    sahel_index_close(w->ix);
+    sh_buf_free(&w->scratch);
+    sh_srctab_free(&w->oldsrc);
+    sh_free(w->oldstate);
+    sh_free(w->newsrc);
+    sh_buf_free(&w->srcpool);
+    sh_free(w->roots);
+    sh_lock_release(w->lock_fd);
     sh_free(w->dir);
     sh_free(w);
 }

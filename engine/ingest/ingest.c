@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../index/index.h"
 #include "ingest.h"
 
 /* Files up to this size are read(): below it a mapping (and its page
@@ -95,7 +96,12 @@ int sh_ingest_emit(sh_ingest *in, const char *path, const sahel_doc *doc, sahel_
     sahel_error e = {0};
     int rc = in->add(in->add_ctx, doc, &e);
     if (rc >= 0) {
-        in->st->articles++;
+        if (rc == SAHEL_UNCHANGED) {
+            in->st->unchanged++;
+        } else {
+            in->st->articles++;
+            if (rc == SAHEL_REPLACED) in->st->replaced++;
+        }
         return 0;
     }
     if (rc == SAHEL_EDUPLICATE) {
@@ -194,15 +200,27 @@ static int read_file(sh_ingest *in, const char *path, const struct stat *sb, int
         sh_ingest_progress(in, in->bytes_done);
         return 0;
     }
+    if (in->src_begin) {
+        int b = in->src_begin(in->src_ctx, path, sb, err);
+        if (b < 0) return b;
+        if (b == 1) { /* as the index recorded it: nothing to read */
+            in->st->unchanged_files++;
+            in->bytes_done += (uint64_t)sb->st_size;
+            sh_ingest_progress(in, in->bytes_done);
+            return 0;
+        }
+    }
     /* O_NONBLOCK: should the file have been replaced by a FIFO since it
      * was stat'ed, opening it must not wait for a writer. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
+        if (in->src_end) in->src_end(in->src_ctx, 0);
         if (top) return sh_err_errno(err, SAHEL_EIO, e, "cannot read %s", path);
         sh_ingest_warn(in, path, 0, 1, "cannot read file: %s; skipped", strerror(e));
         return 0;
     }
+    int read_ok = 0;
     int rc = 0, e = 0;
     struct stat fsb;
     void *map = NULL;
@@ -248,6 +266,7 @@ static int read_file(sh_ingest *in, const char *path, const struct stat *sb, int
         len = in->readbuf.len;
     }
     rc = sh_ingest_buffer(in, path, data, len, err);
+    read_ok = rc == 0;
     goto unmap;
 
 unreadable:
@@ -262,6 +281,7 @@ unmap:
     if (map) munmap(map, size);
 close_fd:
     close(fd);
+    if (in->src_end) in->src_end(in->src_ctx, read_ok);
     return rc;
 }
 
@@ -473,7 +493,8 @@ int sh_ingest_path(sh_ingest *in, const char *path, sahel_error *err) {
             return 0;
         }
         in->bytes_total = in->bytes_done + (uint64_t)sb.st_size;
-        return read_file(in, path, &sb, 1, err);
+        int rrc = in->src_root ? in->src_root(in->src_ctx, path, plen, err) : 0;
+        return rrc ? rrc : read_file(in, path, &sb, 1, err);
     }
     if (!S_ISDIR(sb.st_mode)) {
         sh_ingest_warn(in, path, 0, 1, "not a regular file or folder, skipped");
@@ -489,6 +510,7 @@ int sh_ingest_path(sh_ingest *in, const char *path, sahel_error *err) {
 
     uint64_t total = 0;
     int rc;
+    if (in->src_root && (rc = in->src_root(in->src_ctx, path, plen, err))) return rc;
     dirset_clear(&in->visited);
     if (dirset_add(&in->visited, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino) < 0)
         return sh_err(err, SAHEL_ENOMEM, "out of memory");
@@ -507,6 +529,18 @@ static int writer_add(void *ctx, const sahel_doc *doc, sahel_error *err) {
     return sahel_writer_add(ctx, doc, err);
 }
 
+static int writer_root(void *ctx, const char *path, size_t len, sahel_error *err) {
+    return sh_writer_source_root(ctx, path, len, err);
+}
+
+static int writer_begin(void *ctx, const char *path, const struct stat *sb, sahel_error *err) {
+    int64_t mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+    return sh_writer_source_begin(ctx, path, (uint64_t)sb->st_size, mtime_ns, (uint64_t)sb->st_ino,
+                                  err);
+}
+
+static void writer_end(void *ctx, int ok) { sh_writer_source_end(ctx, ok); }
+
 int sahel_ingest(sahel_writer *w, const char *path, const sahel_ingest_opts *opts,
                  sahel_ingest_stats *st, sahel_error *err) {
     if (!w || !path)
@@ -514,6 +548,10 @@ int sahel_ingest(sahel_writer *w, const char *path, const sahel_ingest_opts *opt
     sahel_ingest_stats local = {0};
     sh_ingest in;
     sh_ingest_init(&in, writer_add, w, opts, st ? st : &local);
+    in.src_ctx = w;
+    in.src_root = writer_root;
+    in.src_begin = writer_begin;
+    in.src_end = writer_end;
     int rc = sh_ingest_path(&in, path, err);
     sh_ingest_free(&in);
     return rc;

@@ -11,6 +11,8 @@
 #ifndef SAHEL_INGEST_H
 #define SAHEL_INGEST_H
 
+#include <sys/stat.h>
+
 #include "../common/common.h"
 
 /* ---- utf8.c ------------------------------------------------------------- */
@@ -96,6 +98,13 @@ typedef struct sh_ingest {
     sh_buf name;              /* repaired file name, when it is not UTF-8 */
     sh_buf path;              /* folder walk: path of the current entry */
     sh_dirset visited;
+    /* source tracking (sahel_ingest sets these to the writer's; NULL in
+     * tests): a root is about to be read; a file is next (1: as recorded,
+     * skip it); the file was read (ok) or not */
+    void *src_ctx;
+    int (*src_root)(void *ctx, const char *path, size_t len, sahel_error *err);
+    int (*src_begin)(void *ctx, const char *path, const struct stat *sb, sahel_error *err);
+    void (*src_end)(void *ctx, int ok);
 } sh_ingest;
 
 /* One input file, as the format readers see it. */

@@ -818,7 +818,12 @@ int sh_plan_run(const sh_plan *pl, size_t k, sh_hitref **out, size_t *nout, uint
         seg_ctx c = {pl, &pl->ix->segs[si], err};
         scorer *s;
         if ((rc = scorer_make(&c, pl->root, &s)) || !s) continue;
+        const uint8_t *deleted = pl->ix->segs[si].deleted;
         while (s->doc != SH_NO_DOC) {
+            if (sh_bit_get(deleted, s->doc)) {
+                if ((rc = s->ops->next(s))) break;
+                continue;
+            }
             sh_hitref h = {s->ops->score(s), (uint32_t)si, s->doc};
             (*total)++;
             if (n < cap) {
