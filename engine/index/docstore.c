@@ -86,9 +86,10 @@ void sh_storew_free(sh_storew *w) {
     memset(w, 0, sizeof *w);
 }
 
-size_t sh_storew_memory(const sh_storew *w) {
-    return w->raw.cap + w->store.cap + w->index.cap;
-}
+/* What the store holds for the segment: the compressed blocks and their
+ * index.  The open block's buffer is a fixed cost of at most a block and a
+ * record, so it does not count against the memory budget. */
+size_t sh_storew_memory(const sh_storew *w) { return w->store.cap + w->index.cap; }
 
 /* ---- reading ------------------------------------------------------------ */
 

@@ -274,18 +274,27 @@ static int cmp_tok(const void *a, const void *b) {
 
 static int is_ours(const char *name);
 
-/* Build: check what `dir` holds; sets the generation. */
-static int prepare_build_dir(sahel_writer *w, const char *dir, int *created, sahel_error *err) {
-    struct stat st;
-    *created = 0;
-    if (stat(dir, &st) != 0) {
-        if (mkdir(dir, 0755) != 0)
-            return sh_err_errno(err, SAHEL_EIO, errno, "cannot create index directory %s", dir);
-        *created = 1;
-        return 0;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return sh_err(err, SAHEL_EINVAL, "%s exists and is not a directory", dir);
+/* A directory that holds no index may hold only our own leftovers (a
+ * lock file, the files of an interrupted first build): a build never
+ * writes among someone else's files. */
+static int refuse_foreign(const char *dir, sahel_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return sh_err_errno(err, SAHEL_EIO, errno, "cannot read %s", dir);
+    struct dirent *e;
+    int foreign = 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, SH_LOCK_FILE) &&
+            !is_ours(e->d_name))
+            foreign = 1;
+    closedir(d);
+    if (foreign)
+        return sh_err(err, SAHEL_EINVAL,
+                      "%s is not empty and holds no index: refusing to write into it", dir);
+    return 0;
+}
+
+/* Build, under the lock: check what `dir` holds; sets the generation. */
+static int prepare_build_dir(sahel_writer *w, const char *dir, sahel_error *err) {
     sh_manifest old;
     sahel_error e2 = {0};
     int mrc = sh_manifest_read(dir, &old, &e2);
@@ -295,25 +304,28 @@ static int prepare_build_dir(sahel_writer *w, const char *dir, int *created, sah
         if (!w->force) return sh_err(err, SAHEL_EEXIST, "an index already exists in %s", dir);
         return 0;
     }
-    if (mrc == SAHEL_ENOTINDEX) {
-        /* only our own leftovers (a lock file, an interrupted first build) */
-        DIR *d = opendir(dir);
-        if (!d) return sh_err_errno(err, SAHEL_EIO, errno, "cannot read %s", dir);
-        struct dirent *e;
-        int foreign = 0;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-                strcmp(e->d_name, SH_LOCK_FILE) && !is_ours(e->d_name))
-                foreign = 1;
-        closedir(d);
-        if (foreign)
-            return sh_err(err, SAHEL_EINVAL,
-                          "%s is not empty and holds no index: refusing to write into it", dir);
-        return 0;
-    }
+    if (mrc == SAHEL_ENOTINDEX) return refuse_foreign(dir, err);
     if (mrc == SAHEL_ENOMEM || mrc == SAHEL_EIO) return sh_err(err, mrc, "%s", e2.msg);
     if (!w->force) return sh_err(err, SAHEL_EEXIST, "%s holds a damaged index (%s)", dir, e2.msg);
     return 0;
+}
+
+/* Build: the directory must exist (it is made) and hold no foreign files
+ * before a lock file is put in it. */
+static int make_build_dir(const char *dir, sahel_error *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0755) != 0)
+            return sh_err_errno(err, SAHEL_EIO, errno, "cannot create index directory %s", dir);
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) return sh_err(err, SAHEL_EINVAL, "%s exists and is not a directory", dir);
+    sh_manifest m;
+    sahel_error e2 = {0};
+    int mrc = sh_manifest_read(dir, &m, &e2);
+    if (mrc == 0) sh_manifest_free(&m);
+    if (mrc != SAHEL_ENOTINDEX) return 0; /* an index: judged under the lock */
+    return refuse_foreign(dir, err);
 }
 
 int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writer **out,
@@ -339,11 +351,13 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
         sh_manifest m;
         if ((rc = sh_manifest_read(dir, &m, err))) goto fail; /* no index: ENOTINDEX */
         sh_manifest_free(&m);
-    } else {
-        int created;
-        if ((rc = prepare_build_dir(w, dir, &created, err))) goto fail;
+    } else if ((rc = make_build_dir(dir, err))) {
+        goto fail;
     }
     if ((rc = sh_lock_acquire(dir, &w->lock_fd, &w->stats.stale_lock_pid, err))) goto fail;
+    /* the generation is read under the lock, so that no other writer can
+     * commit the names this one will use */
+    if (!w->update && (rc = prepare_build_dir(w, dir, err))) goto fail;
     if (w->update) {
         /* the snapshot is read under the lock: no commit can race it */
         if ((rc = sahel_index_open(dir, &w->ix, err))) goto fail;
