@@ -73,6 +73,8 @@
 /* A reader that has not finished one search round in this long is stuck
  * (a round takes milliseconds, even under ASan on a loaded machine). */
 #define READER_STALL_SECONDS 120.0
+/* Updates and merges timed before the kill trials (the fastest counts). */
+#define TIMED_RUNS 3
 
 /* ---- small utilities ---------------------------------------------------- */
 
@@ -734,18 +736,23 @@ Test(kill, index_survives_sigkill_at_any_moment_of_update_or_merge) {
     sahel_index_close(ix);
 
     /* how long a whole update and a whole merge take, so that the kills
-     * are spread over all of it, commit included */
-    corpus_mutate(c, 8, 5, 4, 2);
-    double t0 = now_seconds();
-    run_ok(update, log);
-    double t_update = now_seconds() - t0;
-    t0 = now_seconds();
-    run_ok(merge, log);
-    double t_merge = now_seconds() - t0;
+     * are spread over all of it, commit included: the fastest of a few
+     * runs, as the first pays for cold caches */
+    double t_update = 1e9, t_merge = 1e9;
+    for (int i = 0; i < TIMED_RUNS; i++) {
+        corpus_mutate(c, 8, 5, 4, 2);
+        double t0 = now_seconds();
+        run_ok(update, log);
+        double t1 = now_seconds();
+        run_ok(merge, log);
+        double t2 = now_seconds();
+        if (t1 - t0 < t_update) t_update = t1 - t0;
+        if (t2 - t1 < t_merge) t_merge = t2 - t1;
+    }
     corpus_ids(c, &now);
-    ix = open_verified(index, "after the timed update and merge");
-    assert_holds(ix, &now, NULL, "after the timed update and merge");
-    cr_assert_eq(generation_of(ix), gen + 2);
+    ix = open_verified(index, "after the timed updates and merges");
+    assert_holds(ix, &now, NULL, "after the timed updates and merges");
+    cr_assert_eq(generation_of(ix), gen + 2 * TIMED_RUNS);
     gen = generation_of(ix);
     sahel_index_close(ix);
 

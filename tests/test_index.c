@@ -171,7 +171,8 @@ static void scratch(char *out, const char *name) {
 }
 
 static void join(char *out, const char *dir, const char *name) {
-    snprintf(out, PATH_LEN, "%s/%s", dir, name);
+    int n = snprintf(out, PATH_LEN, "%s/%s", dir, name);
+    cr_assert(n > 0 && n < PATH_LEN, "path too long: %s/%s", dir, name);
 }
 
 static int file_exists(const char *dir, const char *name) {

@@ -796,3 +796,328 @@ Test(update_property, comparison_catches_other_statistics_and_tie_order) {
     free(b);
     corpus_free(&c);
 }
+
+/* ---- 2. update semantics ------------------------------------------------ */
+
+/* A small index of hand-written articles (k0..k5) and the fixed words the
+ * tests look for. */
+static const char *const SMALL_BODIES[] = {
+    "the granary by the river was flooded and the xylarch harvest lost",
+    "herders moved their cattle south before the drought",
+    "a convoy of fuel trucks reached the oasis market",
+    "the council voted a budget for wells and roads",
+    "miners protested the price of salt at the mine",
+    "radio reporters covered the treaty talks in the desert",
+};
+
+static void small_index(const char *dir) {
+    sahel_writer *w = w_open(dir, 0, 0);
+    for (size_t i = 0; i < sizeof SMALL_BODIES / sizeof SMALL_BODIES[0]; i++) {
+        char id[16], title[32];
+        snprintf(id, sizeof id, "k%zu", i);
+        snprintf(title, sizeof title, "Dispatch %zu", i);
+        art a = art_new(id, title, SMALL_BODIES[i]);
+        w_add(w, &a, SAHEL_ADDED);
+        art_free(&a);
+    }
+    w_commit(w, NULL);
+}
+
+static art small_art(size_t i) {
+    char id[16], title[32];
+    snprintf(id, sizeof id, "k%zu", i);
+    snprintf(title, sizeof title, "Dispatch %zu", i);
+    return art_new(id, title, SMALL_BODIES[i]);
+}
+
+#define NSMALL (sizeof SMALL_BODIES / sizeof SMALL_BODIES[0])
+
+Test(update, identical_articles_are_unchanged_and_index_nothing) {
+    char *dir = scratch("unchanged");
+    small_index(dir);
+    sahel_index_info before = ix_info(dir);
+    sahel_index *ix = ix_open(dir);
+    sahel_segment_info si;
+    cr_assert_eq(sahel_index_segment_info(ix, 0, &si), 0);
+    char *segname = xstrdup(si.name);
+    sahel_index_close(ix);
+
+    sahel_writer *w = w_open(dir, 1, 0);
+    for (size_t i = 0; i < NSMALL; i++) {
+        art a = small_art(i);
+        w_add(w, &a, SAHEL_UNCHANGED);
+        art_free(&a);
+    }
+    sahel_writer_stats ws;
+    w_commit(w, &ws);
+    cr_assert_eq(ws.nunchanged, NSMALL);
+    cr_assert_eq(ws.ndocs + ws.nadded + ws.nreplaced + ws.ndeleted, 0,
+                 "nothing should have been indexed or deleted");
+    cr_assert_eq(ws.nsegments, 0, "a segment was written for unchanged articles");
+
+    sahel_index_info after = ix_info(dir);
+    cr_assert_eq(after.generation, before.generation + 1);
+    cr_assert_eq(after.nsegments, before.nsegments);
+    cr_assert_eq(after.ndocs, before.ndocs);
+    cr_assert_eq(after.ndeleted, 0);
+    ix = ix_open(dir);
+    cr_assert_eq(sahel_index_segment_info(ix, 0, &si), 0);
+    cr_assert_str_eq(si.name, segname, "the segment was rewritten");
+    sahel_index_close(ix);
+    assert_only_manifest_files(dir);
+    free(segname);
+    free(dir);
+}
+
+Test(update, changed_body_replaces_the_old_version) {
+    char *dir = scratch("replace");
+    small_index(dir);
+    cr_assert_eq(search_total(dir, "xylarch", NULL), 1);
+    sahel_writer *w = w_open(dir, 1, 0);
+    art a = art_new("k0", "Dispatch 0", "the granary by the river was rebuilt near the qorvant well");
+    w_add(w, &a, SAHEL_REPLACED);
+    sahel_writer_stats ws;
+    w_commit(w, &ws);
+    cr_assert_eq(ws.nreplaced, 1);
+    cr_assert_eq(ws.nadded, 0);
+    cr_assert_eq(ws.ndeleted, 0, "a replacement is not counted as a deletion");
+
+    cr_assert_eq(search_total(dir, "xylarch", NULL), 0, "the old version is still found");
+    char *first = NULL;
+    cr_assert_eq(search_total(dir, "qorvant", &first), 1, "the new version is not found");
+    cr_assert_str_eq(first, "k0");
+    free(first);
+    cr_assert_eq(search_total(dir, "granary", NULL), 1, "one version only");
+    cr_assert_eq(ix_has(dir, "k0"), 1);
+    sahel_index_info info = ix_info(dir);
+    cr_assert_eq(info.ndocs, NSMALL);
+    cr_assert_eq(info.ndeleted, 1);
+    cr_assert_eq(info.nsegments, 2);
+
+    /* replaced again: the second version goes too */
+    w = w_open(dir, 1, 0);
+    art b = art_new("k0", "Dispatch 0", "the granary stands empty");
+    w_add(w, &b, SAHEL_REPLACED);
+    w_commit(w, NULL);
+    cr_assert_eq(search_total(dir, "qorvant", NULL), 0);
+    cr_assert_eq(search_total(dir, "granary", NULL), 1);
+    /* the second segment held only the second version: wholly deleted, it
+     * is dropped, and its deletion with it */
+    info = ix_info(dir);
+    cr_assert_eq(info.ndeleted, 1);
+    cr_assert_eq(info.nsegments, 2);
+    cr_assert_eq(info.ndocs, NSMALL);
+    ix_verify(dir);
+    assert_only_manifest_files(dir);
+    art_free(&a);
+    art_free(&b);
+    free(dir);
+}
+
+/* The content hash covers every stored field, not only the text. */
+Test(update, changed_stored_field_replaces) {
+    char *dir = scratch("field");
+    small_index(dir);
+    sahel_writer *w = w_open(dir, 1, 0);
+    art a = small_art(2);
+    sahel_doc d = art_doc(&a);
+    d.date = "2024-01-05";
+    d.date_len = strlen(d.date);
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_add(w, &d, &err), SAHEL_REPLACED, "%s", err.msg);
+    w_commit(w, NULL);
+    sahel_index *ix = ix_open(dir);
+    sahel_hits *hits = NULL;
+    cr_assert_eq(sahel_search(ix, "convoy", 6, NULL, &hits, &err), 0, "%s", err.msg);
+    cr_assert_eq(sahel_hits_count(hits), 1);
+    sahel_hit h;
+    cr_assert_eq(sahel_hits_get(hits, 0, &h, &err), 0, "%s", err.msg);
+    cr_assert_eq(h.date_len, 10);
+    cr_assert_eq(memcmp(h.date, "2024-01-05", 10), 0, "the stored date is the old one");
+    sahel_hits_free(hits);
+    sahel_index_close(ix);
+    art_free(&a);
+    free(dir);
+}
+
+Test(update, delete_removes_from_search_and_has_id) {
+    char *dir = scratch("delete");
+    small_index(dir);
+    cr_assert_eq(ix_has(dir, "k1"), 1);
+    cr_assert_eq(search_total(dir, "cattle", NULL), 1);
+    sahel_writer *w = w_open(dir, 1, 0);
+    w_delete(w, "k1", 0);
+    w_delete(w, "k4", 0);
+    sahel_writer_stats ws;
+    w_commit(w, &ws);
+    cr_assert_eq(ws.ndeleted, 2);
+    cr_assert_eq(search_total(dir, "cattle", NULL), 0, "a deleted article is found");
+    cr_assert_eq(search_total(dir, "miners OR cattle OR convoy", NULL), 1);
+    cr_assert_eq(ix_has(dir, "k1"), 0);
+    cr_assert_eq(ix_has(dir, "k4"), 0);
+    cr_assert_eq(ix_has(dir, "k2"), 1);
+    sahel_index_info info = ix_info(dir);
+    cr_assert_eq(info.ndocs, NSMALL - 2);
+    cr_assert_eq(info.ndeleted, 2);
+    sahel_index *ix = ix_open(dir);
+    uint64_t seg_deleted = 0;
+    sahel_segment_info si;
+    for (size_t i = 0; sahel_index_segment_info(ix, i, &si) == 0; i++) seg_deleted += si.ndeleted;
+    sahel_index_close(ix);
+    cr_assert_eq(seg_deleted, 2, "segment infos count %llu deletions",
+                 (unsigned long long)seg_deleted);
+    ix_verify(dir);
+    assert_only_manifest_files(dir);
+    free(dir);
+}
+
+Test(update, delete_of_unknown_or_already_deleted_id_returns_1) {
+    char *dir = scratch("delete-unknown");
+    small_index(dir);
+    sahel_writer *w = w_open(dir, 1, 0);
+    w_delete(w, "no-such-article", 1);
+    w_delete(w, "k3", 0);
+    w_delete(w, "k3", 1);
+    sahel_writer_stats ws;
+    w_commit(w, &ws);
+    cr_assert_eq(ws.ndeleted, 1);
+    w = w_open(dir, 1, 0);
+    w_delete(w, "k3", 1);
+    w_commit(w, NULL);
+    cr_assert_eq(ix_info(dir).ndeleted, 1);
+    free(dir);
+}
+
+Test(update, duplicate_id_within_one_update_is_refused_and_the_first_kept) {
+    char *dir = scratch("dup");
+    small_index(dir);
+    sahel_writer *w = w_open(dir, 1, 0);
+    art n1 = art_new("new1", NULL, "a bridge of stone over the wadi");
+    art n2 = art_new("new1", NULL, "a bridge of rope over the gorge");
+    w_add(w, &n1, SAHEL_ADDED);
+    w_add(w, &n2, SAHEL_EDUPLICATE);
+    art k = small_art(5);
+    w_add(w, &k, SAHEL_UNCHANGED);
+    w_add(w, &k, SAHEL_EDUPLICATE);
+    art k2 = art_new("k2", "Dispatch 2", "a convoy turned back at the checkpoint");
+    w_add(w, &k2, SAHEL_REPLACED);
+    w_add(w, &k2, SAHEL_EDUPLICATE);
+    w_commit(w, NULL);
+    cr_assert_eq(search_total(dir, "wadi", NULL), 1, "the first version was not kept");
+    cr_assert_eq(search_total(dir, "gorge", NULL), 0, "the duplicate was indexed");
+    cr_assert_eq(search_total(dir, "convoy", NULL), 1);
+    cr_assert_eq(ix_info(dir).ndocs, NSMALL + 1);
+    art_free(&n1);
+    art_free(&n2);
+    art_free(&k);
+    art_free(&k2);
+    free(dir);
+}
+
+Test(update, delete_then_add_in_one_update_keeps_one_copy) {
+    char *dir = scratch("delete-add");
+    small_index(dir);
+    sahel_writer *w = w_open(dir, 1, 0);
+    w_delete(w, "k3", 0);
+    art a = small_art(3);
+    w_add(w, &a, SAHEL_ADDED);
+    w_commit(w, NULL);
+    cr_assert_eq(ix_has(dir, "k3"), 1);
+    cr_assert_eq(search_total(dir, "budget", NULL), 1, "not exactly one copy of k3");
+    cr_assert_eq(ix_info(dir).ndocs, NSMALL);
+    art_free(&a);
+    free(dir);
+}
+
+Test(update, update_without_an_index_is_not_an_index) {
+    char *missing = scratch("no-index");
+    sahel_writer_opts o = {.update = 1};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(missing, &o, &w, &err), SAHEL_ENOTINDEX, "%s", err.msg);
+    cr_assert_null(w);
+    struct stat st;
+    cr_assert_neq(stat(missing, &st), 0, "update created the directory");
+
+    cr_assert_eq(sh_test_mkdir_p(missing), 0);
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(sahel_writer_open(missing, &o, &w, &err), SAHEL_ENOTINDEX, "%s", err.msg);
+    cr_assert_null(w);
+    DIR *d = opendir(missing);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        cr_assert(!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."),
+                  "update left %s in a folder without an index", e->d_name);
+    closedir(d);
+    free(missing);
+}
+
+Test(update, build_over_an_index_without_force_is_refused) {
+    char *dir = scratch("build-exists");
+    small_index(dir);
+    sahel_writer_opts o = {0};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), SAHEL_EEXIST, "%s", err.msg);
+    cr_assert_eq(ix_info(dir).ndocs, NSMALL);
+    free(dir);
+}
+
+Test(update, abandoned_update_changes_nothing) {
+    char *dir = scratch("abandon");
+    small_index(dir);
+    sahel_index_info before = ix_info(dir);
+    sahel_writer *w = w_open(dir, 1, 1);
+    art a = art_new("k0", "Dispatch 0", "rewritten entirely");
+    w_add(w, &a, SAHEL_REPLACED);
+    art b = art_new("fresh", NULL, "a brand new qorvant article");
+    w_add(w, &b, SAHEL_ADDED);
+    w_delete(w, "k1", 0);
+    sahel_writer_close(w);
+    sahel_index_info after = ix_info(dir);
+    cr_assert_eq(after.generation, before.generation);
+    cr_assert_eq(after.ndocs, before.ndocs);
+    cr_assert_eq(after.ndeleted, 0);
+    cr_assert_eq(search_total(dir, "xylarch", NULL), 1);
+    cr_assert_eq(search_total(dir, "qorvant", NULL), 0);
+    cr_assert_eq(ix_has(dir, "k1"), 1);
+    assert_only_manifest_files(dir);
+    art_free(&a);
+    art_free(&b);
+    free(dir);
+}
+
+Test(update, reader_keeps_its_snapshot_across_an_update) {
+    char *dir = scratch("snapshot");
+    small_index(dir);
+    sahel_index *old = ix_open(dir);
+    sahel_writer *w = w_open(dir, 1, 0);
+    art a = art_new("k0", "Dispatch 0", "the qorvant granary");
+    w_add(w, &a, SAHEL_REPLACED);
+    w_delete(w, "k1", 0);
+    w_commit(w, NULL);
+    /* a merge too, which removes the segment the old reader maps */
+    w = w_open(dir, 1, 0);
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_optimize(w, &err), 0);
+    w_commit(w, NULL);
+    cr_assert_eq(ix_info(dir).nsegments, 1);
+
+    hitlist h;
+    hitlist_run(old, "xylarch", &h);
+    cr_assert_eq(h.total, 1, "the old snapshot lost the old version");
+    hitlist_free(&h);
+    hitlist_run(old, "cattle", &h);
+    cr_assert_eq(h.total, 1, "the old snapshot lost a deleted article");
+    hitlist_free(&h);
+    hitlist_run(old, "qorvant", &h);
+    cr_assert_eq(h.total, 0, "the old snapshot sees the new version");
+    hitlist_free(&h);
+    cr_assert_eq(sahel_index_has_id(old, "k1", 2, &err), 1);
+    sahel_index_close(old);
+    cr_assert_eq(search_total(dir, "qorvant", NULL), 1);
+    cr_assert_eq(search_total(dir, "xylarch OR cattle", NULL), 0);
+    art_free(&a);
+    free(dir);
+}

@@ -61,13 +61,17 @@ typedef struct term_ent {
     uint32_t next_doc;     /* last doc + 1, for gaps */
     uint32_t df;
     sh_buf post;
+    /* the article being inverted: its tokens of this term form a list
+     * through doc_tok.next, in arrival order (title first, positions
+     * ascending), so that no sort is needed */
+    uint32_t cur;          /* doc + 1 the list belongs to */
+    uint32_t head, tail, tft, tfb;
 } term_ent;
 
 typedef struct doc_tok {
-    uint32_t term;
-    uint32_t seq; /* arrival order: title tokens first, positions ascending */
     uint32_t pos;
     uint32_t field; /* 0 title, 1 body */
+    uint32_t next;  /* next token of the same term, or UINT32_MAX */
 } doc_tok;
 
 typedef struct idset {
@@ -102,6 +106,9 @@ struct sahel_writer {
     /* per-article scratch */
     doc_tok *toks;
     size_t ntoks, cap_toks;
+    uint32_t *dterms; /* distinct terms of the article, in order of appearance */
+    size_t ndterms, cap_dterms;
+    uint32_t cur_doc; /* doc number + 1 of the article being inverted */
     uint32_t field;
     int tok_rc;
 
@@ -259,15 +266,31 @@ static int on_token(void *ctx, const sh_token *tok) {
         w->toks = t;
         w->cap_toks = cap;
     }
-    w->toks[w->ntoks] = (doc_tok){id, (uint32_t)w->ntoks, tok->pos, w->field};
-    w->ntoks++;
+    if (w->ntoks >= UINT32_MAX) return w->tok_rc = SAHEL_ETOOBIG;
+    uint32_t idx = (uint32_t)w->ntoks++;
+    w->toks[idx] = (doc_tok){tok->pos, w->field, UINT32_MAX};
+    term_ent *e = &w->terms[id];
+    if (e->cur != w->cur_doc) {
+        if (w->ndterms == w->cap_dterms) {
+            size_t cap = w->cap_dterms ? w->cap_dterms * 2 : 1024;
+            uint32_t *d = sh_reallocarray(w->dterms, cap, sizeof *d);
+            if (!d) return w->tok_rc = SAHEL_ENOMEM;
+            w->dterms = d;
+            w->cap_dterms = cap;
+        }
+        w->dterms[w->ndterms++] = id;
+        e->cur = w->cur_doc;
+        e->head = idx;
+        e->tft = e->tfb = 0;
+    } else {
+        w->toks[e->tail].next = idx;
+    }
+    e->tail = idx;
+    if (w->field)
+        e->tfb++;
+    else
+        e->tft++;
     return 0;
-}
-
-static int cmp_tok(const void *a, const void *b) {
-    const doc_tok *x = a, *y = b;
-    if (x->term != y->term) return x->term < y->term ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* ---- open --------------------------------------------------------------- */
@@ -406,8 +429,10 @@ static int index_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     uint32_t doc_no = w->ndocs;
     uint32_t lt = 0, lb = 0;
     w->ntoks = 0;
+    w->ndterms = 0;
     w->tok_rc = 0;
     w->field = 0;
+    w->cur_doc = doc_no + 1;
     rc = sh_analyze(w->an, doc->title ? doc->title : "", doc->title ? doc->title_len : 0, 0, 0,
                     on_token, w, &lt);
     if (!rc) {
@@ -416,25 +441,15 @@ static int index_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
                         on_token, w, &lb);
     }
     if (rc || w->tok_rc) goto nomem;
-    if (w->ntoks) qsort(w->toks, w->ntoks, sizeof *w->toks, cmp_tok);
-    for (size_t i = 0; i < w->ntoks;) {
-        size_t j = i;
-        uint32_t tft = 0, tfb = 0;
-        while (j < w->ntoks && w->toks[j].term == w->toks[i].term) {
-            if (w->toks[j].field)
-                tfb++;
-            else
-                tft++;
-            j++;
-        }
-        term_ent *e = &w->terms[w->toks[i].term];
+    for (size_t i = 0; i < w->ndterms; i++) {
+        term_ent *e = &w->terms[w->dterms[i]];
         size_t before = e->post.cap;
-        if (sh_buf_put_varint(&e->post, doc_no - e->next_doc) || sh_buf_put_varint(&e->post, tft) ||
-            sh_buf_put_varint(&e->post, tfb))
+        if (sh_buf_put_varint(&e->post, doc_no - e->next_doc) ||
+            sh_buf_put_varint(&e->post, e->tft) || sh_buf_put_varint(&e->post, e->tfb))
             goto nomem;
         uint32_t last = 0, field = 0;
-        for (size_t k = i; k < j; k++) {
-            if (k == i || w->toks[k].field != field) last = 0;
+        for (uint32_t k = e->head; k != UINT32_MAX; k = w->toks[k].next) {
+            if (k == e->head || w->toks[k].field != field) last = 0;
             field = w->toks[k].field;
             if (sh_buf_put_varint(&e->post, w->toks[k].pos - last)) goto nomem;
             last = w->toks[k].pos;
@@ -442,7 +457,6 @@ static int index_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
         w->mem += e->post.cap - before;
         e->next_doc = doc_no + 1;
         e->df++;
-        i = j;
     }
     uint64_t hash;
     size_t before = sh_storew_memory(&w->store);
@@ -1192,6 +1206,7 @@ void sahel_writer_close(sahel_writer *w) {
     reset_segment(w);
     idset_free(&w->seen);
     sh_free(w->toks);
+    sh_free(w->dterms);
     sh_analyzer_free(w->an);
     if (w->ix)
         for (size_t i = 0; i < w->ix->nsegs; i++) sh_free(w->bits[i]);
