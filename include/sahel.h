@@ -252,6 +252,8 @@ typedef struct sahel_search_opts {
     double k1;           /* 0 = 1.2 */
     double b;            /* 0 = 0.75 (a negative value means b = 0) */
     int explain;         /* 1: keep per-term score parts for sahel_hits_explain */
+    int count_all;       /* 1: score every matching document so that
+                            sahel_hits_total is exact (slower: no skipping) */
 } sahel_search_opts;
 
 #define SAHEL_DEFAULT_TITLE_WEIGHT 3.0
@@ -266,8 +268,11 @@ int sahel_search(sahel_index *ix, const char *query, size_t query_len,
 
 void sahel_hits_free(sahel_hits *hits);
 size_t sahel_hits_count(const sahel_hits *hits);
-/* Total documents that matched (all of them, not only the top k). */
+/* Documents that matched: all of them when sahel_hits_total_exact says
+ * so (always with opts.count_all); otherwise a lower bound, since a ranked
+ * OR skips documents that cannot enter the top k (as Lucene's totalHits). */
 uint64_t sahel_hits_total(const sahel_hits *hits);
+int sahel_hits_total_exact(const sahel_hits *hits);
 
 /* A hit and its stored fields.  Strings are borrowed from `hits` and stay
  * valid until sahel_hits_free; absent fields are NULL with length 0. */

@@ -616,6 +616,20 @@ int sh_writer_source_root(sahel_writer *w, const char *path, size_t len, sahel_e
     return 0;
 }
 
+/* The ids a recorded file holds count as seen in this update: a new file
+ * repeating one is a duplicate, and a vanished file does not take an
+ * article that an unread file still holds. */
+static int see_ids(sahel_writer *w, const sh_srcent *e, sahel_error *err) {
+    const uint8_t *p = e->ids;
+    for (uint32_t k = 0; k < e->nids; k++) {
+        size_t len = sh_load_u16(p);
+        if (idset_add(&w->seen, (const char *)p + 2, len) < 0)
+            return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        p += 2 + len;
+    }
+    return 0;
+}
+
 int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int64_t mtime_ns,
                            uint64_t ino, sahel_error *err) {
     w->cur_new = w->cur_old = -1;
@@ -652,7 +666,9 @@ int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int
             w->srcpool.len = e.path_off;
             w->stats.nunchanged_files++;
             w->stats.nunchanged += old->nids;
-            return 1;
+            /* its articles are still there: seen, as if read */
+            int rc = see_ids(w, old, err);
+            return rc ? rc : 1;
         }
         w->cur_old = oi;
     }
@@ -669,7 +685,12 @@ int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int
 }
 
 void sh_writer_source_end(sahel_writer *w, int ok) {
-    if (w->cur_old >= 0) w->oldstate[w->cur_old] = ok ? SRC_REREAD : SRC_FAILED;
+    if (w->cur_old >= 0) {
+        w->oldstate[w->cur_old] = ok ? SRC_REREAD : SRC_FAILED;
+        /* a file that could not be read still holds its articles; if the
+         * ids cannot be noted for want of memory, the commit fails below */
+        if (!ok && see_ids(w, &w->oldsrc.e[w->cur_old], NULL)) w->failed = 1;
+    }
     if (!ok && w->cur_new >= 0 && w->cur_new == (long)w->nnewsrc - 1) {
         /* a file that could not be read keeps its recorded entry */
         w->srcpool.len = w->newsrc[w->cur_new].path_off;

@@ -33,6 +33,7 @@ struct sahel_hits {
     hit *h;
     size_t n;
     uint64_t total;
+    int total_exact;
     int explain;
     /* document store cache */
     sh_buf block;
@@ -67,6 +68,7 @@ void sahel_hits_free(sahel_hits *hits) {
 
 size_t sahel_hits_count(const sahel_hits *hits) { return hits ? hits->n : 0; }
 uint64_t sahel_hits_total(const sahel_hits *hits) { return hits ? hits->total : 0; }
+int sahel_hits_total_exact(const sahel_hits *hits) { return hits ? hits->total_exact : 0; }
 
 int sahel_search(sahel_index *ix, const char *query, size_t query_len,
                  const sahel_search_opts *opts, sahel_hits **out, sahel_error *err) {
@@ -82,7 +84,9 @@ int sahel_search(sahel_index *ix, const char *query, size_t query_len,
     sh_hitref *refs = NULL;
     size_t n = 0;
     int rc = sh_plan_build(ix, query ? query : "", query_len, opts, &hits->plan, err);
-    if (!rc) rc = sh_plan_run(&hits->plan, k, &refs, &n, &hits->total, err);
+    if (!rc)
+        rc = sh_plan_run(&hits->plan, k, opts && opts->count_all, &refs, &n, &hits->total,
+                         &hits->total_exact, err);
     if (rc) goto fail;
     hits->h = sh_calloc(n ? n : 1, sizeof *hits->h);
     if (!hits->h) {

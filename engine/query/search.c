@@ -13,6 +13,9 @@
  *            SHOULD disjunction, MUST_NOT exclusion).
  *   top-k    Document at a time: every match is scored and offered to a
  *            min-heap of the k best (ties: the earlier document wins).
+ *            A ranked OR of plain terms, the common query, goes through
+ *            MaxScore instead (below), which skips documents that cannot
+ *            enter the top k and returns the very same hits.
  *
  * Scoring (README "Ranking" has the derivation; tests/test_oracle.c checks
  * every result against a brute-force scorer):
@@ -804,46 +807,216 @@ static int cmp_hit(const void *a, const void *b) {
     return better(a, b) ? -1 : better(b, a) ? 1 : 0;
 }
 
-int sh_plan_run(const sh_plan *pl, size_t k, sh_hitref **out, size_t *nout, uint64_t *total,
-                sahel_error *err) {
+/* The k best so far: a min-heap on "better", the root the worst kept. */
+typedef struct topk {
+    sh_hitref *h;
+    size_t n, cap;
+} topk;
+
+static void topk_offer(topk *t, const sh_hitref *h) {
+    if (t->n < t->cap) {
+        t->h[t->n] = *h;
+        sift_up(t->h, t->n++);
+    } else if (t->cap && better(h, &t->h[0])) {
+        t->h[0] = *h;
+        sift_down(t->h, t->n, 0);
+    }
+}
+
+/* A score a document must beat to enter the top k, lowered by a hair so
+ * that rounding in a sum of bounds never prunes a document that could
+ * enter: skipping stays exact. */
+static double topk_limit(const topk *t) {
+    if (t->n < t->cap || t->cap == 0) return -HUGE_VAL;
+    double th = t->h[0].score;
+    return th - fabs(th) * 1e-9;
+}
+
+/* ---- MaxScore ----------------------------------------------------------- */
+
+/* The largest score term scorer s can give any document of its segment.
+ * With a skip table: from each block's maximum frequencies and minimum
+ * lengths (a bound, whatever the weights); a single block is scanned. */
+static double term_bound(term_scorer *s) {
+    const sh_plan *pl = s->c->pl;
+    const sh_postings *pc = &s->pc;
+    double best = 0;
+    if (pc->skip) {
+        for (uint32_t b = 0; b < pc->nblocks; b++) {
+            const uint8_t *r = pc->skip + (size_t)b * SH_SKIPREC;
+            uint32_t max_tft = sh_load_u32(r + 16), max_tfb = sh_load_u32(r + 20);
+            uint32_t min_lent = sh_load_u32(r + 24), min_lenb = sh_load_u32(r + 28);
+            double x = 0;
+            if (s->field != SH_FIELD_BODY && max_tft)
+                x += pl->wt * max_tft / (1 - pl->b + pl->b * min_lent / pl->avgt);
+            if (s->field != SH_FIELD_TITLE && max_tfb)
+                x += max_tfb / (1 - pl->b + pl->b * min_lenb / pl->avgb);
+            best = SH_MAX(best, x);
+        }
+        return s->t->idf * best / (pl->k1 + best);
+    }
+    /* one block, held by the cursor since it was made */
+    for (uint32_t i = 0; i < pc->n; i++) {
+        double x;
+        uint32_t tft = pc->tft[i], tfb = pc->tfb[i];
+        if (s->field == SH_FIELD_TITLE) tfb = 0;
+        if (s->field == SH_FIELD_BODY) tft = 0;
+        (void)bm25(s->c, s->field, s->t->idf, tft, tfb, pc->docs[i], &x);
+        best = SH_MAX(best, x);
+    }
+    return s->t->idf * best / (pl->k1 + best);
+}
+
+typedef struct ms_term {
+    term_scorer *s;
+    double ub;
+    double contrib; /* its score for the current candidate */
+    size_t kid;     /* its clause number: scores are added in clause order */
+} ms_term;
+
+static int cmp_ub(const void *a, const void *b) {
+    const ms_term *x = a, *y = b;
+    return x->ub < y->ub ? -1 : x->ub > y->ub;
+}
+
+/* Is this plan a ranked OR of plain terms (the common query), which
+ * MaxScore can answer without scoring every matching document? */
+static int maxscore_applies(const sh_pnode *root) {
+    if (root->kind != SH_Q_BOOL || root->nkids == 0) return 0;
+    for (size_t i = 0; i < root->nkids; i++)
+        if (root->occur[i] != SH_OCCUR_SHOULD || root->kids[i]->kind != SH_Q_TERM) return 0;
+    return 1;
+}
+
+/* MaxScore (Turtle and Flood, 1995), document at a time: terms sorted by
+ * their score bound; the longest prefix whose bounds add up to less than
+ * the k-th best score is "non-essential": a document holding none of the
+ * other terms cannot enter, so only the essential terms' postings are
+ * walked, and non-essential ones are probed (advance) for candidates,
+ * stopping as soon as the bound says the candidate cannot enter. */
+static int maxscore_segment(const seg_ctx *c, uint32_t si, topk *t, uint64_t *total, int *pruned) {
+    const sh_pnode *root = c->pl->root;
+    size_t n = 0;
+    int rc = 0;
+    ms_term *ts = sh_calloc(root->nkids, sizeof *ts);
+    double *prefix = sh_calloc(root->nkids, sizeof *prefix);
+    size_t *byclause = sh_calloc(root->nkids, sizeof *byclause);
+    if (!ts || !prefix || !byclause) {
+        rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < root->nkids; i++) {
+        scorer *sc;
+        if ((rc = term_make(c, root->kids[i], root->kids[i]->tid, &sc))) goto out;
+        if (!sc) continue;
+        if (sc->doc == SH_NO_DOC) {
+            sc->ops->destroy(sc);
+            continue;
+        }
+        ts[n].s = (term_scorer *)sc;
+        ts[n].ub = term_bound(ts[n].s);
+        ts[n].kid = i;
+        n++;
+    }
+    qsort(ts, n, sizeof *ts, cmp_ub);
+    /* byclause[j]: the term of the j-th clause present here, so that a
+     * document's score is summed in clause order, as the generic path
+     * does: the same bits whatever the segments or the skipping */
+    for (size_t i = 0; i < n; i++) byclause[i] = i;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && ts[byclause[j - 1]].kid > ts[byclause[j]].kid; j--) {
+            size_t t2 = byclause[j];
+            byclause[j] = byclause[j - 1];
+            byclause[j - 1] = t2;
+        }
+    for (size_t i = 0; i < n; i++) prefix[i] = (i ? prefix[i - 1] : 0) + ts[i].ub;
+    const uint8_t *deleted = c->seg->deleted;
+    double limit = topk_limit(t);
+    size_t e = 0; /* terms [0, e) are non-essential */
+    while (e < n && prefix[e] < limit) e++;
+    if (e) *pruned = 1;
+    for (;;) {
+        uint32_t d = SH_NO_DOC;
+        for (size_t i = e; i < n; i++) d = SH_MIN(d, ts[i].s->base.doc);
+        if (d == SH_NO_DOC) break;
+        double sum = 0;
+        for (size_t i = e; i < n; i++)
+            if (ts[i].s->base.doc == d) sum += ts[i].contrib = term_score(&ts[i].s->base);
+        int keep = !sh_bit_get(deleted, d);
+        for (size_t i = e; keep && i-- > 0;) {
+            if (sum + prefix[i] < limit) {
+                keep = 0;
+                *pruned = 1;
+                break;
+            }
+            scorer *sc = &ts[i].s->base;
+            if ((rc = term_advance(sc, d))) goto out;
+            if (sc->doc == d) sum += ts[i].contrib = term_score(sc);
+        }
+        if (keep) {
+            /* every term is now at d or past it: the exact score */
+            sum = 0;
+            for (size_t j = 0; j < n; j++)
+                if (ts[byclause[j]].s->base.doc == d) sum += ts[byclause[j]].contrib;
+            sh_hitref h = {sum, si, d};
+            (*total)++;
+            topk_offer(t, &h);
+            double nl = topk_limit(t);
+            if (nl > limit) {
+                limit = nl;
+                while (e < n && prefix[e] < limit) e++;
+                if (e) *pruned = 1;
+            }
+        }
+        for (size_t i = e; i < n; i++)
+            if (ts[i].s->base.doc == d && (rc = term_next(&ts[i].s->base))) goto out;
+    }
+out:
+    for (size_t i = 0; i < n; i++) ts[i].s->base.ops->destroy(&ts[i].s->base);
+    sh_free(ts);
+    sh_free(prefix);
+    sh_free(byclause);
+    return rc;
+}
+
+int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, size_t *nout,
+                uint64_t *total, int *total_exact, sahel_error *err) {
     *out = NULL;
     *nout = 0;
     *total = 0;
-    size_t cap = SH_MIN(k, (size_t)pl->ix->ndocs);
-    sh_hitref *heap = sh_calloc(cap ? cap : 1, sizeof *heap);
-    if (!heap) return sh_err(err, SAHEL_ENOMEM, "out of memory");
-    size_t n = 0;
-    int rc = 0;
+    *total_exact = 1;
+    topk t = {NULL, 0, SH_MIN(k, (size_t)pl->ix->ndocs)};
+    t.h = sh_calloc(t.cap ? t.cap : 1, sizeof *t.h);
+    if (!t.h) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    int rc = 0, pruned = 0;
+    int fast = !count_all && maxscore_applies(pl->root);
     for (size_t si = 0; si < pl->ix->nsegs && !rc; si++) {
         seg_ctx c = {pl, &pl->ix->segs[si], err};
+        if (fast) {
+            rc = maxscore_segment(&c, (uint32_t)si, &t, total, &pruned);
+            continue;
+        }
         scorer *s;
         if ((rc = scorer_make(&c, pl->root, &s)) || !s) continue;
         const uint8_t *deleted = pl->ix->segs[si].deleted;
         while (s->doc != SH_NO_DOC) {
-            if (sh_bit_get(deleted, s->doc)) {
-                if ((rc = s->ops->next(s))) break;
-                continue;
-            }
-            sh_hitref h = {s->ops->score(s), (uint32_t)si, s->doc};
-            (*total)++;
-            if (n < cap) {
-                heap[n] = h;
-                sift_up(heap, n++);
-            } else if (cap && better(&h, &heap[0])) {
-                heap[0] = h;
-                sift_down(heap, n, 0);
+            if (!sh_bit_get(deleted, s->doc)) {
+                sh_hitref h = {s->ops->score(s), (uint32_t)si, s->doc};
+                (*total)++;
+                topk_offer(&t, &h);
             }
             if ((rc = s->ops->next(s))) break;
         }
         s->ops->destroy(s);
     }
     if (rc) {
-        sh_free(heap);
+        sh_free(t.h);
         return rc;
     }
-    qsort(heap, n, sizeof *heap, cmp_hit);
-    *out = heap;
-    *nout = n;
+    qsort(t.h, t.n, sizeof *t.h, cmp_hit);
+    *out = t.h;
+    *nout = t.n;
+    *total_exact = !pruned;
     return 0;
 }
 

@@ -54,9 +54,11 @@ typedef struct sh_hitref {
 int sh_plan_build(sahel_index *ix, const char *query, size_t len, const sahel_search_opts *o,
                   sh_plan *pl, sahel_error *err);
 void sh_plan_free(sh_plan *pl);
-/* Top k hits, best first, in a new array; *total counts every match. */
-int sh_plan_run(const sh_plan *pl, size_t k, sh_hitref **out, size_t *nout, uint64_t *total,
-                sahel_error *err);
+/* Top k hits, best first, in a new array.  *total counts the matches
+ * scored: all of them (*total_exact = 1) with count_all, or when no
+ * document was skipped; else at least the hits returned. */
+int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, size_t *nout,
+                uint64_t *total, int *total_exact, sahel_error *err);
 /* Append a NUL-terminated account of hit h's score. */
 int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err);
 
