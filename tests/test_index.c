@@ -1514,7 +1514,7 @@ Test(manifest, golden_bytes_and_roundtrip) {
     sh_manifest_seg segs[2];
     fixed_manifest(&m, segs);
     sahel_error err = {0};
-    cr_assert_eq(sh_manifest_write(dir, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_manifest_write(dir, &m, NULL, &err), 0, "%s", err.msg);
     cr_assert(!file_exists(dir, "MANIFEST.tmp"), "the temporary is renamed away");
     join(path, dir, "MANIFEST");
     size_t len;
@@ -1539,7 +1539,7 @@ Test(manifest, golden_bytes_and_roundtrip) {
     /* a manifest with no segment at all */
     m.nsegs = 0;
     m.generation = 1;
-    cr_assert_eq(sh_manifest_write(dir, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_manifest_write(dir, &m, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(sh_manifest_read(dir, &back, &err), 0, "%s", err.msg);
     cr_assert_eq(back.nsegs, 0);
     cr_assert_eq(back.generation, 1);

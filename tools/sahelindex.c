@@ -134,7 +134,9 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t ndocs
 /* Report a failure of the writer; EEXIST gets the way out. */
 static void report_write_error(const sahel_error *err, int rc, const char *dir) {
     cli_report(NULL, err, rc);
-    if (rc == SAHEL_EEXIST)
+    if (rc == SAHEL_EEXIST && strstr(err->msg, "damaged"))
+        cli_error("hint: use --force to rebuild it from scratch");
+    else if (rc == SAHEL_EEXIST)
         cli_error("hint: use 'sahelindex update' to add what changed, or --force to rebuild "
                   "it from scratch");
     else if (rc == SAHEL_ELOCKED)

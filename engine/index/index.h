@@ -249,8 +249,10 @@ typedef struct sh_manifest {
 
 /* SAHEL_ENOTINDEX when dir or its manifest is missing. */
 int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err);
-/* Write MANIFEST.tmp, fsync, rename over MANIFEST, fsync the directory. */
-int sh_manifest_write(const char *dir, const sh_manifest *m, sahel_error *err);
+/* Write MANIFEST.tmp, fsync, rename over MANIFEST, fsync the directory.
+ * *renamed (may be NULL) is set once the rename is done: from then on the
+ * new manifest is what readers see, even if the last fsync fails. */
+int sh_manifest_write(const char *dir, const sh_manifest *m, int *renamed, sahel_error *err);
 void sh_manifest_free(sh_manifest *m);
 
 char *sh_path_join(const char *dir, const char *name);

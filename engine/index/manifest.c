@@ -188,8 +188,9 @@ out:
     return rc;
 }
 
-int sh_manifest_write(const char *dir, const sh_manifest *m, sahel_error *err) {
+int sh_manifest_write(const char *dir, const sh_manifest *m, int *renamed, sahel_error *err) {
     sh_buf b = {0};
+    if (renamed) *renamed = 0;
     int rc = 0, fd = -1;
     char *tmp = sh_path_join(dir, SH_MANIFEST ".tmp");
     char *path = sh_path_join(dir, SH_MANIFEST);
@@ -247,6 +248,7 @@ int sh_manifest_write(const char *dir, const sh_manifest *m, sahel_error *err) {
         rc = sh_err_errno(err, SAHEL_EIO, errno, "cannot rename %s to %s", tmp, path);
         goto out;
     }
+    if (renamed) *renamed = 1; /* the commit point: readers see it now */
     rc = sh_fsync_dir(dir, err);
 out:
     if (fd >= 0) {

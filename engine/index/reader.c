@@ -178,5 +178,12 @@ int sahel_index_verify(sahel_index *ix, sahel_error *err) {
         int rc = sh_segment_verify(&ix->segs[i], err);
         if (rc) return rc;
     }
+    if (ix->man.sources_gen) {
+        /* the sources table: read and checked whole, as an update would */
+        sh_srctab t;
+        int rc = sh_srctab_read(ix->dir, ix->man.sources_gen, &t, err);
+        if (rc) return rc;
+        sh_srctab_free(&t);
+    }
     return 0;
 }

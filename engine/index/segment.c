@@ -483,9 +483,6 @@ static int verify_ids(const sh_segment *seg, sahel_error *err) {
     return rc;
 }
 
-/* Everything the open-time checks leave out: all checksums, the order and
- * ranges of the dictionary, every term's postings decoded end to end, the
- * ids and their order, every stored block. */
 /* The bytes outside every section (alignment padding) must be zero. */
 static int verify_padding(const sh_segment *seg, sahel_error *err) {
     uint64_t table_off = sh_load_u64(seg->map + seg->size - SH_SEG_FOOTER);
@@ -506,6 +503,10 @@ static int verify_padding(const sh_segment *seg, sahel_error *err) {
     }
 }
 
+/* Everything the open-time checks leave out: all checksums, the padding,
+ * the order and ranges of the dictionary, every term's postings and
+ * positions decoded end to end, the ids and their order, every stored
+ * block. */
 int sh_segment_verify(const sh_segment *seg, sahel_error *err) {
     int rc;
     for (int id = 1; id < SH_SEC_COUNT; id++)

@@ -1196,12 +1196,24 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
         m.sources_gen = w->generation;
     }
     /* every file the manifest names is durable before the manifest is */
-    if ((rc = sh_fsync_dir(w->dir, err)) || (rc = sh_manifest_write(w->dir, &m, err))) goto out;
+    int renamed = 0;
+    if ((rc = sh_fsync_dir(w->dir, err)) || (rc = sh_manifest_write(w->dir, &m, &renamed, err))) {
+        if (renamed) {
+            /* the new manifest is in place and names the new files: they
+             * must stay; only its durability is in doubt */
+            w->committed = 1;
+            w->stats.nlive_segments = nf;
+            char why[SAHEL_ERROR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", err ? err->msg : "");
+            sh_err(err, rc, "committed, but perhaps not durable yet: %s", why);
+        }
+        goto out;
+    }
     w->committed = 1;
     w->stats.nlive_segments = nf;
     remove_unreferenced(w, &m);
 out:
-    if (rc) w->failed = 1;
+    if (rc && !w->committed) w->failed = 1;
     sh_free(m.segs);
     sh_free(f);
     sh_free(src);
