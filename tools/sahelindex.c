@@ -143,6 +143,19 @@ static void report_write_error(const sahel_error *err, int rc, const char *dir) 
         cli_error("hint: another sahelindex is writing %s; wait for it to finish", dir);
 }
 
+/* After a failed commit: what state the index is in.  A failure after the
+ * commit point (the library's message then starts with "committed") left
+ * the new index in place. */
+static void report_uncommitted(const sahel_error *err, const char *what, const char *dir) {
+    if (strncmp(err->msg, "committed", 9) == 0)
+        cli_error("%s committed: %s is the new index, but a crash now might lose it; "
+                  "run 'sahelindex verify' after one",
+                  what, dir);
+    else
+        cli_error("%s failed: nothing was committed; the index in %s, if any, is unchanged",
+                  what, dir);
+}
+
 static void report_stale_lock(const sahel_writer_stats *ws) {
     if (ws->stale_lock_pid)
         cli_warn("the previous writer (pid %d) died without finishing; the index is as of its "
@@ -225,8 +238,7 @@ static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb,
     rc = sahel_writer_commit(w, &err);
     if (rc < 0) {
         report_write_error(&err, rc, dir);
-        cli_error("%s failed: nothing was committed; the index in %s, if any, is unchanged",
-                  what, dir);
+        report_uncommitted(&err, what, dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
@@ -288,7 +300,7 @@ static int cmd_merge(const char *dir, uint64_t memory_mb) {
     report_stale_lock(&ws);
     if ((rc = sahel_writer_optimize(w, &err)) < 0 || (rc = sahel_writer_commit(w, &err)) < 0) {
         report_write_error(&err, rc, dir);
-        cli_error("merge failed: nothing was committed; the index in %s is unchanged", dir);
+        report_uncommitted(&err, "merge", dir);
         sahel_writer_close(w);
         return CLI_EXIT_ERROR;
     }
