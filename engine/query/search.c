@@ -261,7 +261,9 @@ typedef struct scorer_ops {
 
 struct scorer {
     const scorer_ops *ops;
-    uint32_t doc; /* current match; SH_NO_DOC when exhausted */
+    uint32_t doc;  /* current match; SH_NO_DOC when exhausted */
+    uint64_t cost; /* about how many documents it matches: conjunctions
+                      are driven by their cheapest clause */
 };
 
 typedef struct seg_ctx {
@@ -367,6 +369,7 @@ static int term_make(const seg_ctx *c, const sh_pnode *n, uint32_t tid, scorer *
     term_scorer *s = sh_calloc(1, sizeof *s);
     if (!s) return sh_err(c->err, SAHEL_ENOMEM, "out of memory");
     s->base.ops = &term_ops;
+    s->base.cost = ti.df;
     s->c = c;
     s->t = t;
     s->field = n->field;
@@ -390,6 +393,7 @@ typedef struct phrase_scorer {
     uint32_t **pos;          /* positions scratch per term */
     uint32_t *cap;           /* capacity of pos[i] */
     uint32_t pft, pfb;       /* phrase frequencies of the current doc */
+    size_t lead;             /* the cursor with the fewest documents */
 } phrase_scorer;
 
 static int grow_pos(phrase_scorer *s, size_t i, uint32_t need) {
@@ -445,13 +449,16 @@ static int phrase_check(phrase_scorer *s) {
 }
 
 /* From the cursors' current state, find the next doc where every term is
- * present and the phrase occurs. */
+ * present and the phrase occurs.  The rarest term leads: the others are
+ * only advanced to its documents. */
 static int phrase_settle(phrase_scorer *s) {
+    sh_postings *lead = &s->pc[s->lead];
     for (;;) {
-        uint32_t d = s->pc[0].doc;
+        uint32_t d = lead->doc;
         if (d == SH_NO_DOC) break;
         int aligned = 1;
-        for (size_t i = 1; i < s->nt; i++) {
+        for (size_t i = 0; i < s->nt; i++) {
+            if (i == s->lead) continue;
             int rc = sh_postings_advance(&s->pc[i], d);
             if (rc) return rc;
             if (s->pc[i].doc == SH_NO_DOC) {
@@ -459,7 +466,7 @@ static int phrase_settle(phrase_scorer *s) {
                 return 0;
             }
             if (s->pc[i].doc != d) {
-                if ((rc = sh_postings_advance(&s->pc[0], s->pc[i].doc))) return rc;
+                if ((rc = sh_postings_advance(lead, s->pc[i].doc))) return rc;
                 aligned = 0;
                 break;
             }
@@ -471,7 +478,7 @@ static int phrase_settle(phrase_scorer *s) {
             s->base.doc = d;
             return 0;
         }
-        int rc = sh_postings_next(&s->pc[0]);
+        int rc = sh_postings_next(lead);
         if (rc) return rc;
     }
     s->base.doc = SH_NO_DOC;
@@ -480,14 +487,14 @@ static int phrase_settle(phrase_scorer *s) {
 
 static int phrase_next(scorer *b) {
     phrase_scorer *s = (phrase_scorer *)b;
-    int rc = sh_postings_next(&s->pc[0]);
+    int rc = sh_postings_next(&s->pc[s->lead]);
     return rc ? rc : phrase_settle(s);
 }
 
 static int phrase_advance(scorer *b, uint32_t target) {
     phrase_scorer *s = (phrase_scorer *)b;
     if (b->doc != SH_NO_DOC && b->doc >= target) return 0;
-    int rc = sh_postings_advance(&s->pc[0], target);
+    int rc = sh_postings_advance(&s->pc[s->lead], target);
     return rc ? rc : phrase_settle(s);
 }
 
@@ -549,8 +556,11 @@ static int phrase_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
         if (rc <= 0) goto fail; /* a missing word: the phrase cannot match here */
         if ((rc = sh_postings_init(&s->pc[i], c->seg, &ti, c->err))) goto fail;
     }
-    for (size_t i = 0; i < s->nt; i++)
+    for (size_t i = 0; i < s->nt; i++) {
         if ((rc = sh_postings_next(&s->pc[i]))) goto fail;
+        if (s->pc[i].ti.df < s->pc[s->lead].ti.df) s->lead = i;
+    }
+    s->base.cost = s->pc[s->lead].ti.df;
     if ((rc = phrase_settle(s))) goto fail;
     *out = &s->base;
     return 0;
@@ -564,6 +574,8 @@ fail:
 typedef struct bool_scorer {
     scorer base;
     scorer **must, **should, **not;
+    scorer **drive; /* the MUST clauses, cheapest first (must: clause order,
+                       in which scores are added) */
     size_t nmust, nshould, nnot;
 } bool_scorer;
 
@@ -586,7 +598,7 @@ static int conj_from(bool_scorer *s, uint32_t target) {
     for (;;) {
         int moved = 0;
         for (size_t i = 0; i < s->nmust; i++) {
-            scorer *m = s->must[i];
+            scorer *m = s->drive[i];
             int rc = m->ops->advance(m, d);
             if (rc) return rc;
             if (m->doc == SH_NO_DOC) {
@@ -708,6 +720,7 @@ static void bool_destroy(scorer *b) {
         for (size_t i = 0; i < ns[l]; i++) lists[l][i]->ops->destroy(lists[l][i]);
         sh_free(lists[l]);
     }
+    sh_free(s->drive);
     sh_free(s);
 }
 
@@ -725,8 +738,9 @@ static int bool_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
     s->must = sh_calloc(cap, sizeof *s->must);
     s->should = sh_calloc(cap, sizeof *s->should);
     s->not = sh_calloc(cap, sizeof *s->not);
+    s->drive = sh_calloc(cap, sizeof *s->drive);
     int rc = 0;
-    if (!s->must || !s->should || !s->not) {
+    if (!s->must || !s->should || !s->not || !s->drive) {
         rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
         goto fail;
     }
@@ -749,6 +763,14 @@ static int bool_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
             s->not[s->nnot++] = k;
     }
     if (s->nmust == 0 && s->nshould == 0) goto none;
+    for (size_t i = 0; i < s->nmust; i++) { /* insertion sort: few clauses */
+        size_t j = i;
+        for (; j > 0 && s->drive[j - 1]->cost > s->must[i]->cost; j--) s->drive[j] = s->drive[j - 1];
+        s->drive[j] = s->must[i];
+    }
+    s->base.cost = s->nmust ? s->drive[0]->cost : 0;
+    if (!s->nmust)
+        for (size_t i = 0; i < s->nshould; i++) s->base.cost += s->should[i]->cost;
     rc = s->nmust ? conj_from(s, 0) : disj_settle(s);
     if (rc) goto fail;
     *out = &s->base;
