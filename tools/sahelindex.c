@@ -163,6 +163,22 @@ static void report_stale_lock(const sahel_writer_stats *ws) {
                  ws->stale_lock_pid);
 }
 
+/* Open the writer, or say why not (NULL). */
+static sahel_writer *open_writer(const char *dir, const sahel_writer_opts *wopts) {
+    sahel_error err = {0};
+    sahel_writer *w = NULL;
+    int rc = sahel_writer_open(dir, wopts, &w, &err);
+    if (rc < 0) {
+        report_write_error(&err, rc, dir);
+        cli_index_hint(dir, rc);
+        return NULL;
+    }
+    sahel_writer_stats ws = {0};
+    sahel_writer_get_stats(w, &ws);
+    report_stale_lock(&ws);
+    return w;
+}
+
 static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb, char **sources,
                      int nsources) {
     double t0 = cli_now();
@@ -171,16 +187,10 @@ static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb,
                                .memory_budget = (size_t)(memory_mb * 1024 * 1024),
                                .update = update};
     const char *what = update ? "update" : "build";
-    sahel_writer *w = NULL;
-    int rc = sahel_writer_open(dir, &wopts, &w, &err);
-    if (rc < 0) {
-        report_write_error(&err, rc, dir);
-        cli_index_hint(dir, rc);
-        return CLI_EXIT_ERROR;
-    }
+    sahel_writer *w = open_writer(dir, &wopts);
+    if (!w) return CLI_EXIT_ERROR;
     sahel_writer_stats ws = {0};
-    sahel_writer_get_stats(w, &ws);
-    report_stale_lock(&ws);
+    int rc;
 
     struct build_ctx ctx = {.tty = cli_isatty(STDERR_FILENO), .nsources = nsources};
     sahel_ingest_opts iopts = {.warn = on_warn, .progress = on_progress, .ctx = &ctx};
@@ -288,16 +298,10 @@ static int cmd_merge(const char *dir, uint64_t memory_mb) {
     double t0 = cli_now();
     sahel_error err = {0};
     sahel_writer_opts wopts = {.memory_budget = (size_t)(memory_mb * 1024 * 1024), .update = 1};
-    sahel_writer *w = NULL;
-    int rc = sahel_writer_open(dir, &wopts, &w, &err);
-    if (rc < 0) {
-        report_write_error(&err, rc, dir);
-        cli_index_hint(dir, rc);
-        return CLI_EXIT_ERROR;
-    }
+    sahel_writer *w = open_writer(dir, &wopts);
+    if (!w) return CLI_EXIT_ERROR;
     sahel_writer_stats ws = {0};
-    sahel_writer_get_stats(w, &ws);
-    report_stale_lock(&ws);
+    int rc;
     if ((rc = sahel_writer_optimize(w, &err)) < 0 || (rc = sahel_writer_commit(w, &err)) < 0) {
         report_write_error(&err, rc, dir);
         report_uncommitted(&err, "merge", dir);

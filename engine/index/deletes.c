@@ -72,7 +72,7 @@ int sh_del_read(const char *dir, const char *segname, uint64_t gen, uint32_t ndo
     size_t nbytes = ((size_t)ndocs + 7) / 8;
     size_t want = DEL_HEADER + nbytes + 8;
     uint8_t *data = NULL;
-    int rc = sh_read_file(path, want, &data, NULL, err);
+    int rc = sh_read_file(path, want, want, &data, NULL, err);
     if (rc) return rc;
     if (memcmp(data, DEL_MAGIC, 8) != 0 || sh_load_u64(data + want - 8) != XXH3_64bits(data, want - 8)) {
         rc = sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: bad magic or checksum", path);

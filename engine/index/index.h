@@ -261,10 +261,11 @@ int sh_fsync_dir(const char *dir, sahel_error *err);
  * by the commit that follows). */
 int sh_write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
                          sahel_error *err);
-/* Read a whole file: exactly `want` bytes, or any size when want is
- * SIZE_MAX.  A missing file is SAHEL_ECORRUPT (an index file the manifest
- * names). */
-int sh_read_file(const char *path, size_t want, uint8_t **out, size_t *len, sahel_error *err);
+/* Read a whole file: exactly `want` bytes, or when want is SIZE_MAX any
+ * size up to `max`.  A missing file is SAHEL_ECORRUPT (an index file the
+ * manifest names). */
+int sh_read_file(const char *path, size_t want, size_t max, uint8_t **out, size_t *len,
+                 sahel_error *err);
 
 /* ---- lock.c ------------------------------------------------------------- */
 

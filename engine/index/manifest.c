@@ -86,36 +86,14 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
     if (!path) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     int rc = 0;
     uint8_t *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            rc = sh_err(err, SAHEL_ENOTINDEX, "%s is not a sahelsearch index (it has no %s)", dir,
-                        SH_MANIFEST);
-        else
-            rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot open", path);
+    size_t size = 0;
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        /* MANIFEST is replaced by rename, never removed: absent = no index */
+        rc = sh_err(err, SAHEL_ENOTINDEX, "%s is not a sahelsearch index (it has no %s)", dir,
+                    SH_MANIFEST);
         goto out;
     }
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
-        rc = bad(path, 0, "impossible size", err);
-        goto out;
-    }
-    size_t size = (size_t)st.st_size;
-    data = sh_malloc(size ? size : 1);
-    if (!data) {
-        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
-        goto out;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, data + got, size - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            rc = n < 0 ? sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot read", path)
-                       : bad(path, got, "shorter than its size", err);
-            goto out;
-        }
-        got += (size_t)n;
-    }
+    if ((rc = sh_read_file(path, SIZE_MAX, MANIFEST_MAX, &data, &size, err))) goto out;
     if (size < 8) {
         rc = bad(path, 0, "truncated", err);
         goto out;
@@ -181,7 +159,6 @@ int sh_manifest_read(const char *dir, sh_manifest *m, sahel_error *err) {
     }
     if (off != end) rc = bad(path, off, "trailing bytes", err);
 out:
-    if (fd >= 0) close(fd);
     if (rc) sh_manifest_free(m);
     sh_free(data);
     sh_free(path);
@@ -291,7 +268,8 @@ int sh_write_file_atomic(const char *dir, const char *name, const void *data, si
     return rc;
 }
 
-int sh_read_file(const char *path, size_t want, uint8_t **out, size_t *len, sahel_error *err) {
+int sh_read_file(const char *path, size_t want, size_t max, uint8_t **out, size_t *len,
+                 sahel_error *err) {
     *out = NULL;
     if (len) *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -306,9 +284,9 @@ int sh_read_file(const char *path, size_t want, uint8_t **out, size_t *len, sahe
         rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot stat", path);
         goto out;
     }
-    if (want != SIZE_MAX ? (uint64_t)st.st_size != want : (uint64_t)st.st_size > (uint64_t)MANIFEST_MAX * 64) {
-        rc = sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: %llu bytes, not the size "
-                    "its header implies", path, (unsigned long long)st.st_size);
+    if (want != SIZE_MAX ? (uint64_t)st.st_size != want : (uint64_t)st.st_size > max) {
+        rc = sh_err(err, SAHEL_ECORRUPT, "%s: index file is damaged: %llu bytes is an impossible "
+                    "size for it", path, (unsigned long long)st.st_size);
         goto out;
     }
     size_t size = (size_t)st.st_size;

@@ -48,7 +48,8 @@ int sh_srctab_read(const char *dir, uint64_t gen, sh_srctab *t, sahel_error *err
     char path[4096];
     snprintf(path, sizeof path, "%s/sources-%06llu.ssrc", dir, (unsigned long long)gen);
     size_t len;
-    int rc = sh_read_file(path, SIZE_MAX, &t->data, &len, err);
+    /* a sanity bound: 4 GiB of paths and ids is no sources table */
+    int rc = sh_read_file(path, SIZE_MAX, (size_t)4 << 30, &t->data, &len, err);
     if (rc) return rc;
     const uint8_t *p = t->data;
     if (len < 32 || memcmp(p, SRC_MAGIC, 8) != 0 ||
