@@ -7,9 +7,10 @@
  * loaded lazily, when a hit is first read, and copied into the hit so that
  * the strings lent to the caller live as long as the hits.
  *
- * Snippets: the body is analysed with the index's analyzer (the same code
- * as at indexing time), so every surface form whose term the query holds
- * is found, whatever its case, accents or inflection.  The window chosen
+ * Snippets: the index's positions say where in the body each query term
+ * occurs (every surface form whose term the query holds, whatever its
+ * case, accents or inflection); the body is then only tokenized, with the
+ * same tokenizer as at indexing time, to turn positions into bytes.  The window chosen
  * is the one, of at most max_bytes, with the most distinct query terms,
  * then the most matches, then the earliest; it is then widened with
  * context on both sides and cut at word boundaries.
@@ -49,6 +50,9 @@ struct sahel_hits {
     uint32_t *seen;
     size_t cap_seen;
     int tok_rc;
+    int32_t *pos_terms; /* per body position: the query term there, or -1 */
+    size_t npos_terms, cap_pos_terms;
+    sh_buf posbuf;
 };
 
 void sahel_hits_free(sahel_hits *hits) {
@@ -63,6 +67,8 @@ void sahel_hits_free(sahel_hits *hits) {
     sh_free(hits->toks);
     sh_free(hits->spans);
     sh_free(hits->seen);
+    sh_free(hits->pos_terms);
+    sh_buf_free(&hits->posbuf);
     sh_free(hits);
 }
 
@@ -183,19 +189,6 @@ int sahel_hits_explain(sahel_hits *hits, size_t i, const char **text, sahel_erro
 
 /* ---- snippets ----------------------------------------------------------- */
 
-static int32_t find_term(const sh_plan *pl, const char *s, size_t len) {
-    if (!pl->tcap) return -1;
-    uint64_t hash = XXH3_64bits(s, len);
-    size_t h = (size_t)hash & (pl->tcap - 1);
-    while (pl->slots[h]) {
-        const sh_qterm *t = &pl->terms[pl->slots[h] - 1];
-        if (t->hash == hash && t->len == len && memcmp(t->s, s, len) == 0)
-            return t->positive ? (int32_t)(pl->slots[h] - 1) : -1;
-        h = (h + 1) & (pl->tcap - 1);
-    }
-    return -1;
-}
-
 static int on_snip_token(void *ctx, const sh_token *tok) {
     sahel_hits *hits = ctx;
     if (hits->ntoks == hits->cap_toks) {
@@ -205,10 +198,50 @@ static int on_snip_token(void *ctx, const sh_token *tok) {
         hits->toks = t;
         hits->cap_toks = cap;
     }
-    int32_t term = find_term(&hits->plan, tok->term, tok->term_len);
-    /* a hyphenated whole covers its parts: keep tokens in start order and
-     * let the parts carry the match when the whole does not */
+    /* the term matched at this position, known from the postings; a
+     * hyphenated whole shares its first part's position and span start */
+    int32_t term = tok->pos < hits->npos_terms ? hits->pos_terms[tok->pos] : -1;
     hits->toks[hits->ntoks++] = (struct stok){tok->start, tok->end, term};
+    return 0;
+}
+
+/* Mark, for each body position of hit h, the query term found there: read
+ * from the positions in the index, so that the body needs only to be
+ * tokenized again (to map positions to bytes), not analysed. */
+static int mark_positions(sahel_hits *hits, const sh_hitref *h, sahel_error *err) {
+    const sh_segment *seg = &hits->ix->segs[h->seg];
+    uint32_t npos = sh_segment_len_body(seg, h->doc);
+    if (hits->cap_pos_terms < npos) {
+        int32_t *p = sh_reallocarray(hits->pos_terms, npos, sizeof *p);
+        if (!p) return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+        hits->pos_terms = p;
+        hits->cap_pos_terms = npos;
+    }
+    hits->npos_terms = npos;
+    for (uint32_t i = 0; i < npos; i++) hits->pos_terms[i] = -1;
+    const sh_plan *pl = &hits->plan;
+    for (size_t t = 0; t < pl->nterms; t++) {
+        if (!pl->terms[t].positive) continue;
+        sh_terminfo ti;
+        int rc = sh_segment_lookup(seg, pl->terms[t].s, pl->terms[t].len, &ti, err);
+        if (rc <= 0) {
+            if (rc < 0) return rc;
+            continue;
+        }
+        sh_postings pc;
+        if ((rc = sh_postings_init(&pc, seg, &ti, err)) || (rc = sh_postings_advance(&pc, h->doc)))
+            return rc;
+        if (pc.doc != h->doc || sh_postings_tfb(&pc) == 0) continue;
+        uint32_t nt = sh_postings_tft(&pc), nb = sh_postings_tfb(&pc);
+        sh_buf_reset(&hits->posbuf);
+        if (sh_buf_reserve(&hits->posbuf, ((size_t)nt + nb) * sizeof(uint32_t)))
+            return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+        uint32_t *buf = (uint32_t *)(void *)hits->posbuf.p;
+        if ((rc = sh_postings_positions(&pc, buf, buf + nt))) return rc;
+        for (uint32_t k = 0; k < nb; k++)
+            if (buf[nt + k] < npos && hits->pos_terms[buf[nt + k]] < 0)
+                hits->pos_terms[buf[nt + k]] = (int32_t)t;
+    }
     return 0;
 }
 
@@ -247,7 +280,8 @@ int sahel_hits_snippet(sahel_hits *hits, size_t i, size_t max_bytes, sahel_snipp
     hits->ntoks = 0;
     hits->nspans = 0;
     hits->tok_rc = 0;
-    rc = sh_analyze(hits->ix->analyzer, body, blen, 0, 0, on_snip_token, hits, NULL);
+    if ((rc = mark_positions(hits, &hits->h[i].ref, err))) return rc;
+    rc = sh_tokenize(body, blen, 0, on_snip_token, hits, NULL);
     if (rc || hits->tok_rc) return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
     size_t nt = hits->ntoks;
     struct stok *t = hits->toks;
