@@ -49,6 +49,12 @@ typedef struct sh_token {
     uint32_t end;
     uint32_t pos;      /* position: first_pos + index among non-WHOLE tokens */
     uint32_t flags;    /* SH_TOK_* */
+    /* sh_analyze only: 8 bytes kept with this surface form's entry in the
+     * stem cache, zero when the entry is made, for the caller to memoize
+     * what it derives from the term (the writer: its term id).  NULL when
+     * the form is not cached.  Lost when the cache is cleared; no two
+     * callers may share an analyzer's memos. */
+    uint8_t *memo;
 } sh_token;
 
 /* Return 0 to go on, non-zero to stop the analysis with that value. */

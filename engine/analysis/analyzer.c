@@ -50,7 +50,10 @@
 #define CACHE_MAX_ENTRIES ((size_t)1 << 20)
 #define CACHE_MAX_BYTES ((size_t)64 << 20)
 #define CACHE_MIN_SLOTS ((size_t)1 << 12)
-#define REC_HEADER 3
+/* A record: u8 key length, u8 term length, u8 mode, u8[8] the caller's
+ * memo (sh_token.memo), then the key and the term. */
+#define REC_MEMO 3
+#define REC_HEADER 11
 
 /* utf8proc options: fold = full case folding then NFC; decomposition for
  * the strip step = canonical (NFD), recomposed to NFC afterwards.  STABLE
@@ -258,6 +261,7 @@ static int cache_insert(sh_analyzer *a, uint64_t h, unsigned mode, const uint8_t
     rec[0] = (uint8_t)klen;
     rec[1] = (uint8_t)tlen;
     rec[2] = (uint8_t)mode;
+    memset(rec + REC_MEMO, 0, 8);
     memcpy(rec + REC_HEADER, key, klen);
     memcpy(rec + REC_HEADER + klen, term, tlen);
     cache_place(a->slots, a->nslots, h, rec);
@@ -271,7 +275,8 @@ static int cache_insert(sh_analyzer *a, uint64_t h, unsigned mode, const uint8_t
 /* Normalise raw token s[0..n), n <= SH_MAX_TERM_LEN, valid UTF-8.  The
  * result points into a->key or the cache arena. */
 static int normalise(sh_analyzer *a, const uint8_t *s, size_t n, bool stem, const uint8_t **out,
-                     size_t *out_len) {
+                     size_t *out_len, uint8_t **memo) {
+    *memo = NULL;
     if (!n) {
         *out = a->key;
         *out_len = 0;
@@ -318,6 +323,9 @@ static int normalise(sh_analyzer *a, const uint8_t *s, size_t n, bool stem, cons
     }
     *out = rec + REC_HEADER + rec[0];
     *out_len = rec[1];
+    /* records are never moved or written while cached: the memo is the
+     * caller's until the cache is cleared */
+    *memo = (uint8_t *)(uintptr_t)(rec + REC_MEMO);
     return 0;
 }
 
@@ -326,12 +334,14 @@ static int on_token(void *ctx, const sh_token *tok) {
     bool stem = a->stemmer && !(a->flags & SH_ANALYZE_NOSTEM) && !(tok->flags & SH_TOK_NUMERIC);
     const uint8_t *t;
     size_t tlen;
-    int rc = normalise(a, (const uint8_t *)tok->term, tok->term_len, stem, &t, &tlen);
+    uint8_t *memo;
+    int rc = normalise(a, (const uint8_t *)tok->term, tok->term_len, stem, &t, &tlen, &memo);
     if (rc) return rc;
     if (!tlen) return 0;
     sh_token out = *tok;
     out.term = (const char *)t;
     out.term_len = (uint32_t)tlen;
+    out.memo = memo;
     return a->fn(a->ctx, &out);
 }
 
@@ -430,7 +440,8 @@ int sh_analyzer_term(sh_analyzer *a, const char *word, size_t len, unsigned flag
     if (n) memcpy(a->word, s, n);
     bool stem = a->stemmer && !(flags & SH_ANALYZE_NOSTEM) && !numeric;
     const uint8_t *t;
-    int rc = normalise(a, a->word, n, stem, &t, out_len);
+    uint8_t *memo;
+    int rc = normalise(a, a->word, n, stem, &t, out_len, &memo);
     if (rc) return rc;
     *out = (const char *)t;
     return 0;

@@ -60,7 +60,7 @@ int sh_buf_put_u64(sh_buf *b, uint64_t v) {
     return 0;
 }
 
-int sh_buf_put_varint(sh_buf *b, uint64_t v) {
+int sh_buf_put_varint_slow(sh_buf *b, uint64_t v) {
     if (sh_buf_reserve(b, 10)) return SAHEL_ENOMEM;
     uint8_t *o = b->p + b->len;
     while (v >= 0x80) {

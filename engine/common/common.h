@@ -68,7 +68,7 @@ int sh_buf_putc(sh_buf *b, uint8_t c);
 int sh_buf_put_u16(sh_buf *b, uint16_t v); /* little-endian */
 int sh_buf_put_u32(sh_buf *b, uint32_t v);
 int sh_buf_put_u64(sh_buf *b, uint64_t v);
-int sh_buf_put_varint(sh_buf *b, uint64_t v); /* LEB128, 1..10 bytes */
+int sh_buf_put_varint_slow(sh_buf *b, uint64_t v); /* grows, then writes */
 int sh_buf_printf(sh_buf *b, const char *fmt, ...) SH_PRINTF(2, 3); /* keeps a NUL after len */
 int sh_buf_pad(sh_buf *b, size_t align); /* zero bytes up to a multiple of align */
 void sh_buf_free(sh_buf *b);
@@ -115,6 +115,20 @@ static inline int sh_varint_get32(const uint8_t **p, const uint8_t *end, uint32_
     uint64_t v;
     if (sh_varint_get(p, end, &v) || v > UINT32_MAX) return -1;
     *out = (uint32_t)v;
+    return 0;
+}
+
+/* Append v as LEB128 (1..10 bytes).  Inline: the writer appends several
+ * per posting, and a call each cost a tenth of indexing time. */
+static inline int sh_buf_put_varint(sh_buf *b, uint64_t v) {
+    if (SH_UNLIKELY(b->cap - b->len < 10)) return sh_buf_put_varint_slow(b, v);
+    uint8_t *o = b->p + b->len;
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    b->len = (size_t)(o - b->p);
     return 0;
 }
 

@@ -109,6 +109,8 @@ struct sahel_writer {
     uint32_t *dterms; /* distinct terms of the article, in order of appearance */
     size_t ndterms, cap_dterms;
     uint32_t cur_doc; /* doc number + 1 of the article being inverted */
+    uint32_t memo_epoch; /* term ids memoized in the stem cache hold for this
+                            epoch only: it changes whenever ids restart */
     uint32_t field;
     int tok_rc;
 
@@ -256,9 +258,19 @@ static int term_id(sahel_writer *w, const char *s, size_t len, uint32_t *out) {
 
 static int on_token(void *ctx, const sh_token *tok) {
     sahel_writer *w = ctx;
-    uint32_t id;
-    int rc = term_id(w, tok->term, tok->term_len, &id);
-    if (rc) return w->tok_rc = rc;
+    uint32_t id, epoch;
+    /* the stem cache remembers this form's term id for the segment being
+     * built (memo: u32 epoch, u32 id): no second hash lookup */
+    if (tok->memo && (memcpy(&epoch, tok->memo, 4), epoch == w->memo_epoch)) {
+        memcpy(&id, tok->memo + 4, 4);
+    } else {
+        int rc = term_id(w, tok->term, tok->term_len, &id);
+        if (rc) return w->tok_rc = rc;
+        if (tok->memo) {
+            memcpy(tok->memo, &w->memo_epoch, 4);
+            memcpy(tok->memo + 4, &id, 4);
+        }
+    }
     if (w->ntoks == w->cap_toks) {
         size_t cap = w->cap_toks ? w->cap_toks * 2 : 4096;
         doc_tok *t = sh_reallocarray(w->toks, cap, sizeof *t);
@@ -360,6 +372,7 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
     int rc;
     w->lock_fd = -1;
     w->cur_new = w->cur_old = -1;
+    w->memo_epoch = 1; /* a fresh memo is zero: never a valid epoch */
     w->force = opts && opts->force;
     w->update = opts && opts->update;
     w->budget = opts && opts->memory_budget ? opts->memory_budget : DEFAULT_BUDGET;
@@ -715,6 +728,7 @@ static int cmp_key(const void *a, const void *b) {
 }
 
 static void reset_segment(sahel_writer *w) {
+    w->memo_epoch++; /* term ids restart with the next segment */
     for (size_t i = 0; i < w->nterms; i++) sh_buf_free(&w->terms[i].post);
     sh_free(w->terms);
     w->terms = NULL;
