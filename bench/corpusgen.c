@@ -89,43 +89,14 @@
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) bench_die("out of memory (%zu bytes)", n);
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) bench_die("out of memory (%zu x %zu bytes)", n, size);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) bench_die("out of memory (%zu bytes)", n);
-    return q;
-}
-
-/* splitmix64 (Steele, Lea, Flood 2014): one stream for the whole output. */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
-
 static uint64_t rng_range(uint64_t *s, uint64_t lo, uint64_t hi) {
-    return lo + rng_next(s) % (hi - lo + 1);
+    return lo + bench_rng_next(s) % (hi - lo + 1);
 }
 
 /* Standard normal by Box-Muller (one of the pair is used: simpler, and the
  * cost is per article, not per token). */
 static double rng_normal(uint64_t *s) {
-    double u1 = 1.0 - rng_unit(s), u2 = rng_unit(s);
+    double u1 = 1.0 - bench_rng_unit(s), u2 = bench_rng_unit(s);
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
@@ -151,13 +122,13 @@ static void model_free(model *m) {
 
 static void model_alloc(model *m, size_t n) {
     m->nhead = n;
-    m->word = xcalloc(n, sizeof *m->word);
-    m->wlen = xcalloc(n, sizeof *m->wlen);
-    m->count = xcalloc(n, sizeof *m->count);
+    m->word = bench_xcalloc(n, sizeof *m->word);
+    m->wlen = bench_xcalloc(n, sizeof *m->wlen);
+    m->count = bench_xcalloc(n, sizeof *m->count);
 }
 
 static void model_set_word(model *m, size_t i, const char *w, size_t len, uint64_t count) {
-    m->word[i] = xmalloc(len + 1);
+    m->word[i] = bench_xmalloc(len + 1);
     memcpy(m->word[i], w, len);
     m->word[i][len] = '\0';
     m->wlen[i] = (uint32_t)len;
@@ -200,7 +171,7 @@ typedef struct counter {
 
 static void counter_grow(counter *c) {
     size_t nn = c->nslots ? 2 * c->nslots : (size_t)1 << 16;
-    entry *ns = xmalloc(nn * sizeof *ns);
+    entry *ns = bench_xmalloc(nn * sizeof *ns);
     for (size_t i = 0; i < nn; i++) ns[i].off = SIZE_MAX;
     for (size_t i = 0; i < c->nslots; i++) {
         if (c->slot[i].off == SIZE_MAX) continue;
@@ -233,7 +204,7 @@ static int count_token(void *ctx, const sh_token *tok) {
     }
     if (c->pool_len + tok->term_len > c->pool_cap) {
         c->pool_cap = 2 * (c->pool_len + tok->term_len) + ((size_t)1 << 20);
-        c->pool = xrealloc(c->pool, c->pool_cap);
+        c->pool = bench_xrealloc(c->pool, c->pool_cap);
     }
     memcpy(c->pool + c->pool_len, tok->term, tok->term_len);
     c->slot[j] = (entry){.hash = h, .off = c->pool_len, .len = tok->term_len, .count = 1};
@@ -294,7 +265,7 @@ static void calibrate(const char *path, model *m) {
     bench_corpus_close(bc);
     if (!c.ntokens) bench_die("%s: no words to calibrate from", path);
 
-    entry *e = xmalloc(c.n * sizeof *e);
+    entry *e = bench_xmalloc(c.n * sizeof *e);
     size_t n = 0;
     for (size_t i = 0; i < c.nslots; i++)
         if (c.slot[i].off != SIZE_MAX) e[n++] = c.slot[i];
@@ -375,9 +346,9 @@ typedef struct alias {
 
 static void alias_build(alias *a, const uint64_t *w, size_t n) {
     a->n = n;
-    a->prob = xmalloc(n * sizeof *a->prob);
-    a->alias = xmalloc(n * sizeof *a->alias);
-    uint32_t *small = xmalloc(n * sizeof *small), *large = xmalloc(n * sizeof *large);
+    a->prob = bench_xmalloc(n * sizeof *a->prob);
+    a->alias = bench_xmalloc(n * sizeof *a->alias);
+    uint32_t *small = bench_xmalloc(n * sizeof *small), *large = bench_xmalloc(n * sizeof *large);
     size_t ns = 0, nl = 0;
     double total = 0;
     for (size_t i = 0; i < n; i++) total += (double)w[i];
@@ -404,8 +375,8 @@ static void alias_build(alias *a, const uint64_t *w, size_t n) {
 }
 
 static size_t alias_draw(const alias *a, uint64_t *rng) {
-    size_t i = (size_t)(rng_next(rng) % a->n);
-    return rng_unit(rng) < a->prob[i] ? i : a->alias[i];
+    size_t i = (size_t)(bench_rng_next(rng) % a->n);
+    return bench_rng_unit(rng) < a->prob[i] ? i : a->alias[i];
 }
 
 static void alias_free(alias *a) {
@@ -459,7 +430,7 @@ static void zipf_init(zipf *z, double s, double q, double n) {
 
 static uint64_t zipf_draw(const zipf *z, uint64_t *rng) {
     for (;;) {
-        double u = z->h_hi + rng_unit(rng) * (z->h_lo - z->h_hi);
+        double u = z->h_hi + bench_rng_unit(rng) * (z->h_lo - z->h_hi);
         double x = zipf_Hinv(z, u);
         double k = floor(x + 0.5);
         if (k < 1) k = 1;
@@ -540,7 +511,7 @@ typedef struct gen {
 static void put(gen *g, const char *s, size_t len) {
     if (g->len + len > g->cap) {
         g->cap = 2 * (g->len + len) + 4096;
-        g->buf = xrealloc(g->buf, g->cap);
+        g->buf = bench_xrealloc(g->buf, g->cap);
     }
     memcpy(g->buf + g->len, s, len);
     g->len += len;
@@ -550,7 +521,7 @@ static void put_str(gen *g, const char *s) { put(g, s, strlen(s)); }
 
 static void put_word(gen *g) {
     g->ntokens++;
-    if (rng_unit(&g->rng) < g->tail_mass) {
+    if (bench_rng_unit(&g->rng) < g->tail_mass) {
         char w[32];
         g->ntail++;
         put(g, w, tail_word(zipf_draw(&g->tail, &g->rng), w));
@@ -610,7 +581,7 @@ static void write_article(gen *g, uint64_t number) {
     unsigned year = (unsigned)rng_range(&g->rng, 1990, 2024);
     unsigned month = (unsigned)rng_range(&g->rng, 1, 12);
     unsigned day = (unsigned)rng_range(&g->rng, 1, 28);
-    const char *src = outlets[rng_next(&g->rng) % (sizeof outlets / sizeof outlets[0])];
+    const char *src = outlets[bench_rng_next(&g->rng) % (sizeof outlets / sizeof outlets[0])];
     snprintf(tmp, sizeof tmp, "\", \"date\": \"%04u-%02u-%02u\", \"source\": \"%s\"}\n", year,
              month, day, src);
     put_str(g, tmp);

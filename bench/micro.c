@@ -94,29 +94,6 @@
 #define WORD_MIN 4
 #define WORD_MAX 20
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) bench_die("out of memory (%zu bytes)", n);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) bench_die("out of memory (%zu bytes)", n);
-    return q;
-}
-
-/* splitmix64 (Steele, Lea, Flood 2014): small and good enough to pick
- * documents and words; the same seed gives the same choices everywhere. */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
-
 /* ---- timing ---------------------------------------------------------------- */
 
 typedef struct section {
@@ -137,7 +114,7 @@ static int cmp_double(const void *pa, const void *pb) {
 static timing measure(const section *s, int reps) {
     if (s->prepare) s->prepare(s->ctx);
     s->run(s->ctx); /* warm-up: caches, page faults, branch predictors */
-    double *t = xmalloc((size_t)reps * sizeof *t);
+    double *t = bench_xmalloc((size_t)reps * sizeof *t);
     for (int r = 0; r < reps; r++) {
         if (s->prepare) s->prepare(s->ctx);
         uint64_t t0 = bench_now_ns();
@@ -183,7 +160,7 @@ typedef struct texts {
 static size_t pool_add(texts *t, const char *s, size_t len) {
     if (t->pool_len + len > t->pool_cap) {
         t->pool_cap = 2 * (t->pool_len + len) + (1u << 20);
-        t->pool = xrealloc(t->pool, t->pool_cap);
+        t->pool = bench_xrealloc(t->pool, t->pool_cap);
     }
     memcpy(t->pool + t->pool_len, s, len);
     t->pool_len += len;
@@ -196,7 +173,7 @@ static void load_texts(const char *path, uint64_t max_bytes, texts *t) {
     while (t->text_bytes < max_bytes && bench_corpus_next(c, &d)) {
         if (t->n == t->cap) {
             t->cap = t->cap ? 2 * t->cap : 4096;
-            t->a = xrealloc(t->a, t->cap * sizeof *t->a);
+            t->a = bench_xrealloc(t->a, t->cap * sizeof *t->a);
         }
         article *a = &t->a[t->n++];
         a->id = pool_add(t, d.id, d.id_len);
@@ -295,14 +272,14 @@ static void bench_unpack(int reps) {
     fprintf(stderr, "bitunpack: %d blocks of %d values, %d times a pass\n", UNPACK_BLOCKS,
             SH_BLOCK, UNPACK_INNER);
     uint64_t seed = SEED;
-    uint32_t *vals = xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * sizeof *vals);
-    uint8_t *packed = xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * 4);
-    unpack_ctx *u = xmalloc(sizeof *u);
+    uint32_t *vals = bench_xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * sizeof *vals);
+    uint8_t *packed = bench_xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * 4);
+    unpack_ctx *u = bench_xmalloc(sizeof *u);
     for (unsigned w = 1; w <= UNPACK_MAX_WIDTH; w++) {
         uint32_t mask = (1u << w) - 1;
         size_t stride = (size_t)SH_BLOCK * w / 8;
         for (size_t i = 0; i < (size_t)UNPACK_BLOCKS * SH_BLOCK; i++)
-            vals[i] = (uint32_t)rng_next(&seed) & mask;
+            vals[i] = (uint32_t)bench_rng_next(&seed) & mask;
         for (size_t b = 0; b < UNPACK_BLOCKS; b++)
             if (sh_bitpack(vals + b * SH_BLOCK, SH_BLOCK, w, packed + b * stride) != stride)
                 bench_die("sh_bitpack: unexpected size at width %u", w);
@@ -416,7 +393,7 @@ static int cmp_df_desc(const void *pa, const void *pb) {
 static void bench_walk(const char *corpus, sahel_index *ix, int reps) {
     size_t n = 0;
     for (size_t s = 0; s < ix->nsegs; s++) n += ix->segs[s].nterms;
-    list_ref *lists = xmalloc(n * sizeof *lists);
+    list_ref *lists = bench_xmalloc(n * sizeof *lists);
     size_t k = 0;
     uint64_t total = 0;
     sahel_error err = {0};
@@ -428,7 +405,7 @@ static void bench_walk(const char *corpus, sahel_index *ix, int reps) {
             total += lists[k].ti.df;
             k++;
         }
-    walk_ctx *c = xmalloc(sizeof *c);
+    walk_ctx *c = bench_xmalloc(sizeof *c);
     memset(c, 0, sizeof *c);
     c->lists = lists;
     c->n = n;
@@ -507,9 +484,9 @@ static void build_synthetic(const char *dir, size_t ndocs, uint32_t df[4]) {
     memset(df, 0, 4 * sizeof *df);
     for (size_t d = 0; d < ndocs; d++) {
         size_t len = 0;
-        int nfill = 4 + (int)(rng_next(&seed) % 9); /* 4..12 filler words */
+        int nfill = 4 + (int)(bench_rng_next(&seed) % 9); /* 4..12 filler words */
         for (int f = 0; f < nfill; f++) {
-            uint64_t r = rng_next(&seed);
+            uint64_t r = bench_rng_next(&seed);
             body[len++] = cons[r % 14];
             body[len++] = vow[(r >> 8) % 5];
             body[len++] = cons[(r >> 16) % 14];
@@ -517,7 +494,7 @@ static void build_synthetic(const char *dir, size_t ndocs, uint32_t df[4]) {
             body[len++] = ' ';
         }
         for (int t = 0; t < 4; t++)
-            if (rng_unit(&seed) < p[t]) {
+            if (bench_rng_unit(&seed) < p[t]) {
                 size_t l = strlen(ctl[t]);
                 memcpy(body + len, ctl[t], l);
                 len += l;
@@ -586,9 +563,9 @@ static int collect_word(void *ctx, const sh_token *tok) {
     words *w = c->out;
     if (w->n == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 1024;
-        w->w = xrealloc(w->w, w->cap * sizeof *w->w);
+        w->w = bench_xrealloc(w->w, w->cap * sizeof *w->w);
     }
-    w->w[w->n] = xmalloc(len + 1);
+    w->w[w->n] = bench_xmalloc(len + 1);
     memcpy(w->w[w->n++], buf, len + 1);
     return 0;
 }
@@ -638,7 +615,7 @@ static void query_words(const texts *t, sahel_index *ix, words *pool) {
         if (!keep) continue;
         if (pool->n == pool->cap) {
             pool->cap = pool->cap ? 2 * pool->cap : 256;
-            pool->w = xrealloc(pool->w, pool->cap * sizeof *pool->w);
+            pool->w = bench_xrealloc(pool->w, pool->cap * sizeof *pool->w);
         }
         pool->w[pool->n] = all.w[i];
         all.w[i] = NULL; /* now the pool's */
@@ -660,21 +637,21 @@ static void bench_or(const char *corpus, const texts *t, sahel_index *ix, int qu
     size_t nq = quick ? OR_QUERIES_QUICK : OR_QUERIES;
     fprintf(stderr, "or: %zu queries per class from %zu title words\n", nq, pool.n);
     uint64_t seed = SEED ^ 0x0202;
-    char **q = xmalloc(nq * sizeof *q);
+    char **q = bench_xmalloc(nq * sizeof *q);
     for (int nw = 2; nw <= 3; nw++) {
         for (size_t i = 0; i < nq; i++) {
             size_t pick[3];
             for (int j = 0; j < nw; j++) {
                 int again;
                 do {
-                    pick[j] = (size_t)(rng_next(&seed) % pool.n);
+                    pick[j] = (size_t)(bench_rng_next(&seed) % pool.n);
                     again = 0;
                     for (int m = 0; m < j; m++) again |= pick[m] == pick[j];
                 } while (again);
             }
             size_t len = 0;
             for (int j = 0; j < nw; j++) len += strlen(pool.w[pick[j]]) + 1;
-            q[i] = xmalloc(len);
+            q[i] = bench_xmalloc(len);
             len = 0;
             for (int j = 0; j < nw; j++)
                 len += (size_t)sprintf(q[i] + len, "%s%s", j ? " " : "", pool.w[pick[j]]);

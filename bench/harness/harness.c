@@ -65,19 +65,19 @@ void bench_die(const char *fmt, ...) {
     exit(1);
 }
 
-static void *xmalloc(size_t n) {
+void *bench_xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) bench_die("out of memory (%zu bytes)", n);
     return p;
 }
 
-static void *xcalloc(size_t n, size_t size) {
+void *bench_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) bench_die("out of memory (%zu x %zu bytes)", n, size);
     return p;
 }
 
-static void *xrealloc(void *p, size_t n) {
+void *bench_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
     if (!q) bench_die("out of memory (%zu bytes)", n);
     return q;
@@ -85,7 +85,7 @@ static void *xrealloc(void *p, size_t n) {
 
 static char *xstrdup(const char *s) {
     size_t len = strlen(s);
-    char *p = xmalloc(len + 1);
+    char *p = bench_xmalloc(len + 1);
     memcpy(p, s, len + 1);
     return p;
 }
@@ -218,7 +218,7 @@ static int idref_cmp(const void *pa, const void *pb) {
 }
 
 bench_corpus *bench_corpus_open(const char *path) {
-    bench_corpus *c = xcalloc(1, sizeof *c);
+    bench_corpus *c = bench_xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) bench_die("cannot open %s: %s", path, strerror(errno));
@@ -250,18 +250,18 @@ bench_corpus *bench_corpus_open(const char *path) {
         }
         if (nrefs == cap) {
             cap = cap ? 2 * cap : 1024;
-            refs = xrealloc(refs, cap * sizeof *refs);
+            refs = bench_xrealloc(refs, cap * sizeof *refs);
         }
         if (pool_len + a.id.len > pool_cap) {
             pool_cap = 2 * (pool_len + a.id.len) + 4096;
-            pool = xrealloc(pool, pool_cap);
+            pool = bench_xrealloc(pool, pool_cap);
         }
         memcpy(pool + pool_len, a.id.s, a.id.len);
         refs[nrefs++] = (struct idref){.off = pool_len, .len = a.id.len, .lineno = c->lineno};
         pool_len += a.id.len;
     }
     c->nlines = c->lineno;
-    c->keep = xcalloc(c->nlines + 1, 1);
+    c->keep = bench_xcalloc(c->nlines + 1, 1);
     id_pool = pool;
     if (nrefs) qsort(refs, nrefs, sizeof *refs, idref_cmp);
     for (size_t i = 0; i < nrefs; i++) {
@@ -438,7 +438,7 @@ static int run_build(const bench_build_spec *spec, const options *o) {
         c = NULL;
     }
 
-    double *secs = xcalloc((size_t)repeat, sizeof *secs);
+    double *secs = bench_xcalloc((size_t)repeat, sizeof *secs);
     uint64_t index_bytes = 0;
     long long indexed = 0;
     for (int r = 0; r < repeat; r++) {
@@ -522,7 +522,7 @@ static bench_query *load_queries(const char *path, size_t *nout, char ***pool, s
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
         if (got == 0 || line[0] == '#') continue;
         char *copy = xstrdup(line);
-        lines = xrealloc(lines, (nlines + 1) * sizeof *lines);
+        lines = bench_xrealloc(lines, (nlines + 1) * sizeof *lines);
         lines[nlines++] = copy;
         char *cls = copy, *qid = strchr(cls, '\t');
         char *words = qid ? strchr(qid + 1, '\t') : NULL;
@@ -532,7 +532,7 @@ static bench_query *load_queries(const char *path, size_t *nout, char ***pool, s
         *words++ = '\0';
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
-            qs = xrealloc(qs, cap * sizeof *qs);
+            qs = bench_xrealloc(qs, cap * sizeof *qs);
         }
         bench_query *q = &qs[n];
         memset(q, 0, sizeof *q);
@@ -567,8 +567,8 @@ static void report_class(const bench_query_spec *spec, const char *name, const c
     for (size_t i = 0; i < nq; i++)
         if (!strcmp(cls, "all") || !strcmp(qs[i].cls, cls)) n++;
     if (!n) return;
-    double *med = xmalloc(n * sizeof *med), *best = xmalloc(n * sizeof *best);
-    double *tmp = xmalloc((size_t)repeat * sizeof *tmp);
+    double *med = bench_xmalloc(n * sizeof *med), *best = bench_xmalloc(n * sizeof *best);
+    double *tmp = bench_xmalloc((size_t)repeat * sizeof *tmp);
     double sum = 0, hsum = 0;
     size_t j = 0;
     for (size_t i = 0; i < nq; i++) {
@@ -610,8 +610,8 @@ static int run_queries(const bench_query_spec *spec, const options *o) {
     size_t nq, npool;
     char **pool;
     bench_query *qs = load_queries(qpath, &nq, &pool, &npool);
-    char **text = xcalloc(nq, sizeof *text);
-    size_t *tlen = xcalloc(nq, sizeof *tlen);
+    char **text = bench_xcalloc(nq, sizeof *text);
+    size_t *tlen = bench_xcalloc(nq, sizeof *tlen);
     for (size_t i = 0; i < nq; i++) {
         char buf[1024];
         int len = spec->render(&qs[i], buf, sizeof buf);
@@ -622,12 +622,12 @@ static int run_queries(const bench_query_spec *spec, const options *o) {
 
     void *ctx = spec->open(indexdir);
     if (!ctx) bench_die("%s: cannot open %s", spec->engine, indexdir);
-    long *hits = xcalloc(nq, sizeof *hits);
+    long *hits = bench_xcalloc(nq, sizeof *hits);
     for (size_t i = 0; i < nq; i++) { /* warm-up, and the hit counts */
         hits[i] = spec->run(ctx, &qs[i], text[i], tlen[i], k);
         if (hits[i] < 0) bench_die("%s: query %s failed: %s", spec->engine, qs[i].qid, text[i]);
     }
-    double *samples = xmalloc((size_t)repeat * nq * sizeof *samples);
+    double *samples = bench_xmalloc((size_t)repeat * nq * sizeof *samples);
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < nq; i++) {
             uint64_t t0 = bench_now_ns();

@@ -35,6 +35,25 @@ void bench_set_prog(const char *argv0);
  * the first thing that would make their figures wrong. */
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* malloc, calloc and realloc that never return NULL: they die instead. */
+void *bench_xmalloc(size_t n);
+void *bench_xcalloc(size_t n, size_t size);
+void *bench_xrealloc(void *p, size_t n);
+
+/* splitmix64 (Steele, Lea, Flood 2014): small and good enough to pick
+ * documents and words; the same seed gives the same stream everywhere. */
+static inline uint64_t bench_rng_next(uint64_t *s) {
+    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static inline double bench_rng_unit(uint64_t *s) {
+    return (double)(bench_rng_next(s) >> 11) * 0x1.0p-53;
+}
+
 /* One RESULT line on stdout; `cls` is "-" for figures of no query class. */
 void bench_result(const char *engine, const char *corpus, const char *metric,
                   const char *cls, double value);
