@@ -103,6 +103,9 @@ typedef struct sahel_writer_opts {
                                is flushed; 0 = default (256 MiB) */
     int update;             /* 1: open an existing index to add, replace and
                                delete articles (sahelindex update) */
+    unsigned threads;       /* indexing threads: 0 = one per core; 1 = the
+                               caller's thread only, no queue; at most 64.
+                               The index is the same whatever the number. */
 } sahel_writer_opts;
 
 /* Outcomes of sahel_writer_add (non-negative: not errors). */

@@ -254,6 +254,23 @@ static void build_index(const char *dir, const sahel_doc *docs, size_t n, size_t
     sahel_writer_close(w);
 }
 
+/* An index of one segment per commit: a build of docs[0], then an update
+ * for each other article (fewer than the merge factor of 10, so nothing is
+ * merged).  A build merges what it flushes, so several commits are how an
+ * index gets several segments. */
+static void build_in_commits(const char *dir, const sahel_doc *docs, size_t n, size_t per) {
+    for (size_t i = 0; i < n; i += per) {
+        sahel_writer_opts o = {.update = i > 0};
+        sahel_writer *w;
+        sahel_error err = {0};
+        cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+        for (size_t k = i; k < n && k < i + per; k++)
+            cr_assert_eq(sahel_writer_add(w, &docs[k], &err), 0, "add %zu: %s", k, err.msg);
+        cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+        sahel_writer_close(w);
+    }
+}
+
 static sahel_index *open_index(const char *dir) {
     sahel_index *ix;
     sahel_error err = {0};
@@ -1756,11 +1773,11 @@ Test(segment, golden_structure_of_a_two_article_index) {
     tb_put(&tsum, foot, 16);
     cr_assert_eq(le64(foot + 16), XXH3_64bits(tsum.p, tsum.len), "table checksum");
     tb_free(&tsum);
-    /* section table: ids 1..11, 8-aligned, inside the file, in order, no
-     * overlap, zero padding between, each with its checksum */
+    /* section table: ids 1..11 in order, each 8-aligned, inside the file,
+     * with its checksum; the sections' bytes, in file order (postings
+     * first: writer.c), do not overlap and have zero padding between */
     const uint8_t *sec[SH_SEC_COUNT] = {0};
-    uint64_t len[SH_SEC_COUNT] = {0};
-    uint64_t prev_end = 16;
+    uint64_t len[SH_SEC_COUNT] = {0}, offs[SH_SEC_COUNT] = {0};
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = m + T + 32ull * i;
         uint32_t id = le32(e);
@@ -1769,15 +1786,28 @@ Test(segment, golden_structure_of_a_two_article_index) {
         cr_assert_eq(le32(e + 4), 0, "reserved word of entry %u", i);
         cr_assert_eq(off % 8, 0, "section %u at %llu is not 8-aligned", id,
                      (unsigned long long)off);
-        cr_assert_geq(off, prev_end, "section %u overlaps the previous one", id);
-        cr_assert_lt(off - prev_end, 8, "section %u: more than 7 bytes of padding", id);
-        for (uint64_t p = prev_end; p < off; p++)
-            cr_assert_eq(m[p], 0, "padding byte %llu", (unsigned long long)p);
         cr_assert_leq(off + l, T, "section %u runs into the table", id);
         cr_assert_eq(le64(e + 24), XXH3_64bits(m + off, l), "checksum of section %u", id);
         sec[id] = m + off;
         len[id] = l;
-        prev_end = off + l;
+        offs[id] = off;
+    }
+    cr_assert_eq(offs[SH_SEC_POSTINGS], 16, "postings come first");
+    uint64_t prev_end = 16;
+    for (uint32_t k = 0; k < n; k++) {
+        /* the section that starts next (an empty one first at a tie) */
+        int next = 0;
+        for (int id = 1; id <= (int)n; id++)
+            if (offs[id] >= prev_end && offs[id] != UINT64_MAX &&
+                (!next || offs[id] < offs[next] ||
+                 (offs[id] == offs[next] && len[id] < len[next])))
+                next = id;
+        cr_assert(next, "section bytes overlap");
+        cr_assert_lt(offs[next] - prev_end, 8, "section %d: more than 7 bytes of padding", next);
+        for (uint64_t p = prev_end; p < offs[next]; p++)
+            cr_assert_eq(m[p], 0, "padding byte %llu", (unsigned long long)p);
+        prev_end = offs[next] + len[next];
+        offs[next] = UINT64_MAX;
     }
     cr_assert_lt(T - prev_end, 8);
     /* META */
@@ -1889,7 +1919,10 @@ static const char *const sweep_queries[] = {
 
 /* ndocs articles of random words from sweep_words, with ids s000...,
  * built with the given memory budget (0: default). */
-static void sweep_index(char *dir, const char *name, uint32_t ndocs, uint64_t seed, size_t budget) {
+/* The sweep corpus, built with `budget` (per == 0) or in commits of `per`
+ * articles. */
+static void sweep_build(char *dir, const char *name, uint32_t ndocs, uint64_t seed, size_t budget,
+                        size_t per) {
     scratch(dir, name);
     rng_seed(seed);
     sahel_doc *docs = xmalloc(ndocs * sizeof *docs);
@@ -1908,10 +1941,21 @@ static void sweep_index(char *dir, const char *name, uint32_t ndocs, uint64_t se
         docs[d] = mkdoc((const char *)text[3 * d].p, (const char *)text[3 * d + 1].p,
                         (const char *)text[3 * d + 2].p);
     }
-    build_index(dir, docs, ndocs, budget);
+    if (per)
+        build_in_commits(dir, docs, ndocs, per);
+    else
+        build_index(dir, docs, ndocs, budget);
     for (size_t i = 0; i < (size_t)ndocs * 3; i++) tb_free(&text[i]);
     free(text);
     free(docs);
+}
+
+static void sweep_index(char *dir, const char *name, uint32_t ndocs, uint64_t seed, size_t budget) {
+    sweep_build(dir, name, ndocs, seed, budget, 0);
+}
+
+static void sweep_docs(char *dir, const char *name, uint32_t ndocs, uint64_t seed, size_t per) {
+    sweep_build(dir, name, ndocs, seed, 0, per);
 }
 
 /* Every query, every hit, its stored fields and snippet, on an index that
@@ -2311,7 +2355,7 @@ Test(writer, force_replaces_the_index_and_removes_old_segments) {
     /* the old index: three segments */
     sahel_doc old[3] = {mkdoc("o1", "Mali", "junta"), mkdoc("o2", "Niger", "coup"),
                         mkdoc("o3", "Burkina", "army")};
-    build_index(dir, old, 3, 16 * 1024);
+    build_in_commits(dir, old, 3, 1);
     sahel_index *ix = open_index(dir);
     cr_assert_eq(ix->nsegs, 3);
     char old_names[3][64];
@@ -2334,7 +2378,7 @@ Test(writer, force_replaces_the_index_and_removes_old_segments) {
     sahel_index_info info;
     sahel_index_get_info(ix, &info);
     cr_assert_eq(info.ndocs, 1);
-    cr_assert_eq(info.generation, 2, "a replacement is the next generation");
+    cr_assert_eq(info.generation, 4, "three commits, then the replacement: the next generation");
     results r;
     search_ok(ix, "junta", 10, &r);
     cr_assert_eq(r.n, 0, "old articles are gone");
@@ -2351,7 +2395,9 @@ Test(writer, force_replaces_the_index_and_removes_old_segments) {
 Test(writer, close_without_commit_leaves_nothing_behind) {
     char dir[PATH_LEN];
     scratch(dir, "writer-abandon");
-    sahel_writer_opts o = {.force = 0, .memory_budget = 16 * 1024}; /* segments get written before the close */
+    /* one thread (the caller's) and a tiny budget: segments get written
+     * before the close */
+    sahel_writer_opts o = {.force = 0, .memory_budget = 16 * 1024, .threads = 1};
     sahel_writer *w;
     sahel_error err = {0};
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
@@ -2429,38 +2475,51 @@ Test(writer, non_empty_non_index_directory_is_refused_untouched) {
 /* A corpus cut into one segment per article (the 16 KiB budget is below
  * the writer's first hash table) must rank exactly like one segment:
  * N, df and average lengths are global. */
-Test(writer, tiny_budget_gives_many_segments_and_the_same_results) {
-    char one[PATH_LEN], many[PATH_LEN];
+Test(writer, tiny_budget_and_several_commits_give_the_same_results) {
+    char one[PATH_LEN], tiny[PATH_LEN], many[PATH_LEN];
     sweep_index(one, "writer-budget-one", 60, 0xB0D6, 0);
-    sweep_index(many, "writer-budget-many", 60, 0xB0D6, 16 * 1024); /* the same articles */
-    sahel_index *a = open_index(one), *b = open_index(many);
-    sahel_index_info ia, ib;
+    /* the same articles: flushed every few articles, then merged at commit */
+    sweep_index(tiny, "writer-budget-tiny", 60, 0xB0D6, 16 * 1024);
+    /* the same articles again, six commits of ten: six segments */
+    sweep_docs(many, "writer-budget-commits", 60, 0xB0D6, 10);
+    sahel_index *a = open_index(one), *t = open_index(tiny), *b = open_index(many);
+    sahel_index_info ia, it, ib;
     sahel_index_get_info(a, &ia);
+    sahel_index_get_info(t, &it);
     sahel_index_get_info(b, &ib);
     cr_assert_eq(ia.nsegments, 1);
-    cr_assert_gt(ib.nsegments, 1, "a 16 KiB budget must give several segments");
-    cr_assert_eq(ia.ndocs, ib.ndocs);
-    cr_assert_float_eq(ia.avg_title_len, ib.avg_title_len, 1e-12);
-    cr_assert_float_eq(ia.avg_body_len, ib.avg_body_len, 1e-12);
+    cr_assert_eq(it.nsegments, 1, "a build merges what its budget flushed");
+    cr_assert_eq(ib.nsegments, 6);
+    cr_assert_eq(count_segment_files(tiny), 1, "the flushed segments are gone");
     sahel_error err = {0};
-    cr_assert_eq(sahel_index_verify(b, &err), 0, "%s", err.msg);
-    static const char *const extra[] = {"mali niger burkina", "title:(junta coup)", "m*",
-                                        "\"liptako gourma\"", "gold AND mine"};
-    for (size_t q = 0; q < SWEEP_NQUERIES + 5; q++) {
-        const char *query = q < SWEEP_NQUERIES ? sweep_queries[q] : extra[q - SWEEP_NQUERIES];
-        results ra, rb;
-        search_ok(a, query, 60, &ra);
-        search_ok(b, query, 60, &rb);
-        cr_assert_eq(ra.total, rb.total, "'%s': %llu vs %llu matches", query,
-                     (unsigned long long)ra.total, (unsigned long long)rb.total);
-        cr_assert_eq(ra.n, rb.n, "'%s'", query);
-        for (size_t i = 0; i < ra.n; i++) {
-            cr_assert_str_eq(ra.ids[i], rb.ids[i], "'%s' rank %zu", query, i);
-            cr_assert_float_eq(ra.score[i], rb.score[i], 1e-9 * ra.score[i],
-                               "'%s' rank %zu: %.17g vs %.17g", query, i, ra.score[i], rb.score[i]);
+    sahel_index *ixs[2] = {t, b};
+    sahel_index_info *infos[2] = {&it, &ib};
+    for (int k = 0; k < 2; k++) {
+        sahel_index *x = ixs[k];
+        cr_assert_eq(ia.ndocs, infos[k]->ndocs);
+        cr_assert_float_eq(ia.avg_title_len, infos[k]->avg_title_len, 1e-12);
+        cr_assert_float_eq(ia.avg_body_len, infos[k]->avg_body_len, 1e-12);
+        cr_assert_eq(sahel_index_verify(x, &err), 0, "%s", err.msg);
+        static const char *const extra[] = {"mali niger burkina", "title:(junta coup)", "m*",
+                                            "\"liptako gourma\"", "gold AND mine"};
+        for (size_t q = 0; q < SWEEP_NQUERIES + 5; q++) {
+            const char *query = q < SWEEP_NQUERIES ? sweep_queries[q] : extra[q - SWEEP_NQUERIES];
+            results ra, rb;
+            search_ok(a, query, 60, &ra);
+            search_ok(x, query, 60, &rb);
+            cr_assert_eq(ra.total, rb.total, "'%s': %llu vs %llu matches", query,
+                         (unsigned long long)ra.total, (unsigned long long)rb.total);
+            cr_assert_eq(ra.n, rb.n, "'%s'", query);
+            for (size_t i = 0; i < ra.n; i++) {
+                cr_assert_str_eq(ra.ids[i], rb.ids[i], "'%s' rank %zu", query, i);
+                cr_assert_float_eq(ra.score[i], rb.score[i], 1e-9 * ra.score[i],
+                                   "'%s' rank %zu: %.17g vs %.17g", query, i, ra.score[i],
+                                   rb.score[i]);
+            }
         }
     }
     sahel_index_close(a);
+    sahel_index_close(t);
     sahel_index_close(b);
 }
 

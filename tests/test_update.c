@@ -1923,8 +1923,9 @@ Test(lock, dead_writer_is_taken_over_and_its_files_removed) {
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        /* a one-byte budget writes a segment per article at once */
-        sahel_writer_opts o = {.update = 1, .memory_budget = 1};
+        /* one thread (the caller's) and a one-byte budget: a segment per
+         * article, written at once */
+        sahel_writer_opts o = {.update = 1, .memory_budget = 1, .threads = 1};
         sahel_writer *w = NULL;
         if (sahel_writer_open(dir, &o, &w, NULL) != 0) _exit(CHILD_FAILED);
         for (int i = 0; i < 3; i++) {

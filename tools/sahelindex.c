@@ -1,8 +1,8 @@
 /*
  * sahelindex.c - build, verify and describe a sahelsearch index.
  *
- *   sahelindex build  [--index DIR] [--force] [--memory MB] SOURCE...
- *   sahelindex update [--index DIR] [--memory MB] SOURCE...
+ *   sahelindex build  [--index DIR] [--force] [--memory MB] [--threads N] SOURCE...
+ *   sahelindex update [--index DIR] [--memory MB] [--threads N] SOURCE...
  *   sahelindex merge  [--index DIR] [--memory MB]
  *   sahelindex verify [--index DIR]
  *   sahelindex stats  [--index DIR]
@@ -34,8 +34,8 @@
 #define MEMORY_MAX_MB (1024ULL * 1024ULL)
 
 static void synopsis(FILE *f) {
-    fputs("usage: sahelindex build [--index DIR] [--force] [--memory MB] SOURCE...\n"
-          "       sahelindex update [--index DIR] [--memory MB] SOURCE...\n"
+    fputs("usage: sahelindex build [--index DIR] [--force] [--memory MB] [--threads N] SOURCE...\n"
+          "       sahelindex update [--index DIR] [--memory MB] [--threads N] SOURCE...\n"
           "       sahelindex merge [--index DIR] [--memory MB]\n"
           "       sahelindex verify [--index DIR]\n"
           "       sahelindex stats [--index DIR]\n"
@@ -64,8 +64,12 @@ static void usage(FILE *f) {
             "  -i, --index DIR    the index directory (default: $%s if set,\n"
             "                     else %s)\n"
             "  -f, --force        build: replace an existing index\n"
-            "  -m, --memory MB    build, update, merge: MiB of postings buffered\n"
-            "                     before a segment is written (default 256)\n"
+            "  -m, --memory MB    build, update, merge: MiB of memory for indexing\n"
+            "                     (default 256); past it, what is buffered is written\n"
+            "                     out and merged at the end\n"
+            "  -j, --threads N    build, update: indexing threads (default: one per\n"
+            "                     core; 1 indexes on the reading thread); the index\n"
+            "                     is the same whatever N\n"
             "  -h, --help         print this help and exit\n"
             "  -V, --version      print the version and exit\n"
             "\n"
@@ -179,13 +183,14 @@ static sahel_writer *open_writer(const char *dir, const sahel_writer_opts *wopts
     return w;
 }
 
-static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb, char **sources,
-                     int nsources) {
+static int cmd_build(const char *dir, int force, int update, uint64_t memory_mb, unsigned threads,
+                     char **sources, int nsources) {
     double t0 = cli_now();
     sahel_error err = {0};
     sahel_writer_opts wopts = {.force = force,
                                .memory_budget = (size_t)(memory_mb * 1024 * 1024),
-                               .update = update};
+                               .update = update,
+                               .threads = threads};
     const char *what = update ? "update" : "build";
     sahel_writer *w = open_writer(dir, &wopts);
     if (!w) return CLI_EXIT_ERROR;
@@ -380,19 +385,20 @@ int main(int argc, char **argv) {
         {"index", required_argument, NULL, 'i'},
         {"force", no_argument, NULL, 'f'},
         {"memory", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *index_opt = NULL;
     int force = 0, memory_given = 0;
-    uint64_t memory_mb = 0;
+    uint64_t memory_mb = 0, threads = 0;
     int ch;
     /* One option loop for all commands (options may come before or after
      * the command word); which option suits which command is checked
      * below. */
     opterr = 0; /* our own messages, with the program's name */
-    while ((ch = getopt_long(argc, argv, ":i:fm:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:fm:j:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i':
             if (optarg[0] == '\0') {
@@ -411,6 +417,12 @@ int main(int argc, char **argv) {
                 return usage_error();
             }
             memory_given = 1;
+            break;
+        case 'j':
+            if (cli_parse_u64(optarg, 1, 64, &threads) != 0) {
+                cli_error("--threads: '%s' is not a number between 1 and 64", optarg);
+                return usage_error();
+            }
             break;
         case 'h':
             usage(stdout);
@@ -456,10 +468,12 @@ int main(int argc, char **argv) {
             cli_error("--force is an option of build only");
             return usage_error();
         }
-        return cmd_build(dir, force, cmd == CMD_UPDATE, memory_given ? memory_mb : 0, argv, argc);
+        return cmd_build(dir, force, cmd == CMD_UPDATE, memory_given ? memory_mb : 0,
+                         (unsigned)threads, argv, argc);
     }
-    if (force || (memory_given && cmd != CMD_MERGE)) {
-        cli_error("--force is an option of build, --memory of build, update and merge");
+    if (force || threads || (memory_given && cmd != CMD_MERGE)) {
+        cli_error("--force is an option of build, --threads of build and update, --memory of "
+                  "build, update and merge");
         return usage_error();
     }
     if (cmd == CMD_MERGE) {

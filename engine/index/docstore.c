@@ -69,6 +69,15 @@ int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash) {
     return 0;
 }
 
+int sh_storew_add_raw(sh_storew *w, const uint8_t *rec, size_t len) {
+    if (sh_buf_put(&w->raw, rec, len)) return SAHEL_ENOMEM;
+    w->ndocs++;
+    if (w->raw.len >= SH_STORE_BLOCK) return flush_block(w);
+    return 0;
+}
+
+int sh_storew_cut(sh_storew *w) { return flush_block(w); }
+
 int sh_storew_finish(sh_storew *w) {
     int rc = flush_block(w);
     if (rc) return rc;
@@ -99,7 +108,7 @@ static int store_damaged(const sh_segment *seg, uint64_t off, const char *what,
                   seg->path, what, (unsigned long long)off);
 }
 
-static int load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err) {
+int sh_store_load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err) {
     const sh_section *ix = &seg->sec[SH_SEC_STOREIDX], *st = &seg->sec[SH_SEC_STORE];
     const uint8_t *r = ix->p + (size_t)blk * SH_STOREREC;
     uint64_t a = sh_load_u64(r), b = sh_load_u64(r + SH_STOREREC);
@@ -118,7 +127,7 @@ static int load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_er
     return 0;
 }
 
-static int parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out) {
+int sh_store_parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out) {
     for (int i = 0; i < SH_STORE_NFIELDS; i++) {
         uint64_t len;
         if (sh_varint_get(p, end, &len) || len > (uint64_t)(end - *p)) return -1;
@@ -151,12 +160,12 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
     int rc;
     if (*cached_block != lo) {
         *cached_block = UINT32_MAX;
-        if ((rc = load_block(seg, lo, blockbuf, err))) return rc;
+        if ((rc = sh_store_load_block(seg, lo, blockbuf, err))) return rc;
         *cached_block = lo;
     }
     const uint8_t *p = blockbuf->p, *end = blockbuf->p + blockbuf->len;
     for (uint32_t d = first; d <= doc; d++)
-        if (parse_record(&p, end, out))
+        if (sh_store_parse_record(&p, end, out))
             return store_damaged(seg, ix->off + (uint64_t)lo * SH_STOREREC, "bad record", err);
     return 0;
 }
@@ -174,12 +183,12 @@ int sh_store_verify(const sh_segment *seg, sahel_error *err) {
             rc = store_damaged(seg, ix->off + (uint64_t)b * SH_STOREREC, "bad block range", err);
             break;
         }
-        if ((rc = load_block(seg, b, &buf, err))) break;
+        if ((rc = sh_store_load_block(seg, b, &buf, err))) break;
         const uint8_t *p = buf.p, *end = buf.p + buf.len;
         for (uint32_t d = first; d < next; d++) {
             sh_stored s;
             const uint8_t *rec = p;
-            if (parse_record(&p, end, &s)) {
+            if (sh_store_parse_record(&p, end, &s)) {
                 rc = store_damaged(seg, ix->off + (uint64_t)b * SH_STOREREC, "bad record", err);
                 break;
             }

@@ -169,13 +169,34 @@ int sh_segment_doc_id(const sh_segment *seg, uint32_t doc, const char **id, size
 typedef struct sh_segw {
     int fd;
     char *tmp_path, *final_path;
-    uint64_t off;
+    uint64_t off, sec_start;
     uint32_t nsec;
+    void *hash; /* XXH3_state_t of the section being written */
     uint8_t table[SH_SEC_COUNT * SH_SEC_ENTRY];
 } sh_segw;
 
 int sh_segw_open(sh_segw *w, const char *dir, const char *name, sahel_error *err);
 int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err);
+/* The same in pieces, for sections too large to hold in memory. */
+int sh_segw_begin(sh_segw *w, uint32_t id, sahel_error *err);
+int sh_segw_append(sh_segw *w, const void *data, size_t len, sahel_error *err);
+void sh_segw_end(sh_segw *w);
+
+/* A spill: a stream of bytes too large to hold in memory, kept in a
+ * temporary file of the index directory (unlinked at once; its name,
+ * "<segment>-tK.sseg.tmp", is one a commit cleans up should the process
+ * die before the unlink), then copied in as one section. */
+#define SH_SPILL_CHUNK ((size_t)1 << 20)
+typedef struct sh_spill {
+    int fd;
+    sh_buf buf;
+    uint64_t total; /* bytes put so far */
+    char *path;     /* for messages */
+} sh_spill;
+int sh_spill_open(sh_spill *s, const char *dir, const char *segname, int k, sahel_error *err);
+int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err);
+int sh_spill_copy(sh_spill *s, sh_segw *w, uint32_t id, sahel_error *err);
+void sh_spill_close(sh_spill *s); /* also fine on a zeroed one with fd -1 */
 /* Footer, fsync, rename into place. */
 int sh_segw_finish(sh_segw *w, sahel_error *err);
 void sh_segw_abort(sh_segw *w);
@@ -217,6 +238,10 @@ int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash); /* hash: 
 /* Append doc's record (the layout in docstore.c) to out. */
 int sh_store_record(sh_buf *out, const sahel_doc *doc);
 int sh_storew_finish(sh_storew *w); /* closes the last block, adds the sentinel */
+/* A record already in the layout of docstore.c (from another segment). */
+int sh_storew_add_raw(sh_storew *w, const uint8_t *rec, size_t len);
+/* Close the open block now: the next record starts a new one. */
+int sh_storew_cut(sh_storew *w);
 void sh_storew_free(sh_storew *w);
 size_t sh_storew_memory(const sh_storew *w);
 
@@ -225,6 +250,10 @@ size_t sh_storew_memory(const sh_storew *w);
 int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t *cached_block,
                  sh_stored *out, sahel_error *err);
 int sh_store_verify(const sh_segment *seg, sahel_error *err);
+/* Block blk decompressed into *out; the records in it, one at a time (0,
+ * or -1 when the bytes are not a record). */
+int sh_store_load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err);
+int sh_store_parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out);
 
 /* ---- manifest.c --------------------------------------------------------- */
 
@@ -326,6 +355,21 @@ int sh_writer_source_begin(sahel_writer *w, const char *path, uint64_t size, int
                            uint64_t ino, sahel_error *err);
 /* The file was read (ok = 1) or could not be (0: its articles are kept). */
 void sh_writer_source_end(sahel_writer *w, int ok);
+
+/* ---- merge.c ----------------------------------------------------------- */
+
+/* A source of a merge: a segment, and per doc its number in the output
+ * (SH_NO_DOC: dropped).  Kept docs take the numbers 0..ndocs-1 once each,
+ * ascending within a source. */
+typedef struct sh_merge_src {
+    const sh_segment *seg;
+    const uint32_t *newdoc;
+} sh_merge_src;
+
+/* Write segment `name` in dir from up to 64 sources, without re-analysing
+ * anything; *nterms (may be NULL): its dictionary size. */
+int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
+                   uint32_t ndocs, const char *lang, uint64_t *nterms, sahel_error *err);
 
 /* ---- reader.c ----------------------------------------------------------- */
 

@@ -6,10 +6,12 @@
  *
  *   0      header, 16 bytes
  *            u8[8]  magic "SAHLSEG1"
- *            u32    format version (1)
+ *            u32    format version (2, SH_SEG_VERSION)
  *            u32    flags (0)
- *   16     sections, each starting at a multiple of 8 (zero padding)
- *   T      section table: one 32-byte entry per section
+ *   16     sections, each starting at a multiple of 8 (zero padding), in
+ *          any order (a build writes them by id; a merge streams the
+ *          postings first)
+ *   T      section table: one 32-byte entry per section, by id
  *            u32    section id (SH_SEC_*)
  *            u32    reserved (0)
  *            u64    offset of the section in the file
@@ -18,7 +20,7 @@
  *   T+32n  footer, 32 bytes
  *            u64    T, the table's offset
  *            u32    n, number of sections
- *            u32    format version (1)
+ *            u32    format version (2, SH_SEG_VERSION)
  *            u64    XXH3_64bits of the table and of the footer's first 16 bytes
  *            u8[8]  magic "SAHLEND1"
  *
@@ -132,18 +134,42 @@ static int pad8(sh_segw *w, sahel_error *err) {
     return write_all(w->fd, zeros, pad, w->tmp_path, err);
 }
 
-int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err) {
+/* A section written in pieces: begin, append any number of times, end.
+ * The checksum is computed as the bytes go by. */
+int sh_segw_begin(sh_segw *w, uint32_t id, sahel_error *err) {
+    if (w->nsec >= SH_SEC_COUNT) return sh_err(err, SAHEL_EINVAL, "%s: too many sections", w->tmp_path);
     int rc = pad8(w, err);
     if (rc) return rc;
+    if (!w->hash && !(w->hash = XXH3_createState()))
+        return sh_err(err, SAHEL_ENOMEM, "out of memory writing %s", w->tmp_path);
+    XXH3_64bits_reset(w->hash);
     uint8_t *e = w->table + (size_t)w->nsec * SH_SEC_ENTRY;
     sh_store_u32(e, id);
     sh_store_u32(e + 4, 0);
     sh_store_u64(e + 8, w->off);
-    sh_store_u64(e + 16, len);
-    sh_store_u64(e + 24, XXH3_64bits(data, len));
-    w->nsec++;
-    rc = write_all(w->fd, data, len, w->tmp_path, err);
+    w->sec_start = w->off;
+    return 0;
+}
+
+int sh_segw_append(sh_segw *w, const void *data, size_t len, sahel_error *err) {
+    if (!len) return 0;
+    XXH3_64bits_update(w->hash, data, len);
+    int rc = write_all(w->fd, data, len, w->tmp_path, err);
     w->off += len;
+    return rc;
+}
+
+void sh_segw_end(sh_segw *w) {
+    uint8_t *e = w->table + (size_t)w->nsec * SH_SEC_ENTRY;
+    sh_store_u64(e + 16, w->off - w->sec_start);
+    sh_store_u64(e + 24, XXH3_64bits_digest(w->hash));
+    w->nsec++;
+}
+
+int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err) {
+    int rc = sh_segw_begin(w, id, err);
+    if (!rc) rc = sh_segw_append(w, data, len, err);
+    if (!rc) sh_segw_end(w);
     return rc;
 }
 
@@ -152,6 +178,17 @@ int sh_segw_finish(sh_segw *w, sahel_error *err) {
     if (rc) return rc;
     uint64_t table_off = w->off;
     size_t tlen = (size_t)w->nsec * SH_SEC_ENTRY;
+    /* the table lists sections by id, whatever order their bytes came in */
+    for (uint32_t i = 1; i < w->nsec; i++)
+        for (uint32_t j = i; j > 0 && sh_load_u32(w->table + (size_t)(j - 1) * SH_SEC_ENTRY) >
+                                          sh_load_u32(w->table + (size_t)j * SH_SEC_ENTRY);
+             j--) {
+            uint8_t t[SH_SEC_ENTRY];
+            memcpy(t, w->table + (size_t)j * SH_SEC_ENTRY, SH_SEC_ENTRY);
+            memcpy(w->table + (size_t)j * SH_SEC_ENTRY, w->table + (size_t)(j - 1) * SH_SEC_ENTRY,
+                   SH_SEC_ENTRY);
+            memcpy(w->table + (size_t)(j - 1) * SH_SEC_ENTRY, t, SH_SEC_ENTRY);
+        }
     uint8_t foot[SH_SEG_FOOTER] = {0};
     sh_store_u64(foot, table_off);
     sh_store_u32(foot + 8, w->nsec);
@@ -172,6 +209,8 @@ int sh_segw_finish(sh_segw *w, sahel_error *err) {
     sh_free(w->tmp_path);
     sh_free(w->final_path);
     w->tmp_path = w->final_path = NULL;
+    XXH3_freeState(w->hash);
+    w->hash = NULL;
     return 0;
 }
 
@@ -182,6 +221,80 @@ void sh_segw_abort(sh_segw *w) {
     sh_free(w->tmp_path);
     sh_free(w->final_path);
     w->tmp_path = w->final_path = NULL;
+    XXH3_freeState(w->hash);
+    w->hash = NULL;
+}
+
+/* ---- spills: streams kept in temporary files, copied in as sections ---- */
+
+int sh_spill_open(sh_spill *s, const char *dir, const char *name, int k, sahel_error *err) {
+    memset(s, 0, sizeof s[0]);
+    s->fd = -1;
+    char base[256];
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, ".sseg") == 0) n -= 5;
+    /* "seg-...-tK.sseg.tmp": an interrupted writer's leftover is one of
+     * ours by name, and the next commit removes it */
+    if ((size_t)snprintf(base, sizeof base, "%.*s-t%d.sseg.tmp", (int)SH_MIN(n, 200), name, k) >=
+        sizeof base)
+        return sh_err(err, SAHEL_EINVAL, "segment name too long: %s", name);
+    s->path = sh_path_join(dir, base);
+    if (!s->path) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (s->fd < 0) return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot create", s->path);
+    unlink(s->path);
+    return 0;
+}
+
+static int spill_flush(sh_spill *s, sahel_error *err) {
+    const uint8_t *p = s->buf.p;
+    size_t len = s->buf.len;
+    while (len) {
+        ssize_t w = write(s->fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot write", s->path);
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    s->buf.len = 0;
+    return 0;
+}
+
+int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err) {
+    if (sh_buf_put(&s->buf, data, len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    s->total += len;
+    return s->buf.len >= SH_SPILL_CHUNK ? spill_flush(s, err) : 0;
+}
+
+/* The whole stream, as section `id` of the segment being written. */
+int sh_spill_copy(sh_spill *s, sh_segw *sw, uint32_t id, sahel_error *err) {
+    int rc = spill_flush(s, err);
+    if (rc || (rc = sh_segw_begin(sw, id, err))) return rc;
+    if (lseek(s->fd, 0, SEEK_SET) != 0)
+        return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot seek", s->path);
+    if (sh_buf_reserve(&s->buf, SH_SPILL_CHUNK)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    uint64_t left = s->total;
+    while (left) {
+        ssize_t r = read(s->fd, s->buf.p, (size_t)SH_MIN(left, (uint64_t)SH_SPILL_CHUNK));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return sh_err_errno(err, SAHEL_EIO, r < 0 ? errno : EIO, "%s: cannot read back",
+                                s->path);
+        if ((rc = sh_segw_append(sw, s->buf.p, (size_t)r, err))) return rc;
+        left -= (uint64_t)r;
+    }
+    sh_segw_end(sw);
+    return 0;
+}
+
+void sh_spill_close(sh_spill *s) {
+    if (s->fd >= 0) close(s->fd);
+    sh_buf_free(&s->buf);
+    sh_free(s->path);
+    memset(s, 0, sizeof s[0]);
+    s->fd = -1;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -244,7 +357,9 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
         goto fail;
     }
     if (sh_load_u32(m + 8) != SH_SEG_VERSION) {
-        rc = sh_err(err, SAHEL_EVERSION, "%s: segment format version %u, this build reads %u",
+        rc = sh_err(err, SAHEL_EVERSION,
+                    "%s: segment format version %u, this build reads %u: rebuild the index "
+                    "with `sahelindex build --force`",
                     seg->path, sh_load_u32(m + 8), SH_SEG_VERSION);
         goto fail;
     }
@@ -491,11 +606,15 @@ static int verify_padding(const sh_segment *seg, sahel_error *err) {
         /* the next section at or after `at` */
         uint64_t next = table_off;
         uint64_t next_end = table_off;
-        for (int id = 1; id < SH_SEC_COUNT; id++)
-            if (seg->sec[id].off >= at && seg->sec[id].off < next) {
-                next = seg->sec[id].off;
-                next_end = next + seg->sec[id].len;
+        for (int id = 1; id < SH_SEC_COUNT; id++) {
+            /* empty sections may share an offset with a full one: the
+             * longest one there says where the padding resumes */
+            uint64_t off = seg->sec[id].off, end = off + seg->sec[id].len;
+            if (off >= at && (off < next || (off == next && end > next_end))) {
+                next = off;
+                next_end = end;
             }
+        }
         for (uint64_t b = at; b < next; b++)
             if (seg->map[b]) return damaged(seg, b, "non-zero byte between sections", err);
         if (next == table_off) return 0;

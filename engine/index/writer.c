@@ -1,14 +1,27 @@
 /*
  * writer.c - sahel_writer: articles in, segment files and a manifest out.
  *
- * Indexing is in-memory inversion: each article is analysed (title, then
- * body), its tokens grouped by term, and each term's postings appended to
- * that term's own growing buffer as LEB128 varints:
+ * Indexing is in-memory inversion, on every core.  The caller's thread
+ * checks each article (id, duplicates, what an update changes) and copies
+ * it into a batch of about a megabyte; full batches go through a bounded
+ * queue to the builders, one thread each.  A builder analyses its
+ * articles (title, then body), groups their tokens by term, and appends
+ * each term's postings to that term's own growing buffer as LEB128 varints:
  *     doc gap, tft, tfb, tft title positions (delta), tfb body positions (delta)
- * When the buffered data passes the memory budget, or at commit, the terms
- * are sorted and the buffers re-encoded into a segment file in the block
- * format of postings.c (segment.c has the file layout).  Nothing is visible
- * until commit writes the manifest naming the segments (manifest.c).
+ * When its share of the memory budget is used up, and at commit, a
+ * builder sorts its terms and re-encodes the buffers into a segment file
+ * in the block format of postings.c (segment.c has the file layout).
+ *
+ * The order of articles is kept: every article has a number in the
+ * stream given to the writer, a builder takes whole batches in queue
+ * order (so its articles ascend in that order), and at commit the
+ * builders' segments are merged into one whose documents are numbered by
+ * the stream (merge.c, at the level of postings): the same segment a
+ * single thread would have built, so scores and the order of ties do not
+ * depend on the number of threads.  Store blocks are cut at batch ends so
+ * that this merge copies compressed blocks instead of recompressing them.
+ * Nothing is visible until commit writes the manifest naming the
+ * segments (manifest.c).
  *
  * Updating (opts.update) opens the index's current snapshot under the
  * writer lock and compares each article given with the version the index
@@ -32,8 +45,15 @@
  * index has at most 9 segments per level, a few dozen in all, however many
  * updates it has seen.  A segment more than half deleted is rewritten
  * alone, and one wholly deleted is dropped.  Merging keeps the order of
- * documents, so ties rank as before.  A merge re-indexes the live stored
- * articles (the analysis is deterministic, so the terms are the same).
+ * documents, so ties rank as before, and works on postings (merge.c).
+ *
+ * Memory: the budget is shared by the batches in flight and the builders;
+ * a builder flushes when its share is used, counting what its flush will
+ * add (the encoded postings of the largest term).
+ *
+ * Threads: only the caller's thread touches the writer's own fields; a
+ * builder touches its own, and the queue, the new-segment list and the
+ * first asynchronous error are under `mu`.
  *
  * Invariants: term ids are dense indexes into `terms`; `table` is an open-
  * addressing hash table (power-of-two size, at most half full) of term
@@ -43,6 +63,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -54,6 +75,9 @@
 #define DEFAULT_BUDGET ((size_t)256 << 20)
 #define SH_LANG "english"
 #define SH_MERGE_FACTOR 10
+/* articles go to the builders in batches of about this many bytes */
+#define SH_BATCH_BYTES ((size_t)1 << 20)
+#define SH_MAX_THREADS 64
 
 typedef struct term_ent {
     uint64_t hash;
@@ -81,25 +105,41 @@ typedef struct idset {
     sh_buf offs; /* u64 offsets into pool, n + 1 */
 } idset;
 
-struct sahel_writer {
-    char *dir;
-    int force, committed, failed;
-    size_t budget;
-    sh_analyzer *an;
-    uint64_t generation;
-    char lang[32];
+/* An article in a batch: its fields lie one after the other in the
+ * batch's bytes from `off`, in sahel_doc order. */
+typedef struct batch_doc {
+    size_t off;
+    size_t len[8]; /* id, title, body, date, source, url, lang, path */
+    uint64_t line;
+} batch_doc;
 
-    /* the segment being built */
+typedef struct batch {
+    uint32_t first; /* stream number of its first article */
+    sh_buf bytes;
+    batch_doc *docs;
+    size_t ndocs, cap_docs;
+} batch;
+
+/* One thread's segment under construction. */
+typedef struct builder {
+    sahel_writer *w;
+    sh_analyzer *an;
+    pthread_t thread;
+    int started;
+    size_t share; /* of the memory budget */
+
     term_ent *terms;
     size_t nterms, cap_terms;
     uint32_t *table;
     size_t table_cap;
     sh_buf pool;
     size_t mem;
+    size_t max_post; /* largest term buffer: what a flush adds */
     uint32_t ndocs;
-    sh_buf lent, lenb; /* u32 per doc */
+    sh_buf lent, lenb;   /* u32 per doc */
     sh_buf ids, id_offs; /* id bytes; u32 offsets (ndocs + 1) */
     sh_buf hashes;       /* u64 per doc */
+    sh_buf gseq;         /* u32 per doc: its number in the writer's stream */
     uint64_t sum_lent, sum_lenb, ntokens;
     sh_storew store;
 
@@ -114,16 +154,52 @@ struct sahel_writer {
     uint32_t field;
     int tok_rc;
 
+    uint64_t total_tokens; /* over all its segments */
+    int rc;                /* first error; it then only drains the queue */
+} builder;
+
+/* A segment this writer made, not yet committed. */
+typedef struct newseg {
+    char *name;
+    uint32_t ndocs;
+    uint64_t nterms;
+    uint32_t *gseq; /* builder output: stream numbers of its docs */
+    int gone;       /* merged into another before commit; file removed */
+} newseg;
+
+struct sahel_writer {
+    char *dir;
+    int force, committed, failed;
+    size_t budget;
+    uint64_t generation;
+    char lang[32];
+
+    /* builders and the queue between them and the caller */
+    builder *b;
+    size_t nthreads;
+    int threads_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_free;
+    batch **queue; /* ring of full batches */
+    size_t qcap, qhead, qlen;
+    batch **freeb; /* empty batches */
+    size_t nfree;
+    batch *cur;    /* being filled by the caller */
+    size_t nbatches;
+    int closing;
+    int abandon;   /* close without commit: builders write nothing */
+    int async_rc;  /* first builder error, and its message */
+    sahel_error async_err;
+    uint64_t stream; /* articles handed to builders */
+
     idset seen;
 
-    /* segments written, not yet committed */
-    sh_manifest_seg *segs;
-    size_t nsegs;
-    uint32_t seg_counter; /* for unique names within the generation */
+    /* segments written, not yet committed (under mu while builders run) */
+    newseg *segs;
+    size_t nsegs, cap_segs;
     sahel_writer_stats stats;
     int lock_fd;
     int optimize;
-    int merge_stuck; /* a merge made no fewer segments: stop merging */
 
     /* update: the snapshot being changed */
     int update;
@@ -203,102 +279,101 @@ static void idset_free(idset *s) {
     sh_buf_free(&s->offs);
     memset(s, 0, sizeof *s);
 }
-
 /* ---- term table --------------------------------------------------------- */
 
-static int table_grow(sahel_writer *w) {
-    size_t cap = w->table_cap ? w->table_cap * 2 : 1u << 14;
+static int table_grow(builder *b) {
+    size_t cap = b->table_cap ? b->table_cap * 2 : 1u << 14;
     uint32_t *t = sh_calloc(cap, sizeof *t);
     if (!t) return SAHEL_ENOMEM;
-    for (size_t i = 0; i < w->nterms; i++) {
-        size_t h = (size_t)w->terms[i].hash & (cap - 1);
+    for (size_t i = 0; i < b->nterms; i++) {
+        size_t h = (size_t)b->terms[i].hash & (cap - 1);
         while (t[h]) h = (h + 1) & (cap - 1);
         t[h] = (uint32_t)i + 1;
     }
-    w->mem += (cap - w->table_cap) * sizeof *t;
-    sh_free(w->table);
-    w->table = t;
-    w->table_cap = cap;
+    b->mem += (cap - b->table_cap) * sizeof *t;
+    sh_free(b->table);
+    b->table = t;
+    b->table_cap = cap;
     return 0;
 }
 
-static int term_id(sahel_writer *w, const char *s, size_t len, uint32_t *out) {
-    if ((w->nterms + 1) * 2 > w->table_cap && table_grow(w)) return SAHEL_ENOMEM;
+static int term_id(builder *b, const char *s, size_t len, uint32_t *out) {
+    if ((b->nterms + 1) * 2 > b->table_cap && table_grow(b)) return SAHEL_ENOMEM;
     uint64_t hash = XXH3_64bits(s, len);
-    size_t h = (size_t)hash & (w->table_cap - 1);
-    while (w->table[h]) {
-        term_ent *e = &w->terms[w->table[h] - 1];
-        if (e->hash == hash && e->len == len && memcmp(w->pool.p + e->str_off, s, len) == 0) {
-            *out = w->table[h] - 1;
+    size_t h = (size_t)hash & (b->table_cap - 1);
+    while (b->table[h]) {
+        term_ent *e = &b->terms[b->table[h] - 1];
+        if (e->hash == hash && e->len == len && memcmp(b->pool.p + e->str_off, s, len) == 0) {
+            *out = b->table[h] - 1;
             return 0;
         }
-        h = (h + 1) & (w->table_cap - 1);
+        h = (h + 1) & (b->table_cap - 1);
     }
-    if (w->nterms == w->cap_terms) {
-        size_t cap = w->cap_terms ? w->cap_terms * 2 : 4096;
-        term_ent *t = sh_reallocarray(w->terms, cap, sizeof *t);
+    if (b->nterms == b->cap_terms) {
+        size_t cap = b->cap_terms ? b->cap_terms * 2 : 4096;
+        term_ent *t = sh_reallocarray(b->terms, cap, sizeof *t);
         if (!t) return SAHEL_ENOMEM;
-        w->mem += (cap - w->cap_terms) * sizeof *t;
-        w->terms = t;
-        w->cap_terms = cap;
+        b->mem += (cap - b->cap_terms) * sizeof *t;
+        b->terms = t;
+        b->cap_terms = cap;
     }
-    if (w->pool.len + len > UINT32_MAX) return SAHEL_ETOOBIG;
-    size_t before = w->pool.cap;
-    if (sh_buf_put(&w->pool, s, len)) return SAHEL_ENOMEM;
-    w->mem += w->pool.cap - before;
-    term_ent *e = &w->terms[w->nterms];
+    if (b->pool.len + len > UINT32_MAX) return SAHEL_ETOOBIG;
+    size_t before = b->pool.cap;
+    if (sh_buf_put(&b->pool, s, len)) return SAHEL_ENOMEM;
+    b->mem += b->pool.cap - before;
+    term_ent *e = &b->terms[b->nterms];
     memset(e, 0, sizeof *e);
     e->hash = hash;
-    e->str_off = (uint32_t)(w->pool.len - len);
+    e->str_off = (uint32_t)(b->pool.len - len);
     e->len = (uint32_t)len;
-    w->table[h] = (uint32_t)w->nterms + 1;
-    *out = (uint32_t)w->nterms++;
+    b->table[h] = (uint32_t)b->nterms + 1;
+    *out = (uint32_t)b->nterms++;
     return 0;
 }
 
 static int on_token(void *ctx, const sh_token *tok) {
-    sahel_writer *w = ctx;
+    builder *b = ctx;
     uint32_t id, epoch;
     /* the stem cache remembers this form's term id for the segment being
      * built (memo: u32 epoch, u32 id): no second hash lookup */
-    if (tok->memo && (memcpy(&epoch, tok->memo, 4), epoch == w->memo_epoch)) {
+    if (tok->memo && (memcpy(&epoch, tok->memo, 4), epoch == b->memo_epoch)) {
         memcpy(&id, tok->memo + 4, 4);
     } else {
-        int rc = term_id(w, tok->term, tok->term_len, &id);
-        if (rc) return w->tok_rc = rc;
+        int rc = term_id(b, tok->term, tok->term_len, &id);
+        if (rc) return b->tok_rc = rc;
         if (tok->memo) {
-            memcpy(tok->memo, &w->memo_epoch, 4);
+            memcpy(tok->memo, &b->memo_epoch, 4);
             memcpy(tok->memo + 4, &id, 4);
         }
     }
-    if (w->ntoks == w->cap_toks) {
-        size_t cap = w->cap_toks ? w->cap_toks * 2 : 4096;
-        doc_tok *t = sh_reallocarray(w->toks, cap, sizeof *t);
-        if (!t) return w->tok_rc = SAHEL_ENOMEM;
-        w->toks = t;
-        w->cap_toks = cap;
+    if (b->ntoks == b->cap_toks) {
+        size_t cap = b->cap_toks ? b->cap_toks * 2 : 4096;
+        doc_tok *t = sh_reallocarray(b->toks, cap, sizeof *t);
+        if (!t) return b->tok_rc = SAHEL_ENOMEM;
+        b->toks = t;
+        b->cap_toks = cap;
     }
-    if (w->ntoks >= UINT32_MAX) return w->tok_rc = SAHEL_ETOOBIG;
-    uint32_t idx = (uint32_t)w->ntoks++;
-    w->toks[idx] = (doc_tok){tok->pos, w->field, UINT32_MAX};
-    term_ent *e = &w->terms[id];
-    if (e->cur != w->cur_doc) {
-        if (w->ndterms == w->cap_dterms) {
-            size_t cap = w->cap_dterms ? w->cap_dterms * 2 : 1024;
-            uint32_t *d = sh_reallocarray(w->dterms, cap, sizeof *d);
-            if (!d) return w->tok_rc = SAHEL_ENOMEM;
-            w->dterms = d;
-            w->cap_dterms = cap;
+    if (b->ntoks >= UINT32_MAX) return b->tok_rc = SAHEL_ETOOBIG;
+    uint32_t idx = (uint32_t)b->ntoks++;
+    b->toks[idx] = (doc_tok){tok->pos, b->field, UINT32_MAX};
+    term_ent *e = &b->terms[id];
+    if (e->cur != b->cur_doc) {
+        if (b->ndterms == b->cap_dterms) {
+            size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
+            uint32_t *d = sh_reallocarray(b->dterms, cap, sizeof *d);
+            if (!d) return b->tok_rc = SAHEL_ENOMEM;
+            b->dterms = d;
+            b->cap_dterms = cap;
         }
-        w->dterms[w->ndterms++] = id;
-        e->cur = w->cur_doc;
+        b->dterms[b->ndterms++] = id;
+        e->cur = b->cur_doc;
         e->head = idx;
         e->tft = e->tfb = 0;
     } else {
-        w->toks[e->tail].next = idx;
+        b->toks[e->tail].next = idx;
     }
     e->tail = idx;
-    if (w->field)
+    if (b->field)
         e->tfb++;
     else
         e->tft++;
@@ -362,20 +437,320 @@ static int make_build_dir(const char *dir, sahel_error *err) {
     if (mrc != SAHEL_ENOTINDEX) return 0; /* an index: judged under the lock */
     return refuse_foreign(dir, err);
 }
+/* ---- builders ----------------------------------------------------------- */
+
+static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
+    size_t before = b->cap;
+    int rc = sh_buf_put_u32(b, v);
+    *mem += b->cap - before;
+    return rc;
+}
+
+static int flush_builder(builder *b, sahel_error *err);
+
+/* Invert one article, number `gseq` of the stream, into b's segment. */
+static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_error *err) {
+    int rc;
+    if (b->ndocs == UINT32_MAX - 1 && (rc = flush_builder(b, err))) return rc;
+    uint32_t doc_no = b->ndocs;
+    uint32_t lt = 0, lb = 0;
+    b->ntoks = 0;
+    b->ndterms = 0;
+    b->tok_rc = 0;
+    b->field = 0;
+    b->cur_doc = doc_no + 1;
+    rc = sh_analyze(b->an, doc->title ? doc->title : "", doc->title ? doc->title_len : 0, 0, 0,
+                    on_token, b, &lt);
+    if (!rc) {
+        b->field = 1;
+        rc = sh_analyze(b->an, doc->body ? doc->body : "", doc->body ? doc->body_len : 0, 0, 0,
+                        on_token, b, &lb);
+    }
+    if (rc || b->tok_rc) goto nomem;
+    for (size_t i = 0; i < b->ndterms; i++) {
+        term_ent *e = &b->terms[b->dterms[i]];
+        size_t before = e->post.cap;
+        if (sh_buf_put_varint(&e->post, doc_no - e->next_doc) ||
+            sh_buf_put_varint(&e->post, e->tft) || sh_buf_put_varint(&e->post, e->tfb))
+            goto nomem;
+        uint32_t last = 0, field = 0;
+        for (uint32_t k = e->head; k != UINT32_MAX; k = b->toks[k].next) {
+            if (k == e->head || b->toks[k].field != field) last = 0;
+            field = b->toks[k].field;
+            if (sh_buf_put_varint(&e->post, b->toks[k].pos - last)) goto nomem;
+            last = b->toks[k].pos;
+        }
+        b->mem += e->post.cap - before;
+        if (e->post.len > b->max_post) b->max_post = e->post.len;
+        e->next_doc = doc_no + 1;
+        e->df++;
+    }
+    uint64_t hash;
+    size_t before = sh_storew_memory(&b->store);
+    if (sh_storew_add(&b->store, doc, &hash)) goto nomem;
+    b->mem += sh_storew_memory(&b->store) - before;
+    if (b->id_offs.len == 0 && append_u32(&b->id_offs, 0, &b->mem)) goto nomem;
+    before = b->ids.cap;
+    if (sh_buf_put(&b->ids, doc->id, doc->id_len)) goto nomem;
+    b->mem += b->ids.cap - before;
+    if (b->ids.len > UINT32_MAX) return sh_err(err, SAHEL_ETOOBIG, "too many id bytes in one segment");
+    before = b->hashes.cap;
+    if (append_u32(&b->id_offs, (uint32_t)b->ids.len, &b->mem) ||
+        append_u32(&b->lent, lt, &b->mem) || append_u32(&b->lenb, lb, &b->mem) ||
+        append_u32(&b->gseq, gseq, &b->mem) || sh_buf_put_u64(&b->hashes, hash))
+        goto nomem;
+    b->mem += b->hashes.cap - before;
+    b->ndocs++;
+    b->sum_lent += lt;
+    b->sum_lenb += lb;
+    b->ntokens += b->ntoks;
+    /* a flush holds, beside the buffers, the encoded postings of one term
+     * at a time: about the largest buffer, twice */
+    if (b->mem + 2 * b->max_post >= b->share) return flush_builder(b, err);
+    return 0;
+nomem:
+    /* the term buffers may hold part of this article: the segment is lost */
+    return sh_err(err, SAHEL_ENOMEM, "out of memory indexing article %.*s",
+                  (int)SH_MIN(doc->id_len, 200), doc->id);
+}
+
+/* ---- the queue between the caller and the builders ---------------------- */
+
+static void batch_free(batch *bt) {
+    if (!bt) return;
+    sh_buf_free(&bt->bytes);
+    sh_free(bt->docs);
+    sh_free(bt);
+}
+
+/* The first error of any builder, as the caller's error. */
+static int async_error(sahel_writer *w, sahel_error *err) {
+    pthread_mutex_lock(&w->mu);
+    int rc = w->async_rc;
+    if (rc && err) *err = w->async_err;
+    pthread_mutex_unlock(&w->mu);
+    if (rc) w->failed = 1;
+    return rc;
+}
+
+static void set_async_error(sahel_writer *w, int rc, const sahel_error *e) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->async_rc) {
+        w->async_rc = rc;
+        w->async_err = *e;
+        w->async_err.code = rc;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int index_batch(builder *b, const batch *bt, sahel_error *err) {
+    int rc = 0;
+    for (size_t i = 0; i < bt->ndocs && !rc; i++) {
+        const batch_doc *bd = &bt->docs[i];
+        const char *p = (const char *)bt->bytes.p + bd->off;
+        const char *f[8];
+        for (int k = 0; k < 8; k++) {
+            f[k] = bd->len[k] ? p : NULL;
+            p += bd->len[k];
+        }
+        sahel_doc doc = {f[0], bd->len[0], f[1], bd->len[1], f[2], bd->len[2], f[3], bd->len[3],
+                         f[4], bd->len[4], f[5], bd->len[5], f[6], bd->len[6], f[7], bd->len[7],
+                         bd->line};
+        rc = index_doc(b, &doc, bt->first + (uint32_t)i, err);
+    }
+    /* a store block never spans two batches: the final merge can then copy
+     * every block whole */
+    if (!rc) {
+        size_t before = sh_storew_memory(&b->store);
+        if (sh_storew_cut(&b->store)) rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        b->mem += sh_storew_memory(&b->store) - before;
+    }
+    return rc;
+}
+
+static void *builder_main(void *arg) {
+    builder *b = arg;
+    sahel_writer *w = b->w;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->qlen && !w->closing) pthread_cond_wait(&w->cv_work, &w->mu);
+        if (!w->qlen) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        batch *bt = w->queue[w->qhead];
+        w->qhead = (w->qhead + 1) % w->qcap;
+        w->qlen--;
+        int skip = w->abandon;
+        pthread_mutex_unlock(&w->mu);
+        sahel_error e = {0};
+        /* after an error the builder only drains the queue */
+        if (!skip && !b->rc && (b->rc = index_batch(b, bt, &e))) set_async_error(w, b->rc, &e);
+        pthread_mutex_lock(&w->mu);
+        bt->bytes.len = 0;
+        bt->ndocs = 0;
+        w->freeb[w->nfree++] = bt;
+        pthread_cond_signal(&w->cv_free);
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_lock(&w->mu);
+    int skip = w->abandon;
+    pthread_mutex_unlock(&w->mu);
+    sahel_error e = {0};
+    if (!skip && !b->rc && (b->rc = flush_builder(b, &e))) set_async_error(w, b->rc, &e);
+    return NULL;
+}
+
+static int start_builders(sahel_writer *w, sahel_error *err) {
+    size_t n = w->nthreads;
+    w->qcap = n;
+    w->nbatches = 2 * n + 1;
+    w->queue = sh_calloc(w->qcap, sizeof *w->queue);
+    w->freeb = sh_calloc(w->nbatches, sizeof *w->freeb);
+    if (!w->queue || !w->freeb) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < w->nbatches; i++) {
+        w->freeb[i] = sh_calloc(1, sizeof **w->freeb);
+        if (!w->freeb[i]) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+        w->nfree++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = pthread_create(&w->b[i].thread, NULL, builder_main, &w->b[i]);
+        if (rc) {
+            w->failed = 1;
+            return sh_err_errno(err, SAHEL_ENOMEM, rc, "cannot start an indexing thread");
+        }
+        w->b[i].started = 1;
+    }
+    w->threads_running = 1;
+    return 0;
+}
+
+/* Hand the batch being filled to the builders. */
+static void submit_batch(sahel_writer *w) {
+    batch *bt = w->cur;
+    w->cur = NULL;
+    if (!bt) return;
+    if (!bt->ndocs) {
+        pthread_mutex_lock(&w->mu);
+        w->freeb[w->nfree++] = bt;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    /* there is always room: batches in the ring are fewer than qcap + 1
+     * only while the caller holds one, and it waits for a free one */
+    while (w->qlen == w->qcap) pthread_cond_wait(&w->cv_free, &w->mu);
+    w->queue[(w->qhead + w->qlen) % w->qcap] = bt;
+    w->qlen++;
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Stop the builders: each flushes what it holds. */
+static void stop_builders(sahel_writer *w) {
+    if (!w->threads_running) return;
+    submit_batch(w);
+    pthread_mutex_lock(&w->mu);
+    w->closing = 1;
+    pthread_cond_broadcast(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < w->nthreads; i++)
+        if (w->b[i].started) {
+            pthread_join(w->b[i].thread, NULL);
+            w->b[i].started = 0;
+        }
+    w->threads_running = 0;
+}
+
+static size_t batch_target(const sahel_writer *w) {
+    size_t t = w->budget / (4 * w->nthreads);
+    return t < 1 ? 1 : SH_MIN(t, SH_BATCH_BYTES);
+}
+
+/* Copy the article into the batch being filled; pass the batch on when
+ * it is full. */
+static int enqueue_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
+    int rc;
+    if (!w->threads_running && (rc = start_builders(w, err))) return rc;
+    if ((rc = async_error(w, err))) return rc;
+    if (!w->cur) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->nfree) pthread_cond_wait(&w->cv_free, &w->mu);
+        w->cur = w->freeb[--w->nfree];
+        pthread_mutex_unlock(&w->mu);
+        w->cur->first = (uint32_t)w->stream;
+    }
+    batch *bt = w->cur;
+    const char *f[8] = {doc->id, doc->title, doc->body, doc->date,
+                        doc->source, doc->url, doc->lang, doc->path};
+    size_t l[8] = {doc->id_len, doc->title_len, doc->body_len, doc->date_len,
+                   doc->source_len, doc->url_len, doc->lang_len, doc->path_len};
+    if (bt->ndocs == bt->cap_docs) {
+        size_t cap = bt->cap_docs ? bt->cap_docs * 2 : 256;
+        batch_doc *d = sh_reallocarray(bt->docs, cap, sizeof *d);
+        if (!d) goto nomem;
+        bt->docs = d;
+        bt->cap_docs = cap;
+    }
+    batch_doc *bd = &bt->docs[bt->ndocs];
+    bd->off = bt->bytes.len;
+    bd->line = doc->line;
+    for (int k = 0; k < 8; k++) {
+        bd->len[k] = f[k] ? l[k] : 0;
+        if (bd->len[k] && sh_buf_put(&bt->bytes, f[k], bd->len[k])) goto nomem;
+    }
+    bt->ndocs++;
+    w->stream++;
+    if (bt->bytes.len >= batch_target(w)) submit_batch(w);
+    return 0;
+nomem:
+    w->failed = 1;
+    return sh_err(err, SAHEL_ENOMEM, "out of memory queueing article %.*s",
+                  (int)SH_MIN(doc->id_len, 200), doc->id);
+}
+
+/* ---- open --------------------------------------------------------------- */
+
+static size_t default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (size_t)SH_MIN(n, (long)SH_MAX_THREADS);
+}
+
+static int init_builders(sahel_writer *w, sahel_error *err) {
+    w->b = sh_calloc(w->nthreads, sizeof *w->b);
+    if (!w->b) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    /* the batches in flight come off the top of the budget */
+    size_t reserve = w->nthreads > 1 ? (2 * w->nthreads + 1) * batch_target(w) : 0;
+    size_t share = (w->budget > reserve ? w->budget - reserve : 0) / w->nthreads;
+    for (size_t i = 0; i < w->nthreads; i++) {
+        builder *b = &w->b[i];
+        b->w = w;
+        b->share = share ? share : 1;
+        b->memo_epoch = 1; /* a fresh memo is zero: never a valid epoch */
+        int rc = sh_analyzer_new(w->lang, &b->an, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
 
 int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writer **out,
                       sahel_error *err) {
     *out = NULL;
     if (!dir || !*dir) return sh_err(err, SAHEL_EINVAL, "no index directory given");
+    if (opts && opts->threads > SH_MAX_THREADS)
+        return sh_err(err, SAHEL_EINVAL, "at most %d indexing threads", SH_MAX_THREADS);
     sahel_writer *w = sh_calloc(1, sizeof *w);
     if (!w) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     int rc;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_free, NULL);
     w->lock_fd = -1;
     w->cur_new = w->cur_old = -1;
-    w->memo_epoch = 1; /* a fresh memo is zero: never a valid epoch */
     w->force = opts && opts->force;
     w->update = opts && opts->update;
     w->budget = opts && opts->memory_budget ? opts->memory_budget : DEFAULT_BUDGET;
+    w->nthreads = opts && opts->threads ? opts->threads : default_threads();
     w->dir = sh_strndup(dir, strlen(dir));
     if (!w->dir) {
         rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
@@ -416,92 +791,12 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
             }
         }
     }
-    if ((rc = sh_analyzer_new(w->lang, &w->an, err))) goto fail;
+    if ((rc = init_builders(w, err))) goto fail;
     *out = w;
     return 0;
 fail:
     sahel_writer_close(w);
     return rc;
-}
-
-/* ---- add ---------------------------------------------------------------- */
-
-static int flush_segment(sahel_writer *w, sahel_error *err);
-
-static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
-    size_t before = b->cap;
-    int rc = sh_buf_put_u32(b, v);
-    *mem += b->cap - before;
-    return rc;
-}
-
-/* Invert one article into the segment being built. */
-static int index_doc(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
-    int rc;
-    if (w->ndocs == UINT32_MAX - 1 && (rc = flush_segment(w, err))) return rc;
-    uint32_t doc_no = w->ndocs;
-    uint32_t lt = 0, lb = 0;
-    w->ntoks = 0;
-    w->ndterms = 0;
-    w->tok_rc = 0;
-    w->field = 0;
-    w->cur_doc = doc_no + 1;
-    rc = sh_analyze(w->an, doc->title ? doc->title : "", doc->title ? doc->title_len : 0, 0, 0,
-                    on_token, w, &lt);
-    if (!rc) {
-        w->field = 1;
-        rc = sh_analyze(w->an, doc->body ? doc->body : "", doc->body ? doc->body_len : 0, 0, 0,
-                        on_token, w, &lb);
-    }
-    if (rc || w->tok_rc) goto nomem;
-    for (size_t i = 0; i < w->ndterms; i++) {
-        term_ent *e = &w->terms[w->dterms[i]];
-        size_t before = e->post.cap;
-        if (sh_buf_put_varint(&e->post, doc_no - e->next_doc) ||
-            sh_buf_put_varint(&e->post, e->tft) || sh_buf_put_varint(&e->post, e->tfb))
-            goto nomem;
-        uint32_t last = 0, field = 0;
-        for (uint32_t k = e->head; k != UINT32_MAX; k = w->toks[k].next) {
-            if (k == e->head || w->toks[k].field != field) last = 0;
-            field = w->toks[k].field;
-            if (sh_buf_put_varint(&e->post, w->toks[k].pos - last)) goto nomem;
-            last = w->toks[k].pos;
-        }
-        w->mem += e->post.cap - before;
-        e->next_doc = doc_no + 1;
-        e->df++;
-    }
-    uint64_t hash;
-    size_t before = sh_storew_memory(&w->store);
-    if (sh_storew_add(&w->store, doc, &hash)) goto nomem;
-    w->mem += sh_storew_memory(&w->store) - before;
-    if (w->id_offs.len == 0 && append_u32(&w->id_offs, 0, &w->mem)) goto nomem;
-    before = w->ids.cap;
-    if (sh_buf_put(&w->ids, doc->id, doc->id_len)) goto nomem;
-    w->mem += w->ids.cap - before;
-    if (w->ids.len > UINT32_MAX) {
-        w->failed = 1;
-        return sh_err(err, SAHEL_ETOOBIG, "too many id bytes in one segment");
-    }
-    before = w->hashes.cap;
-    if (append_u32(&w->id_offs, (uint32_t)w->ids.len, &w->mem) ||
-        append_u32(&w->lent, lt, &w->mem) || append_u32(&w->lenb, lb, &w->mem) ||
-        sh_buf_put_u64(&w->hashes, hash))
-        goto nomem;
-    w->mem += w->hashes.cap - before;
-    w->ndocs++;
-    w->sum_lent += lt;
-    w->sum_lenb += lb;
-    w->ntokens += w->ntoks;
-    w->stats.ntokens += w->ntoks;
-    w->stats.bytes_in += doc->title_len + doc->body_len;
-    if (w->mem >= w->budget) return flush_segment(w, err);
-    return 0;
-nomem:
-    /* the term buffers may hold part of this article: the segment is lost */
-    w->failed = 1;
-    return sh_err(err, SAHEL_ENOMEM, "out of memory indexing article %.*s",
-                  (int)SH_MIN(doc->id_len, 200), doc->id);
 }
 
 /* ---- update: what the index holds already ------------------------------ */
@@ -549,7 +844,6 @@ static int note_source_id(sahel_writer *w, const char *id, size_t len) {
     e->ids_len += 2 + len;
     return 0;
 }
-
 int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     if (w->committed || w->failed)
         return sh_err(err, SAHEL_EINVAL, "writer is %s", w->committed ? "committed" : "failed");
@@ -558,6 +852,8 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     if (doc->title_len > UINT32_MAX / 2 || doc->body_len > UINT32_MAX / 2)
         return sh_err(err, SAHEL_ETOOBIG, "article %.*s is larger than 2 GiB",
                       (int)SH_MIN(doc->id_len, 64), doc->id);
+    if (w->stream >= UINT32_MAX - 1)
+        return sh_err(err, SAHEL_ETOOBIG, "one writer takes at most %u articles", UINT32_MAX - 2);
     int rc = idset_add(&w->seen, doc->id, doc->id_len);
     if (rc < 0) return sh_err(err, rc, "out of memory");
     if (rc == 0)
@@ -580,8 +876,18 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
         w->stats.ndeleted--; /* a replacement, counted as such */
         outcome = SAHEL_REPLACED;
     }
-    if ((rc = index_doc(w, doc, err))) return rc;
+    if (w->nthreads == 1) {
+        /* one thread: the caller's own, no queue */
+        if ((rc = index_doc(&w->b[0], doc, (uint32_t)w->stream, err))) {
+            w->failed = 1;
+            return rc;
+        }
+        w->stream++;
+    } else if ((rc = enqueue_doc(w, doc, err))) {
+        return rc;
+    }
     w->stats.ndocs++;
+    w->stats.bytes_in += doc->title_len + doc->body_len;
     if (outcome == SAHEL_REPLACED)
         w->stats.nreplaced++;
     else
@@ -711,7 +1017,6 @@ void sh_writer_source_end(sahel_writer *w, int ok) {
     }
     w->cur_new = w->cur_old = -1;
 }
-
 /* ---- flush: the in-memory segment to a file ----------------------------- */
 
 /* Sort keys: a view of the bytes and the index they belong to. */
@@ -727,25 +1032,59 @@ static int cmp_key(const void *a, const void *b) {
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static void reset_segment(sahel_writer *w) {
-    w->memo_epoch++; /* term ids restart with the next segment */
-    for (size_t i = 0; i < w->nterms; i++) sh_buf_free(&w->terms[i].post);
-    sh_free(w->terms);
-    w->terms = NULL;
-    w->nterms = w->cap_terms = 0;
-    sh_free(w->table);
-    w->table = NULL;
-    w->table_cap = 0;
-    sh_buf_free(&w->pool);
-    sh_buf_free(&w->lent);
-    sh_buf_free(&w->lenb);
-    sh_buf_free(&w->ids);
-    sh_buf_free(&w->id_offs);
-    sh_buf_free(&w->hashes);
-    sh_storew_free(&w->store);
-    w->ndocs = 0;
-    w->sum_lent = w->sum_lenb = w->ntokens = 0;
-    w->mem = 0;
+static void reset_builder(builder *b) {
+    b->memo_epoch++; /* term ids restart with the next segment */
+    for (size_t i = 0; i < b->nterms; i++) sh_buf_free(&b->terms[i].post);
+    sh_free(b->terms);
+    b->terms = NULL;
+    b->nterms = b->cap_terms = 0;
+    sh_free(b->table);
+    b->table = NULL;
+    b->table_cap = 0;
+    sh_buf_free(&b->pool);
+    sh_buf_free(&b->lent);
+    sh_buf_free(&b->lenb);
+    sh_buf_free(&b->ids);
+    sh_buf_free(&b->id_offs);
+    sh_buf_free(&b->hashes);
+    sh_buf_free(&b->gseq);
+    sh_storew_free(&b->store);
+    b->ndocs = 0;
+    b->sum_lent = b->sum_lenb = b->ntokens = 0;
+    b->mem = b->max_post = 0;
+}
+
+/* A new entry in the list of segments this writer made; its name is
+ * unique within the generation. */
+static int new_segment_slot(sahel_writer *w, size_t *slot, sahel_error *err) {
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    if (w->nsegs == w->cap_segs) {
+        size_t cap = w->cap_segs ? w->cap_segs * 2 : 16;
+        newseg *s = sh_reallocarray(w->segs, cap, sizeof *s);
+        if (!s) {
+            rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+            goto out;
+        }
+        w->segs = s;
+        w->cap_segs = cap;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "seg-%06llu-%04zu.sseg", (unsigned long long)w->generation,
+             w->nsegs);
+    newseg *s = &w->segs[w->nsegs];
+    memset(s, 0, sizeof *s);
+    if (!(s->name = sh_strndup(name, strlen(name)))) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* named before the file exists: a file of ours is always one the
+     * writer knows about, and removes if it is not committed */
+    s->gone = 1;
+    *slot = w->nsegs++;
+out:
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 /* Growable u32 scratch */
@@ -792,146 +1131,256 @@ static int unpack_term(const term_ent *e, u32v *docs, u32v *tft, u32v *tfb, u32v
     }
     return 0;
 }
-
-static int flush_segment(sahel_writer *w, sahel_error *err) {
-    if (w->ndocs == 0) return 0;
+/* The builder's segment to a file.  Postings go to the file as they are
+ * encoded and the other per-term streams to spills, each term's buffer
+ * freed once encoded: a flush holds little beyond what it frees. */
+static int flush_builder(builder *b, sahel_error *err) {
+    if (b->ndocs == 0) return 0;
+    sahel_writer *w = b->w;
     int rc = 0;
-    uint32_t *order = NULL, *idorder = NULL;
+    uint32_t *idorder = NULL;
     sort_key *keys = NULL;
-    sh_buf terms = {0}, termidx = {0}, post = {0}, pos = {0}, meta = {0};
+    sh_buf post = {0}, pos = {0};
     u32v docs = {0}, tft = {0}, tfb = {0}, positions = {0};
-    sh_segw sw;
-    int sw_open = 0, reserved = 0;
-    char name[64];
-    snprintf(name, sizeof name, "seg-%06llu-%04zu.sseg", (unsigned long long)w->generation,
-             w->nsegs);
-
-    order = sh_reallocarray(NULL, w->nterms ? w->nterms : 1, sizeof *order);
-    idorder = sh_reallocarray(NULL, w->ndocs, sizeof *idorder);
-    keys = sh_reallocarray(NULL, SH_MAX(w->nterms, (size_t)w->ndocs), sizeof *keys);
-    if (!order || !idorder || !keys) goto nomem;
-    for (size_t i = 0; i < w->nterms; i++)
-        keys[i] = (sort_key){w->pool.p + w->terms[i].str_off, w->terms[i].len, (uint32_t)i};
-    qsort(keys, w->nterms, sizeof *keys, cmp_key);
-    for (size_t i = 0; i < w->nterms; i++) order[i] = keys[i].idx;
-    for (uint32_t i = 0; i < w->ndocs; i++) {
-        uint32_t a = sh_load_u32(w->id_offs.p + (size_t)i * 4);
-        uint32_t b = sh_load_u32(w->id_offs.p + (size_t)i * 4 + 4);
-        keys[i] = (sort_key){w->ids.p + a, b - a, i};
+    sh_spill pspill, tspill, ispill;
+    sh_spill *spills[3] = {&pspill, &tspill, &ispill};
+    for (int k = 0; k < 3; k++) {
+        memset(spills[k], 0, sizeof pspill);
+        spills[k]->fd = -1;
     }
-    qsort(keys, w->ndocs, sizeof *keys, cmp_key);
-    for (uint32_t i = 0; i < w->ndocs; i++) idorder[i] = keys[i].idx;
+    sh_segw sw;
+    int sw_open = 0;
+    size_t slot;
+    if ((rc = new_segment_slot(w, &slot, err))) return rc;
+    pthread_mutex_lock(&w->mu);
+    const char *name = w->segs[slot].name;
+    pthread_mutex_unlock(&w->mu);
 
-    const uint32_t *lent = (const uint32_t *)(const void *)w->lent.p;
-    const uint32_t *lenb = (const uint32_t *)(const void *)w->lenb.p;
-    for (size_t i = 0; i < w->nterms; i++) {
-        const term_ent *e = &w->terms[order[i]];
-        if (post.len > UINT64_MAX / 2 || terms.len + e->len > UINT32_MAX) {
-            rc = sh_err(err, SAHEL_ETOOBIG, "segment too large");
+    keys = sh_reallocarray(NULL, SH_MAX(b->nterms, (size_t)b->ndocs), sizeof *keys);
+    if (!keys) goto nomem;
+    for (size_t i = 0; i < b->nterms; i++)
+        keys[i] = (sort_key){b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i};
+    qsort(keys, b->nterms, sizeof *keys, cmp_key);
+    for (int k = 0; k < 3; k++)
+        if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
+    if ((rc = sh_segw_open(&sw, w->dir, name, err))) goto out;
+    sw_open = 1;
+    if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
+
+    const uint32_t *lent = (const uint32_t *)(const void *)b->lent.p;
+    const uint32_t *lenb = (const uint32_t *)(const void *)b->lenb.p;
+    uint64_t post_total = 0;
+    uint8_t trec[SH_TERMREC];
+    for (size_t i = 0; i < b->nterms; i++) {
+        term_ent *e = &b->terms[keys[i].idx];
+        if (tspill.total + e->len > UINT32_MAX) {
+            rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: dictionary over 4 GiB");
             goto out;
         }
-        if (sh_buf_put_u64(&termidx, post.len) || sh_buf_put_u64(&termidx, pos.len) ||
-            sh_buf_put_u32(&termidx, (uint32_t)terms.len) || sh_buf_put_u32(&termidx, e->df) ||
-            sh_buf_put(&terms, w->pool.p + e->str_off, e->len))
-            goto nomem;
+        sh_store_u64(trec, post_total + post.len);
+        sh_store_u64(trec + 8, pspill.total + pos.len);
+        sh_store_u32(trec + 16, (uint32_t)tspill.total);
+        sh_store_u32(trec + 20, e->df);
+        if ((rc = sh_spill_put(&ispill, trec, sizeof trec, err)) ||
+            (rc = sh_spill_put(&tspill, b->pool.p + e->str_off, e->len, err)))
+            goto out;
         rc = unpack_term(e, &docs, &tft, &tfb, &positions);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
             rc = sh_err(err, SAHEL_EINVAL, "internal error: bad in-memory postings");
             goto out;
         }
+        sh_buf_free(&e->post);
         rc = sh_postings_encode(docs.v, tft.v, tfb.v, positions.v, docs.n, lent, lenb, &post, &pos);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
             rc = sh_err(err, rc, "a term's postings exceed the format's limits");
             goto out;
         }
-    }
-    if (sh_buf_put_u64(&termidx, post.len) || sh_buf_put_u64(&termidx, pos.len) ||
-        sh_buf_put_u32(&termidx, (uint32_t)terms.len) || sh_buf_put_u32(&termidx, 0))
-        goto nomem;
-    if (sh_storew_finish(&w->store)) goto nomem;
-    uint8_t lang[32] = {0};
-    memcpy(lang, w->lang, SH_MIN(strlen(w->lang), sizeof lang - 1));
-    if (sh_buf_put_u32(&meta, w->ndocs) || sh_buf_put_u32(&meta, (uint32_t)w->nterms) ||
-        sh_buf_put_u64(&meta, w->sum_lent) || sh_buf_put_u64(&meta, w->sum_lenb) ||
-        sh_buf_put_u64(&meta, w->ntokens) || sh_buf_put(&meta, lang, sizeof lang))
-        goto nomem;
-
-    /* the manifest entry is made before the file is put in place, so that
-     * a file that exists is always one the writer knows about */
-    sh_manifest_seg *segs = sh_reallocarray(w->segs, w->nsegs + 1, sizeof *segs);
-    if (!segs) goto nomem;
-    w->segs = segs;
-    if (!(w->segs[w->nsegs].name = sh_strndup(name, strlen(name)))) goto nomem;
-    reserved = 1;
-    w->segs[w->nsegs].ndocs = w->ndocs;
-    w->segs[w->nsegs].del_gen = 0;
-    if ((rc = sh_segw_open(&sw, w->dir, name, err))) goto out;
-    sw_open = 1;
-    struct {
-        uint32_t id;
-        const void *p;
-        size_t len;
-    } secs[] = {
-        {SH_SEC_META, meta.p, meta.len},
-        {SH_SEC_TERMS, terms.p, terms.len},
-        {SH_SEC_TERMIDX, termidx.p, termidx.len},
-        {SH_SEC_POSTINGS, post.p, post.len},
-        {SH_SEC_POSITIONS, pos.p, pos.len},
-        {SH_SEC_DOCLENS, NULL, (size_t)w->ndocs * 8},
-        {SH_SEC_IDS, NULL, 0},
-        {SH_SEC_IDSORT, idorder, (size_t)w->ndocs * 4},
-        {SH_SEC_DOCHASH, w->hashes.p, w->hashes.len},
-        {SH_SEC_STORE, w->store.store.p, w->store.store.len},
-        {SH_SEC_STOREIDX, w->store.index.p, w->store.index.len},
-    };
-    /* DOCLENS interleaves the two length arrays; IDS joins offsets and bytes */
-    sh_buf lens = {0}, ids = {0};
-    for (uint32_t d = 0; d < w->ndocs; d++)
-        if (sh_buf_put_u32(&lens, lent[d]) || sh_buf_put_u32(&lens, lenb[d])) {
-            sh_buf_free(&lens);
-            goto nomem;
+        if (post.len >= SH_SPILL_CHUNK) {
+            if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+            post_total += post.len;
+            post.len = 0;
         }
-    if (sh_buf_put(&ids, w->id_offs.p, w->id_offs.len) || sh_buf_put(&ids, w->ids.p, w->ids.len)) {
-        sh_buf_free(&lens);
-        sh_buf_free(&ids);
-        goto nomem;
+        if (pos.len >= SH_SPILL_CHUNK) {
+            if ((rc = sh_spill_put(&pspill, pos.p, pos.len, err))) goto out;
+            pos.len = 0;
+        }
     }
-    secs[5].p = lens.p;
-    secs[6].p = ids.p;
-    secs[6].len = ids.len;
-    for (size_t i = 0; i < sizeof secs / sizeof secs[0] && !rc; i++)
-        rc = sh_segw_section(&sw, secs[i].id, secs[i].p ? secs[i].p : "", secs[i].len, err);
-    sh_buf_free(&lens);
-    sh_buf_free(&ids);
-    if (rc || (rc = sh_segw_finish(&sw, err))) goto out;
+    if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+    post_total += post.len;
+    sh_segw_end(&sw);
+    if ((rc = sh_spill_put(&pspill, pos.p, pos.len, err))) goto out;
+    sh_store_u64(trec, post_total);
+    sh_store_u64(trec + 8, pspill.total);
+    sh_store_u32(trec + 16, (uint32_t)tspill.total);
+    sh_store_u32(trec + 20, 0);
+    if ((rc = sh_spill_put(&ispill, trec, sizeof trec, err)) ||
+        (rc = sh_spill_copy(&pspill, &sw, SH_SEC_POSITIONS, err)) ||
+        (rc = sh_spill_copy(&tspill, &sw, SH_SEC_TERMS, err)) ||
+        (rc = sh_spill_copy(&ispill, &sw, SH_SEC_TERMIDX, err)))
+        goto out;
+    for (int k = 0; k < 3; k++) sh_spill_close(spills[k]);
+
+    /* the per-document sections */
+    idorder = sh_reallocarray(NULL, b->ndocs, sizeof *idorder);
+    if (!idorder) goto nomem;
+    for (uint32_t i = 0; i < b->ndocs; i++) {
+        uint32_t x = sh_load_u32(b->id_offs.p + (size_t)i * 4);
+        uint32_t y = sh_load_u32(b->id_offs.p + (size_t)i * 4 + 4);
+        keys[i] = (sort_key){b->ids.p + x, y - x, i};
+    }
+    qsort(keys, b->ndocs, sizeof *keys, cmp_key);
+    for (uint32_t i = 0; i < b->ndocs; i++) idorder[i] = keys[i].idx;
+    if ((rc = sh_segw_begin(&sw, SH_SEC_DOCLENS, err))) goto out;
+    uint8_t lens[256 * 8];
+    for (uint32_t d = 0; d < b->ndocs && !rc; d += 256) {
+        uint32_t n = SH_MIN(256u, b->ndocs - d);
+        for (uint32_t k = 0; k < n; k++) {
+            sh_store_u32(lens + 8 * k, lent[d + k]);
+            sh_store_u32(lens + 8 * k + 4, lenb[d + k]);
+        }
+        rc = sh_segw_append(&sw, lens, (size_t)n * 8, err);
+    }
+    if (rc) goto out;
+    sh_segw_end(&sw);
+    if ((rc = sh_segw_begin(&sw, SH_SEC_IDS, err)) ||
+        (rc = sh_segw_append(&sw, b->id_offs.p, b->id_offs.len, err)) ||
+        (rc = sh_segw_append(&sw, b->ids.p, b->ids.len, err)))
+        goto out;
+    sh_segw_end(&sw);
+    if (sh_storew_finish(&b->store)) goto nomem;
+    uint8_t meta[64] = {0};
+    sh_store_u32(meta, b->ndocs);
+    sh_store_u32(meta + 4, (uint32_t)b->nterms);
+    sh_store_u64(meta + 8, b->sum_lent);
+    sh_store_u64(meta + 16, b->sum_lenb);
+    sh_store_u64(meta + 24, b->ntokens);
+    memcpy(meta + 32, w->lang, SH_MIN(strlen(w->lang), (size_t)31));
+    if ((rc = sh_segw_section(&sw, SH_SEC_IDSORT, idorder, (size_t)b->ndocs * 4, err)) ||
+        (rc = sh_segw_section(&sw, SH_SEC_DOCHASH, b->hashes.p, b->hashes.len, err)) ||
+        (rc = sh_segw_section(&sw, SH_SEC_STORE, b->store.store.len ? b->store.store.p : meta,
+                              b->store.store.len, err)) ||
+        (rc = sh_segw_section(&sw, SH_SEC_STOREIDX, b->store.index.p, b->store.index.len, err)) ||
+        (rc = sh_segw_section(&sw, SH_SEC_META, meta, sizeof meta, err)) ||
+        (rc = sh_segw_finish(&sw, err)))
+        goto out;
     sw_open = 0;
-    reserved = 0;
-    w->nsegs++;
-    w->stats.nterms += w->nterms;
-    w->stats.nsegments = w->nsegs;
-    reset_segment(w);
+    b->total_tokens += b->ntokens;
+    pthread_mutex_lock(&w->mu);
+    newseg *s = &w->segs[slot];
+    s->ndocs = b->ndocs;
+    s->nterms = b->nterms;
+    s->gseq = (uint32_t *)(void *)b->gseq.p; /* the array moves to the segment's entry */
+    s->gone = 0;
+    pthread_mutex_unlock(&w->mu);
+    b->gseq = (sh_buf){0};
+    reset_builder(b);
     goto out;
 nomem:
     rc = sh_err(err, SAHEL_ENOMEM, "out of memory writing segment %s", name);
 out:
     if (sw_open) sh_segw_abort(&sw);
-    if (reserved) sh_free(w->segs[w->nsegs].name);
-    if (rc) w->failed = 1;
-    sh_free(order);
+    for (int k = 0; k < 3; k++) sh_spill_close(spills[k]);
     sh_free(idorder);
     sh_free(keys);
-    sh_buf_free(&terms);
-    sh_buf_free(&termidx);
     sh_buf_free(&post);
     sh_buf_free(&pos);
-    sh_buf_free(&meta);
     sh_free(docs.v);
     sh_free(tft.v);
     sh_free(tfb.v);
     sh_free(positions.v);
     return rc;
+}
+
+/* ---- the builders' segments into one ------------------------------------ */
+
+/* Merge segments[from..to) of this writer's builder outputs (slot numbers
+ * in `slots`) into one, numbered by their stream order. */
+static int combine_group(sahel_writer *w, const size_t *slots, size_t n, sahel_error *err) {
+    int rc = 0;
+    uint64_t nstream = w->stream ? w->stream : 1;
+    uint8_t *mark = sh_calloc((size_t)(nstream + 7) / 8, 1);
+    uint32_t *rank = sh_malloc((size_t)nstream * sizeof *rank);
+    sh_segment *segs = sh_calloc(n, sizeof *segs);
+    sh_merge_src *src = sh_calloc(n, sizeof *src);
+    uint32_t **maps = sh_calloc(n, sizeof *maps);
+    uint32_t *gseq = NULL;
+    if (!mark || !rank || !segs || !src || !maps) goto nomem;
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const newseg *s = &w->segs[slots[i]];
+        for (uint32_t d = 0; d < s->ndocs; d++) sh_bit_set(mark, s->gseq[d]);
+        total += s->ndocs;
+    }
+    gseq = sh_malloc((total ? total : 1) * sizeof *gseq);
+    if (!gseq) goto nomem;
+    uint32_t r = 0;
+    for (uint32_t g = 0; g < (uint32_t)w->stream; g++)
+        if (sh_bit_get(mark, g)) {
+            gseq[r] = g;
+            rank[g] = r++;
+        }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const newseg *s = &w->segs[slots[i]];
+        if ((rc = sh_segment_open(w->dir, s->name, &segs[i], err))) break;
+        maps[i] = sh_malloc((s->ndocs ? s->ndocs : 1) * sizeof *maps[i]);
+        if (!maps[i]) goto nomem;
+        for (uint32_t d = 0; d < s->ndocs; d++) maps[i][d] = rank[s->gseq[d]];
+        src[i] = (sh_merge_src){&segs[i], maps[i]};
+    }
+    if (rc) goto out;
+    size_t slot;
+    if ((rc = new_segment_slot(w, &slot, err))) goto out;
+    uint64_t nterms = 0;
+    if ((rc = sh_merge_write(w->dir, w->segs[slot].name, src, n, total, w->lang, &nterms, err)))
+        goto out;
+    newseg *o = &w->segs[slot];
+    o->ndocs = total;
+    o->nterms = nterms;
+    o->gseq = gseq;
+    o->gone = 0;
+    gseq = NULL;
+    for (size_t i = 0; i < n; i++) {
+        newseg *s = &w->segs[slots[i]];
+        char path[4096];
+        s->gone = 1;
+        sh_free(s->gseq);
+        s->gseq = NULL;
+        /* never committed: nobody can have it open but us */
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", w->dir, s->name) < sizeof path) unlink(path);
+    }
+    goto out;
+nomem:
+    rc = sh_err(err, SAHEL_ENOMEM, "out of memory merging the new segments");
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (segs && segs[i].map) sh_segment_close(&segs[i]);
+        if (maps) sh_free(maps[i]);
+    }
+    sh_free(mark);
+    sh_free(rank);
+    sh_free(segs);
+    sh_free(src);
+    sh_free(maps);
+    sh_free(gseq);
+    return rc;
+}
+
+/* The segments the builders wrote become one, in stream order: the index
+ * is then the same whatever the number of threads or flushes. */
+static int combine_new(sahel_writer *w, sahel_error *err) {
+    for (;;) {
+        size_t slots[64], n = 0, live = 0;
+        for (size_t i = 0; i < w->nsegs; i++)
+            if (!w->segs[i].gone) {
+                live++;
+                if (n < 64) slots[n++] = i;
+            }
+        if (live <= 1) return 0;
+        int rc = combine_group(w, slots, n, err);
+        if (rc) return rc;
+    }
 }
 
 /* ---- commit ------------------------------------------------------------- */
@@ -1028,57 +1477,63 @@ static unsigned level_of(uint32_t live) {
     }
     return l;
 }
-
-/* Re-index the live articles of f[a..b) into new segments and put those
- * in their place. */
+/* Merge the live articles of f[a..b) into one new segment, at the level
+ * of postings (merge.c), and put it in their place. */
 static int merge_run(sahel_writer *w, fseg **fp, size_t *nf, size_t a, size_t b, sahel_error *err) {
     fseg *f = *fp;
     int rc = 0;
-    sh_buf block = {0};
-    size_t first_new = w->nsegs;
-    for (size_t i = a; i < b && !rc; i++) {
-        sh_segment tmp, *sg;
-        if (f[i].old != SIZE_MAX) {
-            sg = &w->ix->segs[f[i].old];
+    size_t n = b - a;
+    sh_segment *tmp = sh_calloc(n, sizeof *tmp);
+    sh_merge_src *src = sh_calloc(n, sizeof *src);
+    uint32_t **maps = sh_calloc(n, sizeof *maps);
+    const char *name = NULL;
+    if (!tmp || !src || !maps) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    uint64_t kept = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const fseg *g = &f[a + i];
+        if (g->old != SIZE_MAX) {
+            src[i].seg = &w->ix->segs[g->old];
         } else {
-            if ((rc = sh_segment_open(w->dir, f[i].name, &tmp, err))) break;
-            sg = &tmp;
+            if ((rc = sh_segment_open(w->dir, g->name, &tmp[i], err))) break;
+            src[i].seg = &tmp[i];
         }
-        uint32_t cached = UINT32_MAX;
-        for (uint32_t d = 0; d < sg->ndocs && !rc; d++) {
-            if (sh_bit_get(f[i].bits, d)) continue;
-            sh_stored st;
-            if ((rc = sh_store_get(sg, d, &block, &cached, &st, err))) break;
-            sahel_doc doc = {
-                st.f[SH_STORE_ID],    st.len[SH_STORE_ID],    st.f[SH_STORE_TITLE],
-                st.len[SH_STORE_TITLE], st.f[SH_STORE_BODY],  st.len[SH_STORE_BODY],
-                st.f[SH_STORE_DATE],  st.len[SH_STORE_DATE],  st.f[SH_STORE_SOURCE],
-                st.len[SH_STORE_SOURCE], st.f[SH_STORE_URL],  st.len[SH_STORE_URL],
-                st.f[SH_STORE_LANG],  st.len[SH_STORE_LANG],  st.f[SH_STORE_PATH],
-                st.len[SH_STORE_PATH], st.line};
-            rc = index_doc(w, &doc, err);
+        uint32_t nd = src[i].seg->ndocs;
+        maps[i] = sh_malloc((nd ? nd : 1) * sizeof *maps[i]);
+        if (!maps[i]) {
+            rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
+            break;
         }
-        if (sg == &tmp) sh_segment_close(&tmp);
+        for (uint32_t d = 0; d < nd; d++)
+            maps[i][d] = sh_bit_get(g->bits, d) ? SH_NO_DOC : (uint32_t)kept++;
+        src[i].newdoc = maps[i];
+        if (kept >= UINT32_MAX) rc = sh_err(err, SAHEL_ETOOBIG, "too many documents to merge into one segment");
     }
-    sh_buf_free(&block);
-    if (!rc) rc = flush_segment(w, err);
-    if (rc) return rc;
-    size_t nnew = w->nsegs - first_new;
-    w->stats.nmerged += b - a;
-    if (nnew > b - a) { /* the memory budget cut the output in several */
-        f = sh_reallocarray(f, *nf + nnew, sizeof *f);
-        if (!f) return sh_err(err, SAHEL_ENOMEM, "out of memory");
-        *fp = f;
+    if (rc) goto out;
+    uint64_t nterms = 0;
+    size_t slot;
+    if ((rc = new_segment_slot(w, &slot, err))) goto out;
+    name = w->segs[slot].name;
+    if ((rc = sh_merge_write(w->dir, name, src, n, (uint32_t)kept, w->lang, &nterms, err)))
+        goto out;
+    w->segs[slot].ndocs = (uint32_t)kept;
+    w->segs[slot].nterms = nterms;
+    w->segs[slot].gone = 0;
+    w->stats.nmerged += n;
+    memmove(f + a + 1, f + b, (*nf - b) * sizeof *f);
+    f[a] = (fseg){name, (uint32_t)kept, 0, 0, NULL, 0, SIZE_MAX};
+    *nf = *nf - n + 1;
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (tmp && tmp[i].map) sh_segment_close(&tmp[i]);
+        if (maps) sh_free(maps[i]);
     }
-    memmove(f + a + nnew, f + b, (*nf - b) * sizeof *f);
-    for (size_t k = 0; k < nnew; k++)
-        f[a + k] = (fseg){w->segs[first_new + k].name, w->segs[first_new + k].ndocs, 0, 0, NULL,
-                          0, SIZE_MAX};
-    *nf = *nf - (b - a) + nnew;
-    /* a memory budget smaller than the run cuts it into as many segments:
-     * merging it again would never end */
-    if (nnew >= b - a && b - a > 1) w->merge_stuck = 1;
-    return 0;
+    sh_free(tmp);
+    sh_free(src);
+    sh_free(maps);
+    return rc;
 }
 
 static int apply_merge_policy(sahel_writer *w, fseg **fp, size_t *nf, sahel_error *err) {
@@ -1100,7 +1555,7 @@ static int apply_merge_policy(sahel_writer *w, fseg **fp, size_t *nf, sahel_erro
         if ((*fp)[i].ndeleted * 2 > (*fp)[i].ndocs && (rc = merge_run(w, fp, nf, i, i + 1, err)))
             return rc;
     f = *fp;
-    for (int again = 1; again && !w->merge_stuck;) {
+    for (int again = 1; again;) {
         again = 0;
         for (size_t i = 0; i < *nf;) {
             unsigned lv = level_of(f[i].ndocs - f[i].ndeleted);
@@ -1160,12 +1615,28 @@ static void remove_unreferenced(const sahel_writer *w, const sh_manifest *m) {
     }
     closedir(d);
 }
-
 int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
     if (w->committed) return sh_err(err, SAHEL_EINVAL, "writer already committed");
     if (w->failed) return sh_err(err, SAHEL_EINVAL, "writer failed earlier; nothing committed");
-    int rc = flush_segment(w, err);
-    if (rc) return rc;
+    int rc;
+    if (w->nthreads == 1) {
+        rc = flush_builder(&w->b[0], err);
+    } else {
+        stop_builders(w);
+        rc = async_error(w, err);
+    }
+    if (!rc) rc = combine_new(w, err);
+    if (rc) {
+        w->failed = 1;
+        return rc;
+    }
+    w->stats.nterms = w->stats.ntokens = w->stats.nsegments = 0;
+    for (size_t i = 0; i < w->nthreads; i++) w->stats.ntokens += w->b[i].total_tokens;
+    for (size_t i = 0; i < w->nsegs; i++)
+        if (!w->segs[i].gone) {
+            w->stats.nterms += w->segs[i].nterms;
+            w->stats.nsegments++;
+        }
     sh_srcent *src = NULL;
     size_t nsrc = 0;
     fseg *f = NULL;
@@ -1185,7 +1656,8 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
                          w->bits[i] ? w->bits[i] : sg->deleted, w->bits[i] != NULL, i};
     }
     for (size_t i = 0; i < w->nsegs; i++)
-        f[nf++] = (fseg){w->segs[i].name, w->segs[i].ndocs, 0, 0, NULL, 0, SIZE_MAX};
+        if (!w->segs[i].gone)
+            f[nf++] = (fseg){w->segs[i].name, w->segs[i].ndocs, 0, 0, NULL, 0, SIZE_MAX};
     if ((rc = apply_merge_policy(w, &f, &nf, err))) goto out;
 
     m.generation = w->generation;
@@ -1234,13 +1706,17 @@ out:
     return rc;
 }
 
-void sahel_writer_get_stats(const sahel_writer *w, sahel_writer_stats *st) {
-    *st = w->stats;
-    st->nterms += w->nterms; /* the segment not yet flushed */
-}
+void sahel_writer_get_stats(const sahel_writer *w, sahel_writer_stats *st) { *st = w->stats; }
 
 void sahel_writer_close(sahel_writer *w) {
     if (!w) return;
+    if (w->threads_running) {
+        /* abandoned: the builders stop without writing what they hold */
+        pthread_mutex_lock(&w->mu);
+        w->abandon = 1;
+        pthread_mutex_unlock(&w->mu);
+        stop_builders(w);
+    }
     if (!w->committed)
         for (size_t i = 0; i < w->nsegs; i++) {
             /* no allocation here: cleanup must work when memory has run out */
@@ -1248,13 +1724,25 @@ void sahel_writer_close(sahel_writer *w) {
             if ((size_t)snprintf(p, sizeof p, "%s/%s", w->dir, w->segs[i].name) < sizeof p)
                 unlink(p);
         }
-    for (size_t i = 0; i < w->nsegs; i++) sh_free(w->segs[i].name);
+    for (size_t i = 0; i < w->nsegs; i++) {
+        sh_free(w->segs[i].name);
+        sh_free(w->segs[i].gseq);
+    }
     sh_free(w->segs);
-    reset_segment(w);
+    for (size_t i = 0; w->b && i < w->nthreads; i++) {
+        builder *b = &w->b[i];
+        reset_builder(b);
+        sh_free(b->toks);
+        sh_free(b->dterms);
+        sh_analyzer_free(b->an);
+    }
+    sh_free(w->b);
+    for (size_t i = 0; i < w->nfree; i++) batch_free(w->freeb[i]);
+    for (size_t i = 0; i < w->qlen; i++) batch_free(w->queue[(w->qhead + i) % w->qcap]);
+    batch_free(w->cur);
+    sh_free(w->freeb);
+    sh_free(w->queue);
     idset_free(&w->seen);
-    sh_free(w->toks);
-    sh_free(w->dterms);
-    sh_analyzer_free(w->an);
     if (w->ix)
         for (size_t i = 0; i < w->ix->nsegs; i++) sh_free(w->bits[i]);
     sh_free(w->bits);
@@ -1267,6 +1755,9 @@ void sahel_writer_close(sahel_writer *w) {
     sh_buf_free(&w->srcpool);
     sh_free(w->roots);
     sh_lock_release(w->lock_fd);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_free);
+    pthread_mutex_destroy(&w->mu);
     sh_free(w->dir);
     sh_free(w);
 }

@@ -151,7 +151,7 @@ int sh_ingest_buffer(sh_ingest *in, const char *path, const char *data, size_t l
     in->st->files++;
     in->st->bytes += len;
 
-    sh_ingest_file f = {path, path, plen, data, len};
+    sh_ingest_file f = {path, path, plen, data, len, in->mapped};
     if (!sh_utf8_valid(path, plen)) {
         size_t nrepl;
         sh_buf_reset(&in->name);
@@ -265,7 +265,9 @@ static int read_file(sh_ingest *in, const char *path, const struct stat *sb, int
         data = in->readbuf.len ? (const char *)in->readbuf.p : "";
         len = in->readbuf.len;
     }
+    in->mapped = map != NULL;
     rc = sh_ingest_buffer(in, path, data, len, err);
+    in->mapped = 0;
     read_ok = rc == 0;
     goto unmap;
 

@@ -98,6 +98,7 @@ typedef struct sh_ingest {
     sh_buf name;              /* repaired file name, when it is not UTF-8 */
     sh_buf path;              /* folder walk: path of the current entry */
     sh_dirset visited;
+    int mapped;               /* the file being read is mapped (ingest.c) */
     /* source tracking (sahel_ingest sets these to the writer's; NULL in
      * tests): a root is about to be read; a file is next (1: as recorded,
      * skip it); the file was read (ok) or not */
@@ -114,6 +115,8 @@ typedef struct sh_ingest_file {
     size_t doc_path_len;
     const char *data;        /* its bytes */
     size_t len;
+    int mapped;              /* data is a private read-only mapping of the
+                                file: pages already parsed may be dropped */
 } sh_ingest_file;
 
 /* `st` accumulates and is not cleared; opts may be NULL. */

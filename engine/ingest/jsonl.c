@@ -14,6 +14,10 @@
  * warning naming its line (and column), and reading goes on with the next.
  * Byte offsets in warnings are offsets in the file.
  */
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "ingest.h"
 
 static int is_blank(const char *s, size_t len) {
@@ -82,7 +86,7 @@ static int read_line(sh_ingest *in, const sh_ingest_file *f, uint64_t lineno, si
 
 int sh_ingest_jsonl(sh_ingest *in, const sh_ingest_file *f, sahel_error *err) {
     const char *data = f->data;
-    size_t len = f->len, pos = 0, reported = 0;
+    size_t len = f->len, pos = 0, reported = 0, released = 0;
     uint64_t lineno = 0;
     if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3)) pos = 3;
     while (pos < len) {
@@ -97,6 +101,17 @@ int sh_ingest_jsonl(sh_ingest *in, const sh_ingest_file *f, sahel_error *err) {
         if (pos - reported >= SH_INGEST_PROGRESS_STEP) {
             sh_ingest_progress(in, in->bytes_done + pos);
             reported = pos;
+            /* the lines before pos are indexed (the writer copied what it
+             * keeps): their pages leave this process's resident set, so
+             * that a big file does not count against the memory budget */
+            if (f->mapped) {
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                size_t upto = pos / page * page;
+                if (upto > released) {
+                    madvise((void *)((uintptr_t)data + released), upto - released, MADV_DONTNEED);
+                    released = upto;
+                }
+            }
         }
     }
     return 0;

@@ -1,0 +1,621 @@
+/*
+ * merge.c - several segments into one, at the level of postings.
+ *
+ * A merge reads the source segments through their cursors and writes a
+ * new segment whose documents are the kept documents of the sources,
+ * renumbered by a map the caller gives (sh_merge_src.newdoc): a document
+ * mapped to SH_NO_DOC is dropped (deleted), the others take the numbers
+ * 0..ndocs-1, each exactly once, and ascending within each source.  Two
+ * callers: the commit's merge policy (sources in order, deleted documents
+ * dropped: a concatenation) and a build on several threads (each thread's
+ * segments hold interleaved runs of the article stream: the map restores
+ * the order in which articles arrived).
+ *
+ * Nothing is re-analysed: terms are merged in dictionary order, each
+ * term's postings are decoded, renumbered, interleaved and encoded again
+ * with postings.c, so the output is exactly the segment a single writer
+ * would have built from the same articles in the same order (the document
+ * store aside: its blocks may be cut differently).  Stored records are
+ * copied: a whole compressed block when its documents are all kept and
+ * stay consecutive, else record by record into new blocks.
+ *
+ * Memory stays small whatever the size of the output: the postings
+ * section is written to the file as it grows, and the other per-term
+ * streams (positions, dictionary, term index) go through temporary files
+ * in the index directory (unlinked at once) and are copied in at the end.
+ * What is held is per-document (lengths, ids, hashes: tens of bytes per
+ * article) and one term's postings at a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "index.h"
+
+#define SPILL_CHUNK SH_SPILL_CHUNK
+
+/* ---- the merge ---------------------------------------------------------- */
+
+typedef struct term_run {
+    uint32_t first, count; /* entries of one source for the current term */
+} term_run;
+
+typedef struct merger {
+    const sh_merge_src *src;
+    size_t nsrc;
+    uint32_t ndocs;
+    sahel_error *err;
+    /* per output doc */
+    uint32_t *lent, *lenb;
+    uint32_t *src_of, *loc_of;
+    /* the current term, gathered from its sources */
+    uint32_t *docs, *tft, *tfb, *posoff; /* posoff: start of the entry's positions */
+    size_t nent, capent;
+    uint32_t *pos;
+    size_t npos, cappos;
+    /* the same, put in output order */
+    uint32_t *odocs, *otft, *otfb, *opos;
+    size_t capo, capopos;
+    term_run *runs;
+    /* dictionary walk */
+    uint32_t *next_term; /* per source */
+    uint32_t *heap;      /* source indexes, by their next term */
+    size_t nheap;
+} merger;
+
+static int grow_u32(uint32_t **v, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    uint32_t *n = sh_reallocarray(*v, c, sizeof *n);
+    if (!n) return SAHEL_ENOMEM;
+    *v = n;
+    *cap = c;
+    return 0;
+}
+
+static int grow_entries(merger *m, size_t need) {
+    if (need <= m->capent) return 0;
+    size_t c = m->capent ? m->capent : 1024;
+    while (c < need) c *= 2;
+    uint32_t **arrs[] = {&m->docs, &m->tft, &m->tfb, &m->posoff, &m->odocs, &m->otft, &m->otfb};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        uint32_t *n = sh_reallocarray(*arrs[i], c, sizeof *n);
+        if (!n) return SAHEL_ENOMEM;
+        *arrs[i] = n;
+    }
+    m->capent = c;
+    return 0;
+}
+
+/* The term source s is at, or NULL when it has no more. */
+static int term_at(const merger *m, size_t s, const char **t, size_t *len) {
+    const sh_segment *sg = m->src[s].seg;
+    return sh_segment_term(sg, m->next_term[s], t, len, NULL, m->err);
+}
+
+static int cmp_terms(const char *a, size_t al, const char *b, size_t bl) {
+    int c = memcmp(a, b, SH_MIN(al, bl));
+    return c ? c : (al < bl ? -1 : al > bl);
+}
+
+/* heap order: by next term, then by source index (so that equal terms
+ * come out in source order) */
+static int heap_less(const merger *m, uint32_t a, uint32_t b) {
+    const char *ta, *tb;
+    size_t la, lb;
+    term_at(m, a, &ta, &la); /* both checked when they entered the heap */
+    term_at(m, b, &tb, &lb);
+    int c = cmp_terms(ta, la, tb, lb);
+    return c ? c < 0 : a < b;
+}
+
+static void heap_down(merger *m, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, s = i;
+        if (l < m->nheap && heap_less(m, m->heap[l], m->heap[s])) s = l;
+        if (r < m->nheap && heap_less(m, m->heap[r], m->heap[s])) s = r;
+        if (s == i) return;
+        uint32_t t = m->heap[i];
+        m->heap[i] = m->heap[s];
+        m->heap[s] = t;
+        i = s;
+    }
+}
+
+static void heap_up(merger *m, size_t i) {
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(m, m->heap[i], m->heap[p])) return;
+        uint32_t t = m->heap[i];
+        m->heap[i] = m->heap[p];
+        m->heap[p] = t;
+        i = p;
+    }
+}
+
+/* Put source s in the heap if it has a term left (its bytes checked). */
+static int heap_push(merger *m, uint32_t s) {
+    if (m->next_term[s] >= m->src[s].seg->nterms) return 0;
+    const char *t;
+    size_t len;
+    int rc = term_at(m, s, &t, &len);
+    if (rc) return rc;
+    m->heap[m->nheap++] = s;
+    heap_up(m, m->nheap - 1);
+    return 0;
+}
+
+/* The kept postings of source s for its current term, appended to the
+ * gathered entries. */
+static int gather(merger *m, uint32_t s, term_run *run) {
+    const sh_segment *sg = m->src[s].seg;
+    const uint32_t *newdoc = m->src[s].newdoc;
+    sh_terminfo ti;
+    int rc = sh_segment_term(sg, m->next_term[s], NULL, NULL, &ti, m->err);
+    if (rc) return rc;
+    sh_postings pc;
+    if ((rc = sh_postings_init(&pc, sg, &ti, m->err))) return rc;
+    run->first = (uint32_t)m->nent;
+    while (!(rc = sh_postings_next(&pc)) && pc.doc != SH_NO_DOC) {
+        uint32_t nd = newdoc[pc.doc];
+        if (nd == SH_NO_DOC) continue;
+        uint32_t t = sh_postings_tft(&pc), b = sh_postings_tfb(&pc);
+        if (grow_entries(m, m->nent + 1) || grow_u32(&m->pos, &m->cappos, m->npos + (size_t)t + b))
+            return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+        if ((rc = sh_postings_positions(&pc, m->pos + m->npos, m->pos + m->npos + t))) return rc;
+        m->docs[m->nent] = nd;
+        m->tft[m->nent] = t;
+        m->tfb[m->nent] = b;
+        m->posoff[m->nent] = (uint32_t)m->npos;
+        m->nent++;
+        m->npos += (size_t)t + b;
+        if (m->npos > UINT32_MAX) return sh_err(m->err, SAHEL_ETOOBIG, "a term has too many positions");
+    }
+    run->count = (uint32_t)m->nent - run->first;
+    return rc;
+}
+
+/* Put the gathered runs in output order (they are each ascending). */
+static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint32_t **tft,
+                      const uint32_t **tfb, const uint32_t **pos) {
+    int ordered = 1;
+    uint32_t last = 0;
+    int any = 0;
+    for (size_t r = 0; r < nruns && ordered; r++) {
+        if (!m->runs[r].count) continue;
+        if (any && m->docs[m->runs[r].first] <= last) ordered = 0;
+        last = m->docs[m->runs[r].first + m->runs[r].count - 1];
+        any = 1;
+    }
+    if (ordered) { /* concatenation: the gathered arrays are the output */
+        *docs = m->docs;
+        *tft = m->tft;
+        *tfb = m->tfb;
+        *pos = m->pos;
+        return 0;
+    }
+    if (grow_u32(&m->opos, &m->capopos, m->npos ? m->npos : 1))
+        return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+    size_t o = 0, op = 0;
+    uint32_t at[64];
+    for (size_t r = 0; r < nruns; r++) at[r] = 0;
+    for (; o < m->nent; o++) {
+        size_t best = SIZE_MAX;
+        uint32_t bd = UINT32_MAX;
+        for (size_t r = 0; r < nruns; r++)
+            if (at[r] < m->runs[r].count && m->docs[m->runs[r].first + at[r]] < bd) {
+                bd = m->docs[m->runs[r].first + at[r]];
+                best = r;
+            }
+        if (best == SIZE_MAX) break; /* cannot happen: counts add up to nent */
+        size_t e = m->runs[best].first + at[best]++;
+        if (o && bd <= m->odocs[o - 1])
+            return sh_err(m->err, SAHEL_EINVAL, "internal error: merge map is not one to one");
+        m->odocs[o] = bd;
+        m->otft[o] = m->tft[e];
+        m->otfb[o] = m->tfb[e];
+        size_t np = (size_t)m->tft[e] + m->tfb[e];
+        memcpy(m->opos + op, m->pos + m->posoff[e], np * sizeof *m->opos);
+        op += np;
+    }
+    *docs = m->odocs;
+    *tft = m->otft;
+    *tfb = m->otfb;
+    *pos = m->opos;
+    return 0;
+}
+
+static void merger_free(merger *m) {
+    sh_free(m->lent);
+    sh_free(m->lenb);
+    sh_free(m->src_of);
+    sh_free(m->loc_of);
+    sh_free(m->docs);
+    sh_free(m->tft);
+    sh_free(m->tfb);
+    sh_free(m->posoff);
+    sh_free(m->pos);
+    sh_free(m->odocs);
+    sh_free(m->otft);
+    sh_free(m->otfb);
+    sh_free(m->opos);
+    sh_free(m->runs);
+    sh_free(m->next_term);
+    sh_free(m->heap);
+}
+
+/* Check the maps and fill the per-output-doc arrays. */
+static int map_docs(merger *m) {
+    uint32_t n = m->ndocs;
+    size_t cnt = n ? n : 1;
+    m->lent = sh_calloc(cnt, sizeof *m->lent);
+    m->lenb = sh_calloc(cnt, sizeof *m->lenb);
+    m->src_of = sh_malloc(cnt * sizeof *m->src_of);
+    m->loc_of = sh_malloc(cnt * sizeof *m->loc_of);
+    if (!m->lent || !m->lenb || !m->src_of || !m->loc_of)
+        return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+    for (uint32_t i = 0; i < n; i++) m->src_of[i] = UINT32_MAX;
+    for (size_t s = 0; s < m->nsrc; s++) {
+        const sh_segment *sg = m->src[s].seg;
+        uint32_t prev = 0;
+        int any = 0;
+        for (uint32_t d = 0; d < sg->ndocs; d++) {
+            uint32_t nd = m->src[s].newdoc[d];
+            if (nd == SH_NO_DOC) continue;
+            if (nd >= n || (any && nd <= prev) || m->src_of[nd] != UINT32_MAX)
+                return sh_err(m->err, SAHEL_EINVAL, "internal error: bad merge map");
+            m->src_of[nd] = (uint32_t)s;
+            m->loc_of[nd] = d;
+            m->lent[nd] = sh_segment_len_title(sg, d);
+            m->lenb[nd] = sh_segment_len_body(sg, d);
+            prev = nd;
+            any = 1;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (m->src_of[i] == UINT32_MAX)
+            return sh_err(m->err, SAHEL_EINVAL, "internal error: merge map leaves a gap");
+    return 0;
+}
+
+typedef struct id_key {
+    const char *p;
+    uint32_t len, doc;
+} id_key;
+
+static int cmp_id_key(const void *a, const void *b) {
+    const id_key *x = a, *y = b;
+    return cmp_terms(x->p, x->len, y->p, y->len);
+}
+
+/* DOCLENS, IDS, IDSORT, DOCHASH. */
+static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t *sum_b) {
+    int rc;
+    uint32_t n = m->ndocs;
+    sh_buf b = {0};
+    id_key *keys = NULL;
+    *sum_t = *sum_b = 0;
+    if ((rc = sh_segw_begin(sw, SH_SEC_DOCLENS, m->err))) goto out;
+    for (uint32_t d = 0; d < n; d++) {
+        *sum_t += m->lent[d];
+        *sum_b += m->lenb[d];
+        if (sh_buf_put_u32(&b, m->lent[d]) || sh_buf_put_u32(&b, m->lenb[d])) goto nomem;
+        if (b.len >= SPILL_CHUNK || d + 1 == n) {
+            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
+            b.len = 0;
+        }
+    }
+    sh_segw_end(sw);
+
+    keys = sh_malloc((n ? n : 1) * sizeof *keys);
+    if (!keys) goto nomem;
+    uint64_t idbytes = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        const char *id;
+        size_t len;
+        if ((rc = sh_segment_doc_id(m->src[m->src_of[d]].seg, m->loc_of[d], &id, &len, m->err)))
+            goto out;
+        keys[d] = (id_key){id, (uint32_t)len, d};
+        idbytes += len;
+    }
+    if (idbytes > UINT32_MAX) {
+        rc = sh_err(m->err, SAHEL_ETOOBIG, "too many id bytes in one segment");
+        goto out;
+    }
+    if ((rc = sh_segw_begin(sw, SH_SEC_IDS, m->err))) goto out;
+    uint32_t off = 0;
+    for (uint32_t d = 0; d <= n; d++) {
+        if (sh_buf_put_u32(&b, off)) goto nomem;
+        if (d < n) off += keys[d].len;
+        if (b.len >= SPILL_CHUNK || d == n) {
+            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
+            b.len = 0;
+        }
+    }
+    for (uint32_t d = 0; d < n; d++)
+        if ((rc = sh_segw_append(sw, keys[d].p, keys[d].len, m->err))) goto out;
+    sh_segw_end(sw);
+
+    if ((rc = sh_segw_begin(sw, SH_SEC_DOCHASH, m->err))) goto out;
+    for (uint32_t d = 0; d < n; d++) {
+        const sh_segment *sg = m->src[m->src_of[d]].seg;
+        if (sh_buf_put(&b, sg->sec[SH_SEC_DOCHASH].p + (size_t)m->loc_of[d] * 8, 8)) goto nomem;
+        if (b.len >= SPILL_CHUNK || d + 1 == n) {
+            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
+            b.len = 0;
+        }
+    }
+    sh_segw_end(sw);
+
+    qsort(keys, n, sizeof *keys, cmp_id_key);
+    if ((rc = sh_segw_begin(sw, SH_SEC_IDSORT, m->err))) goto out;
+    for (uint32_t d = 0; d < n; d++) {
+        if (sh_buf_put_u32(&b, keys[d].doc)) goto nomem;
+        if (b.len >= SPILL_CHUNK || d + 1 == n) {
+            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
+            b.len = 0;
+        }
+    }
+    sh_segw_end(sw);
+    goto out;
+nomem:
+    rc = sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+out:
+    sh_buf_free(&b);
+    sh_free(keys);
+    return rc;
+}
+
+/* The blocks compressed in st so far, appended to STORE and their index
+ * records (offsets moved to the output's) to idx. */
+static int drain(sh_storew *st, sh_segw *sw, sh_spill *idx, uint64_t *out_off, sahel_error *err) {
+    uint8_t rec[SH_STOREREC];
+    int rc;
+    for (size_t k = 0; k < st->index.len; k += SH_STOREREC) {
+        memcpy(rec, st->index.p + k, SH_STOREREC);
+        sh_store_u64(rec, sh_load_u64(rec) + *out_off);
+        if ((rc = sh_spill_put(idx, rec, SH_STOREREC, err))) return rc;
+    }
+    if ((rc = sh_segw_append(sw, st->store.p, st->store.len, err))) return rc;
+    *out_off += st->store.len;
+    st->store.len = st->index.len = 0;
+    return 0;
+}
+
+/* STORE and STOREIDX: whole frames copied where a source block's
+ * documents are all kept and consecutive in the output, records
+ * recompressed elsewhere. */
+static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
+    int rc = 0;
+    sh_storew st = {0};
+    sh_buf blk = {0};
+    uint64_t out_off = 0; /* bytes of STORE written */
+    uint32_t cached_src = UINT32_MAX, cached_blk = UINT32_MAX;
+    const uint8_t *rp = NULL, *rend = NULL; /* next record in the cached block */
+    uint32_t rdoc = 0;                      /* the doc it belongs to */
+    uint8_t rec[SH_STOREREC];
+    if ((rc = sh_segw_begin(sw, SH_SEC_STORE, m->err))) return rc;
+    for (uint32_t d = 0; d < m->ndocs;) {
+        uint32_t s = m->src_of[d], l = m->loc_of[d];
+        const sh_segment *sg = m->src[s].seg;
+        const sh_section *ix = &sg->sec[SH_SEC_STOREIDX];
+        uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
+        uint32_t lo = 0, hi = nblocks;
+        while (hi - lo > 1) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (sh_load_u32(ix->p + (size_t)mid * SH_STOREREC + 8) <= l)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        uint32_t first = sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8);
+        uint32_t next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
+        if (nblocks == 0 || first > l || next <= l || next > sg->ndocs) {
+            rc = sh_err(m->err, SAHEL_ECORRUPT, "%s: index file is damaged: document store index",
+                        sg->path);
+            goto out;
+        }
+        int whole = l == first && next - first <= m->ndocs - d;
+        for (uint32_t k = 0; whole && k < next - first; k++)
+            whole = m->src_of[d + k] == s && m->loc_of[d + k] == first + k;
+        if (whole) {
+            /* what was gathered before goes first */
+            if (sh_storew_cut(&st)) goto nomem;
+            if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+            uint64_t a = sh_load_u64(ix->p + (size_t)lo * SH_STOREREC);
+            uint64_t b = sh_load_u64(ix->p + (size_t)(lo + 1) * SH_STOREREC);
+            if (a > b || b > sg->sec[SH_SEC_STORE].len) {
+                rc = sh_err(m->err, SAHEL_ECORRUPT,
+                            "%s: index file is damaged: document store block offset", sg->path);
+                goto out;
+            }
+            sh_store_u64(rec, out_off);
+            sh_store_u32(rec + 8, d);
+            sh_store_u32(rec + 12, 0);
+            if ((rc = sh_spill_put(idx, rec, SH_STOREREC, m->err)) ||
+                (rc = sh_segw_append(sw, sg->sec[SH_SEC_STORE].p + a, (size_t)(b - a), m->err)))
+                goto out;
+            out_off += b - a;
+            d += next - first;
+            st.ndocs = st.block_first = d;
+            continue;
+        }
+        if (cached_src != s || cached_blk != lo || rdoc > l) {
+            if ((rc = sh_store_load_block(sg, lo, &blk, m->err))) goto out;
+            cached_src = s;
+            cached_blk = lo;
+            rp = blk.p;
+            rend = blk.p + blk.len;
+            rdoc = first;
+        }
+        for (;;) {
+            const uint8_t *start = rp;
+            sh_stored rs;
+            if (sh_store_parse_record(&rp, rend, &rs)) {
+                rc = sh_err(m->err, SAHEL_ECORRUPT,
+                            "%s: index file is damaged: document store record", sg->path);
+                goto out;
+            }
+            if (rdoc++ == l) {
+                if (sh_storew_add_raw(&st, start, (size_t)(rp - start))) goto nomem;
+                break;
+            }
+        }
+        if (st.store.len >= SPILL_CHUNK && (rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+        d++;
+    }
+    if (sh_storew_cut(&st)) goto nomem;
+    if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+    sh_segw_end(sw);
+    sh_store_u64(rec, out_off);
+    sh_store_u32(rec + 8, m->ndocs);
+    sh_store_u32(rec + 12, 0);
+    rc = sh_spill_put(idx, rec, SH_STOREREC, m->err);
+    goto out;
+nomem:
+    rc = sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+out:
+    sh_storew_free(&st);
+    sh_buf_free(&blk);
+    return rc;
+}
+
+int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
+                   uint32_t ndocs, const char *lang, uint64_t *nterms_out, sahel_error *err) {
+    merger m = {0};
+    m.src = src;
+    m.nsrc = nsrc;
+    m.ndocs = ndocs;
+    m.err = err;
+    sh_spill pos, terms, termidx, storeidx;
+    sh_spill *spills[] = {&pos, &terms, &termidx, &storeidx};
+    for (size_t i = 0; i < 4; i++) {
+        memset(spills[i], 0, sizeof pos);
+        spills[i]->fd = -1;
+    }
+    sh_segw sw;
+    int sw_open = 0, rc;
+    sh_buf post = {0}, pbuf = {0};
+    uint64_t post_total = 0, nterms = 0, ntokens = 0;
+    if (nsrc > 64) return sh_err(err, SAHEL_EINVAL, "internal error: more than 64 segments in one merge");
+    if ((rc = map_docs(&m))) goto out;
+    m.runs = sh_calloc(nsrc ? nsrc : 1, sizeof *m.runs);
+    m.next_term = sh_calloc(nsrc ? nsrc : 1, sizeof *m.next_term);
+    m.heap = sh_calloc(nsrc ? nsrc : 1, sizeof *m.heap);
+    if (!m.runs || !m.next_term || !m.heap) {
+        rc = sh_err(err, SAHEL_ENOMEM, "out of memory merging segments");
+        goto out;
+    }
+    for (int i = 0; i < 4; i++)
+        if ((rc = sh_spill_open(spills[i], dir, name, i, err))) goto out;
+    if ((rc = sh_segw_open(&sw, dir, name, err))) goto out;
+    sw_open = 1;
+
+    /* terms in dictionary order; POSTINGS written as it grows */
+    if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
+    for (uint32_t s = 0; s < nsrc; s++)
+        if ((rc = heap_push(&m, s))) goto out;
+    uint8_t trec[SH_TERMREC];
+    while (m.nheap) {
+        const char *t;
+        size_t tlen;
+        uint32_t s0 = m.heap[0];
+        term_at(&m, s0, &t, &tlen);
+        size_t nruns = 0;
+        m.nent = m.npos = 0;
+        /* every source holding this term, in source order */
+        while (m.nheap) {
+            uint32_t s = m.heap[0];
+            const char *t2;
+            size_t l2;
+            term_at(&m, s, &t2, &l2);
+            if (cmp_terms(t, tlen, t2, l2) != 0) break;
+            if ((rc = gather(&m, s, &m.runs[nruns++]))) goto out;
+            m.heap[0] = m.heap[--m.nheap];
+            heap_down(&m, 0);
+            m.next_term[s]++;
+            /* t points into a source's map: it stays valid */
+            if ((rc = heap_push(&m, s))) goto out;
+        }
+        if (m.nent == 0) continue; /* every holder deleted */
+        const uint32_t *d = NULL, *tf1 = NULL, *tf2 = NULL, *ps = NULL;
+        if ((rc = interleave(&m, nruns, &d, &tf1, &tf2, &ps))) goto out;
+        if (terms.total + tlen > UINT32_MAX) {
+            rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: dictionary over 4 GiB");
+            goto out;
+        }
+        sh_store_u64(trec, post_total + post.len);
+        sh_store_u64(trec + 8, pos.total + pbuf.len);
+        sh_store_u32(trec + 16, (uint32_t)terms.total);
+        sh_store_u32(trec + 20, (uint32_t)m.nent);
+        if ((rc = sh_spill_put(&termidx, trec, sizeof trec, err)) ||
+            (rc = sh_spill_put(&terms, t, tlen, err)))
+            goto out;
+        rc = sh_postings_encode(d, tf1, tf2, ps, m.nent, m.lent, m.lenb, &post, &pbuf);
+        if (rc == SAHEL_ENOMEM) {
+            rc = sh_err(err, rc, "out of memory merging segments");
+            goto out;
+        }
+        if (rc) {
+            rc = sh_err(err, rc, "a term's postings exceed the format's limits");
+            goto out;
+        }
+        nterms++;
+        ntokens += m.npos;
+        if (post.len >= SPILL_CHUNK) {
+            if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+            post_total += post.len;
+            post.len = 0;
+        }
+        if (pbuf.len >= SPILL_CHUNK) {
+            if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;
+            pbuf.len = 0;
+        }
+    }
+    if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+    post_total += post.len;
+    sh_segw_end(&sw);
+    if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;
+    if (nterms > UINT32_MAX) {
+        rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: too many terms");
+        goto out;
+    }
+    sh_store_u64(trec, post_total);
+    sh_store_u64(trec + 8, pos.total);
+    sh_store_u32(trec + 16, (uint32_t)terms.total);
+    sh_store_u32(trec + 20, 0);
+    if ((rc = sh_spill_put(&termidx, trec, sizeof trec, err))) goto out;
+    if ((rc = sh_spill_copy(&pos, &sw, SH_SEC_POSITIONS, err)) ||
+        (rc = sh_spill_copy(&terms, &sw, SH_SEC_TERMS, err)) ||
+        (rc = sh_spill_copy(&termidx, &sw, SH_SEC_TERMIDX, err)))
+        goto out;
+
+    uint64_t sum_t, sum_b;
+    if ((rc = write_doc_sections(&m, &sw, &sum_t, &sum_b))) goto out;
+    if ((rc = write_store(&m, &sw, &storeidx)) ||
+        (rc = sh_spill_copy(&storeidx, &sw, SH_SEC_STOREIDX, err)))
+        goto out;
+
+    uint8_t meta[64] = {0};
+    sh_store_u32(meta, ndocs);
+    sh_store_u32(meta + 4, (uint32_t)nterms);
+    sh_store_u64(meta + 8, sum_t);
+    sh_store_u64(meta + 16, sum_b);
+    sh_store_u64(meta + 24, ntokens);
+    memcpy(meta + 32, lang, SH_MIN(strlen(lang), (size_t)31));
+    if ((rc = sh_segw_section(&sw, SH_SEC_META, meta, sizeof meta, err)) ||
+        (rc = sh_segw_finish(&sw, err)))
+        goto out;
+    sw_open = 0;
+    if (nterms_out) *nterms_out = nterms;
+out:
+    if (sw_open) sh_segw_abort(&sw);
+    for (int i = 0; i < 4; i++) sh_spill_close(spills[i]);
+    sh_buf_free(&post);
+    sh_buf_free(&pbuf);
+    merger_free(&m);
+    return rc;
+}

@@ -1,0 +1,342 @@
+/*
+ * test_merge.c - indexing on several threads and merging at the level of
+ * postings (merge.c) give exactly the index a single writer builds.
+ *
+ * The reference is a build with one thread (the caller's) and the default
+ * budget: one segment, never merged.  Against it:
+ *   threads   builds with 2, 3 and 4 threads and budgets from tiny (a flush
+ *             every few articles, so many segments to merge, interleaved
+ *             across threads) to the default: the single segment they end
+ *             with has every section byte for byte equal to the
+ *             reference's, except the document store, whose blocks may be
+ *             cut elsewhere; every stored article is equal.
+ *   merge     sh_merge_write on segments built apart, with documents
+ *             dropped (deleted): the output equals a fresh build of the
+ *             kept articles, section by section as above; a map that is
+ *             not one to one is refused without writing anything.
+ *   writer    options: more than 64 threads is an error; a writer closed
+ *             without commit leaves no file behind whatever its threads.
+ *
+ * The corpus is random (fixed seeds): words from a small vocabulary with a
+ * skew, so terms have long and short postings lists, one and many blocks;
+ * some articles have no title or no words at all; hyphenated words give
+ * terms sharing a position.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index/index.h"
+#include "sahel.h"
+
+#define PATH_LEN 1024
+
+static const char *const vocab[] = {
+    "mali", "niger", "burkina", "faso", "junta", "coup", "army", "wagner", "sahel", "alliance",
+    "states", "defense", "pact", "mutual", "bamako", "niamey", "ouagadougou", "goita", "tiani",
+    "traore", "ecowas", "sanctions", "jihadist", "insurgency", "gold", "mine", "uranium",
+    "election", "transition", "referendum", "liptako", "gourma", "attack", "drone", "convoy",
+    "president", "minister", "border", "refugees", "humanitarian", "aid", "france", "russia",
+    "troops", "withdrawal", "mission", "minusma", "peace", "talks", "algiers", "accord", "tuareg",
+    "azawad", "kidal", "gao", "timbuktu", "mopti", "menaka", "villagers", "killed", "wounded",
+    "ambush", "soldiers", "volunteers", "vdp", "cross-border", "so-called", "well-known", "the",
+    "of", "and", "in", "a", "to"};
+#define NVOCAB (sizeof vocab / sizeof vocab[0])
+
+static uint64_t rng_state;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static uint32_t rng_below(uint32_t n) { return (uint32_t)(rng_next() % n); }
+
+/* Skewed: low indexes (and the stop words at the end) far more often. */
+static const char *word(void) {
+    uint32_t r = rng_below(100);
+    if (r < 20) return vocab[NVOCAB - 1 - rng_below(5)];
+    if (r < 60) return vocab[rng_below(12)];
+    return vocab[rng_below(NVOCAB)];
+}
+
+typedef struct corpus {
+    sahel_doc *docs;
+    char **bufs; /* 3 per doc: id, title, body */
+    uint32_t n;
+} corpus;
+
+static char *words(uint32_t n) {
+    size_t cap = 16 + (size_t)n * 14, len = 0;
+    char *s = malloc(cap);
+    cr_assert(s);
+    s[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        const char *w = word();
+        len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? " " : "", w);
+    }
+    return s;
+}
+
+static corpus make_corpus(uint32_t n, uint64_t seed) {
+    rng_state = seed;
+    corpus c = {calloc(n, sizeof(sahel_doc)), calloc((size_t)n * 3, sizeof(char *)), n};
+    cr_assert(c.docs && c.bufs);
+    for (uint32_t d = 0; d < n; d++) {
+        char **b = &c.bufs[3 * d];
+        b[0] = malloc(32);
+        cr_assert(b[0]);
+        /* ids not in doc order, so that the id order section is a real
+         * permutation */
+        snprintf(b[0], 32, "a%08x-%u", (unsigned)(rng_next() & 0xffffffffu), d);
+        uint32_t kind = rng_below(20);
+        b[1] = words(kind == 0 ? 0 : 1 + rng_below(6));
+        b[2] = words(kind == 1 ? 0 : rng_below(10) == 0 ? 300 + rng_below(400) : 5 + rng_below(80));
+        c.docs[d] = (sahel_doc){.id = b[0], .id_len = strlen(b[0]), .title = b[1],
+                                .title_len = strlen(b[1]), .body = b[2], .body_len = strlen(b[2]),
+                                .url = "https://example.org/a", .url_len = 21, .line = d + 1};
+    }
+    return c;
+}
+
+static void free_corpus(corpus *c) {
+    for (size_t i = 0; i < (size_t)c->n * 3; i++) free(c->bufs[i]);
+    free(c->bufs);
+    free(c->docs);
+}
+
+static void scratch(char *out, const char *name) {
+    mkdir(SAHEL_TEST_TMP, 0755);
+    char base[PATH_LEN / 2];
+    snprintf(base, sizeof base, "%s/merge", SAHEL_TEST_TMP);
+    mkdir(base, 0755);
+    snprintf(out, PATH_LEN, "%s/%.100s", base, name);
+    char cmd[PATH_LEN + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Build c's articles [0, n) but those with skip[d] set. */
+static void build(const char *dir, const corpus *c, const uint8_t *skip, unsigned threads,
+                  size_t budget) {
+    sahel_writer_opts o = {.memory_budget = budget, .threads = threads};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+    for (uint32_t d = 0; d < c->n; d++)
+        if (!skip || !skip[d])
+            cr_assert_eq(sahel_writer_add(w, &c->docs[d], &err), SAHEL_ADDED, "add %u: %s", d,
+                         err.msg);
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+    sahel_writer_close(w);
+}
+
+/* The single segment of the index in dir. */
+static void open_only_segment(const char *dir, sh_segment *seg) {
+    sh_manifest m;
+    sahel_error err = {0};
+    cr_assert_eq(sh_manifest_read(dir, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(m.nsegs, 1, "%s: %zu segments, expected one", dir, m.nsegs);
+    cr_assert_eq(sh_segment_open(dir, m.segs[0].name, seg, &err), 0, "%s", err.msg);
+    sh_manifest_free(&m);
+    cr_assert_eq(sh_segment_verify(seg, &err), 0, "%s", err.msg);
+}
+
+static size_t count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "seg-", 4) == 0) n++;
+    closedir(d);
+    return n;
+}
+
+/* Every section equal but the store's two; every stored article equal. */
+static void assert_same_segment(const sh_segment *a, const sh_segment *b, const char *what) {
+    static const char *const names[SH_SEC_COUNT] = {
+        "", "meta", "terms", "term index", "postings", "positions", "doc lengths",
+        "ids", "id order", "doc hashes", "store", "store index"};
+    cr_assert_eq(a->ndocs, b->ndocs, "%s: %u vs %u docs", what, a->ndocs, b->ndocs);
+    for (int id = 1; id < SH_SEC_COUNT; id++) {
+        if (id == SH_SEC_STORE || id == SH_SEC_STOREIDX) continue;
+        cr_assert_eq(a->sec[id].len, b->sec[id].len, "%s: section %s: %llu vs %llu bytes", what,
+                     names[id], (unsigned long long)a->sec[id].len,
+                     (unsigned long long)b->sec[id].len);
+        cr_assert(memcmp(a->sec[id].p, b->sec[id].p, a->sec[id].len) == 0,
+                  "%s: section %s differs", what, names[id]);
+    }
+    sh_buf ba = {0}, bb = {0};
+    uint32_t ca = UINT32_MAX, cb = UINT32_MAX;
+    sahel_error err = {0};
+    for (uint32_t d = 0; d < a->ndocs; d++) {
+        sh_stored sa, sb;
+        cr_assert_eq(sh_store_get(a, d, &ba, &ca, &sa, &err), 0, "%s", err.msg);
+        cr_assert_eq(sh_store_get(b, d, &bb, &cb, &sb, &err), 0, "%s", err.msg);
+        for (int f = 0; f < SH_STORE_NFIELDS; f++) {
+            cr_assert_eq(sa.len[f], sb.len[f], "%s: doc %u field %d", what, d, f);
+            if (sa.len[f]) cr_assert(memcmp(sa.f[f], sb.f[f], sa.len[f]) == 0, "%s: doc %u field %d", what, d, f);
+        }
+        cr_assert_eq(sa.line, sb.line);
+    }
+    sh_buf_free(&ba);
+    sh_buf_free(&bb);
+}
+
+Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
+    corpus c = make_corpus(800, 0x7EADull);
+    char ref[PATH_LEN];
+    scratch(ref, "ref");
+    build(ref, &c, NULL, 1, 0);
+    sh_segment rs;
+    open_only_segment(ref, &rs);
+    static const struct {
+        unsigned threads;
+        size_t budget;
+    } runs[] = {{2, 0}, {3, 0}, {2, 96 * 1024}, {4, 32 * 1024}, {1, 64 * 1024}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        char dir[PATH_LEN], name[64], what[96];
+        snprintf(name, sizeof name, "t%u-b%zu", runs[r].threads, runs[r].budget);
+        snprintf(what, sizeof what, "%u threads, budget %zu", runs[r].threads, runs[r].budget);
+        scratch(dir, name);
+        build(dir, &c, NULL, runs[r].threads, runs[r].budget);
+        cr_assert_eq(count_files(dir), 1, "%s: the flushed segments were removed", what);
+        sh_segment s;
+        open_only_segment(dir, &s);
+        assert_same_segment(&rs, &s, what);
+        sh_segment_close(&s);
+    }
+    sh_segment_close(&rs);
+    free_corpus(&c);
+}
+
+Test(threads, more_than_64_threads_is_an_error) {
+    char dir[PATH_LEN];
+    scratch(dir, "too-many");
+    sahel_writer_opts o = {.threads = 65};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), SAHEL_EINVAL);
+    cr_assert(strstr(err.msg, "64"), "%s", err.msg);
+    cr_assert_null(w);
+}
+
+Test(threads, abandoned_threaded_writer_leaves_no_file) {
+    corpus c = make_corpus(400, 0xAB);
+    char dir[PATH_LEN];
+    scratch(dir, "abandon");
+    sahel_writer_opts o = {.memory_budget = 16 * 1024, .threads = 3};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+    for (uint32_t d = 0; d < c.n; d++) cr_assert_eq(sahel_writer_add(w, &c.docs[d], &err), 0, "%s", err.msg);
+    sahel_writer_close(w);
+    cr_assert_eq(count_files(dir), 0, "no segment or temporary file left");
+    free_corpus(&c);
+}
+
+Test(threads, duplicate_ids_are_refused_while_threads_index) {
+    corpus c = make_corpus(300, 0xD0);
+    char dir[PATH_LEN];
+    scratch(dir, "dup");
+    sahel_writer_opts o = {.memory_budget = 32 * 1024, .threads = 2};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+    for (uint32_t d = 0; d < c.n; d++) cr_assert_eq(sahel_writer_add(w, &c.docs[d], &err), 0, "%s", err.msg);
+    cr_assert_eq(sahel_writer_add(w, &c.docs[7], &err), SAHEL_EDUPLICATE);
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+    sahel_writer_close(w);
+    sh_segment s;
+    open_only_segment(dir, &s);
+    cr_assert_eq(s.ndocs, c.n);
+    sh_segment_close(&s);
+    free_corpus(&c);
+}
+
+/* Three segments built apart (a third of the corpus each), merged with
+ * some documents dropped, against a fresh build of the kept ones. */
+Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
+    corpus c = make_corpus(900, 0x3E16ull);
+    uint8_t *skip = calloc(c.n, 1);
+    cr_assert(skip);
+    rng_state = 0x5EED;
+    for (uint32_t d = 0; d < c.n; d++) skip[d] = rng_below(4) == 0;
+    skip[0] = skip[299] = skip[300] = 1; /* the ends of the parts too */
+    char parts[3][PATH_LEN], out[PATH_LEN], ref[PATH_LEN];
+    sh_segment seg[3];
+    sh_merge_src src[3];
+    uint32_t *maps[3];
+    uint32_t kept = 0;
+    for (int p = 0; p < 3; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "part%d", p);
+        scratch(parts[p], name);
+        corpus part = c;
+        part.docs = c.docs + 300 * p;
+        part.n = 300;
+        build(parts[p], &part, NULL, 1, 0);
+        open_only_segment(parts[p], &seg[p]);
+        maps[p] = malloc(300 * sizeof *maps[p]);
+        cr_assert(maps[p]);
+        for (uint32_t d = 0; d < 300; d++) maps[p][d] = skip[300 * p + d] ? SH_NO_DOC : kept++;
+        src[p] = (sh_merge_src){&seg[p], maps[p]};
+    }
+    scratch(out, "merged");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    sahel_error err = {0};
+    uint64_t nterms = 0;
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", src, 3, kept, "english", &nterms, &err),
+                 0, "%s", err.msg);
+    sh_segment m;
+    cr_assert_eq(sh_segment_open(out, "seg-000001-0000.sseg", &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_segment_verify(&m, &err), 0, "%s", err.msg);
+    cr_assert_eq(nterms, m.nterms);
+    scratch(ref, "merged-ref");
+    build(ref, &c, skip, 1, 0);
+    sh_segment rs;
+    open_only_segment(ref, &rs);
+    assert_same_segment(&rs, &m, "merge with deletions");
+    sh_segment_close(&rs);
+    sh_segment_close(&m);
+    for (int p = 0; p < 3; p++) {
+        sh_segment_close(&seg[p]);
+        free(maps[p]);
+    }
+    free(skip);
+    free_corpus(&c);
+}
+
+Test(merge, a_map_that_is_not_one_to_one_is_refused) {
+    corpus c = make_corpus(50, 0x11);
+    char dir[PATH_LEN], out[PATH_LEN];
+    scratch(dir, "badmap");
+    build(dir, &c, NULL, 1, 0);
+    sh_segment s;
+    open_only_segment(dir, &s);
+    uint32_t map[50];
+    for (uint32_t d = 0; d < 50; d++) map[d] = d;
+    map[10] = 9; /* twice 9, and 10 never */
+    sh_merge_src src = {&s, map};
+    scratch(out, "badmap-out");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    sahel_error err = {0};
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", NULL, &err),
+                 SAHEL_EINVAL);
+    cr_assert(strstr(err.msg, "merge map"), "%s", err.msg);
+    cr_assert_eq(count_files(out), 0, "nothing written");
+    map[10] = 10;
+    map[49] = SH_NO_DOC; /* a gap: 49 documents said, 50 numbers */
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", NULL, &err),
+                 SAHEL_EINVAL);
+    cr_assert_eq(count_files(out), 0, "nothing written");
+    sh_segment_close(&s);
+    free_corpus(&c);
+}
