@@ -11,15 +11,23 @@
  *              pass starts from a new analyzer, so its stem cache starts
  *              empty as an indexing run's does, and the hit rate of such a
  *              pass is reported
- *   bitunpack  sh_bitunpack of 128-value blocks of widths 1..20 bits
- *              (integers/s), on random values from a fixed seed
+ *   bitunpack  sh_bitunpack128 of 128-value blocks of widths 1..20 bits
+ *              (integers/s), on random values from a fixed seed, and
+ *              sh_bitunpack128_docs (gaps to doc ids, the prefix sum
+ *              included); class wN with the decoder the engine picks,
+ *              wN-sse41 and wN-scalar with the fallbacks forced
  *   postings   sh_postings_next over every posting list of an index built
  *              from the corpus (class all), and over its 64 longest lists
- *              (class top64), in docs/s
+ *              (class top64), reading every doc's tfs, in docs/s; and the
+ *              64 longest without the tfs (top64-docs)
  *   and        "a AND b" through sahel_search (k = 10) on a synthetic index
  *              whose document frequencies are set by construction: two
  *              lists of similar length (class similar) and lists of 1:100
- *              (class skewed100); postings/s = (len(a) + len(b)) / time
+ *              (class skewed100); postings/s = (len(a) + len(b)) / time;
+ *              the same conjunctions at the cursor level, integers/s of
+ *              the two lists: leapfrogging next/advance (and_cursor, -tf
+ *              reading the common docs' tfs) and sh_postings_intersect, a
+ *              block at a time (and_block)
  *   or         ranked OR top-10 through sahel_search on the corpus index,
  *              two and three words drawn from its titles (queries/s)
  *
@@ -253,21 +261,29 @@ static void run_analyze(void *ctx) {
 typedef struct unpack_ctx {
     const uint8_t *packed;
     unsigned width;
+    int docs; /* sh_bitunpack128_docs (gaps to doc ids) rather than plain values */
     uint32_t out[SH_BLOCK];
 } unpack_ctx;
 
 static void run_unpack(void *ctx) {
     unpack_ctx *u = ctx;
-    size_t stride = (size_t)SH_BLOCK * u->width / 8;
+    size_t stride = SH_PACKED_BYTES(u->width);
     uint64_t acc = 0;
     for (int k = 0; k < UNPACK_INNER; k++)
         for (size_t b = 0; b < UNPACK_BLOCKS; b++) {
-            sh_bitunpack(u->packed + b * stride, SH_BLOCK, u->width, u->out);
+            if (u->docs)
+                sh_bitunpack128_docs(u->packed + b * stride, u->width, (uint32_t)b, u->out);
+            else
+                sh_bitunpack128(u->packed + b * stride, u->width, u->out);
             acc += u->out[b % SH_BLOCK];
         }
     bench_sink += acc;
 }
 
+/* Every decoder the CPU has, at every width 1..UNPACK_MAX_WIDTH: plain
+ * values (bitunpack_ints_per_s, as for tfs) and gaps turned into doc ids
+ * (bitunpack_docs_ints_per_s).  Class wN is the decoder the engine uses,
+ * wN-sse41 and wN-scalar the fallbacks, forced. */
 static void bench_unpack(int reps) {
     fprintf(stderr, "bitunpack: %d blocks of %d values, %d times a pass\n", UNPACK_BLOCKS,
             SH_BLOCK, UNPACK_INNER);
@@ -275,29 +291,45 @@ static void bench_unpack(int reps) {
     uint32_t *vals = bench_xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * sizeof *vals);
     uint8_t *packed = bench_xmalloc((size_t)UNPACK_BLOCKS * SH_BLOCK * 4);
     unpack_ctx *u = bench_xmalloc(sizeof *u);
-    for (unsigned w = 1; w <= UNPACK_MAX_WIDTH; w++) {
-        uint32_t mask = (1u << w) - 1;
-        size_t stride = (size_t)SH_BLOCK * w / 8;
-        for (size_t i = 0; i < (size_t)UNPACK_BLOCKS * SH_BLOCK; i++)
-            vals[i] = (uint32_t)bench_rng_next(&seed) & mask;
-        for (size_t b = 0; b < UNPACK_BLOCKS; b++)
-            if (sh_bitpack(vals + b * SH_BLOCK, SH_BLOCK, w, packed + b * stride) != stride)
-                bench_die("sh_bitpack: unexpected size at width %u", w);
-        /* the codec must give back what it was given, or the figure means nothing */
-        for (size_t b = 0; b < UNPACK_BLOCKS; b++) {
-            sh_bitunpack(packed + b * stride, SH_BLOCK, w, u->out);
-            if (memcmp(u->out, vals + b * SH_BLOCK, sizeof u->out))
-                bench_die("sh_bitunpack: wrong values at width %u, block %zu", w, b);
+    int best = sh_codec_set_isa(-1);
+    static const char *const isa_suffix[3] = {"-scalar", "-sse41", ""};
+    for (int isa = best; isa >= SH_ISA_SCALAR; isa--) {
+        sh_codec_set_isa(isa);
+        fprintf(stderr, "bitunpack: decoder %s\n",
+                isa == SH_ISA_AVX2 ? "avx2" : isa == SH_ISA_SSE41 ? "sse4.1" : "scalar");
+        for (unsigned w = 1; w <= UNPACK_MAX_WIDTH; w++) {
+            uint32_t mask = (1u << w) - 1;
+            size_t stride = SH_PACKED_BYTES(w);
+            for (size_t i = 0; i < (size_t)UNPACK_BLOCKS * SH_BLOCK; i++)
+                vals[i] = (uint32_t)bench_rng_next(&seed) & mask;
+            for (size_t b = 0; b < UNPACK_BLOCKS; b++)
+                if (sh_bitpack128(vals + b * SH_BLOCK, w, packed + b * stride) != stride)
+                    bench_die("sh_bitpack128: unexpected size at width %u", w);
+            /* the codec must give back what it was given, or the figure means nothing */
+            for (size_t b = 0; b < UNPACK_BLOCKS; b++) {
+                sh_bitunpack128(packed + b * stride, w, u->out);
+                if (memcmp(u->out, vals + b * SH_BLOCK, sizeof u->out))
+                    bench_die("sh_bitunpack128: wrong values at width %u, block %zu", w, b);
+                sh_bitunpack128_docs(packed + b * stride, w, 7, u->out);
+                uint32_t d = 7;
+                for (size_t i = 0; i < SH_BLOCK; i++)
+                    if (u->out[i] != (d += vals[b * SH_BLOCK + i] + 1))
+                        bench_die("sh_bitunpack128_docs: wrong doc at width %u, block %zu", w, b);
+            }
+            u->packed = packed;
+            u->width = w;
+            char cls[32];
+            snprintf(cls, sizeof cls, "w%u%s", w, isa == best ? "" : isa_suffix[isa]);
+            for (int docs = 0; docs < 2; docs++) {
+                u->docs = docs;
+                section s = {.run = run_unpack, .ctx = u};
+                timing tm = measure(&s, reps);
+                report_rate("random", docs ? "bitunpack_docs_ints_per_s" : "bitunpack_ints_per_s",
+                            cls, (double)UNPACK_INNER * UNPACK_BLOCKS * SH_BLOCK, tm);
+            }
         }
-        u->packed = packed;
-        u->width = w;
-        section s = {.run = run_unpack, .ctx = u};
-        timing tm = measure(&s, reps);
-        char cls[16];
-        snprintf(cls, sizeof cls, "w%u", w);
-        report_rate("random", "bitunpack_ints_per_s", cls,
-                    (double)UNPACK_INNER * UNPACK_BLOCKS * SH_BLOCK, tm);
     }
+    sh_codec_set_isa(best);
     free(u);
     free(packed);
     free(vals);
@@ -359,6 +391,7 @@ typedef struct list_ref {
 typedef struct walk_ctx {
     const list_ref *lists;
     size_t n;
+    int tfs;          /* read each doc's tfs, as scoring does */
     uint64_t ndocs;   /* postings walked in the pass */
     uint64_t expect;  /* the sum of the lists' df */
     sh_postings pc;
@@ -375,7 +408,7 @@ static void run_walk(void *ctx) {
             if (sh_postings_next(&c->pc)) bench_die("sh_postings_next: %s", err.msg);
             if (c->pc.doc == SH_NO_DOC) break;
             n++;
-            tf += sh_postings_tft(&c->pc) + sh_postings_tfb(&c->pc);
+            if (c->tfs) tf += sh_postings_tft(&c->pc) + sh_postings_tfb(&c->pc);
         }
     }
     if (n != c->expect)
@@ -410,6 +443,7 @@ static void bench_walk(const char *corpus, sahel_index *ix, int reps) {
     c->lists = lists;
     c->n = n;
     c->expect = total;
+    c->tfs = 1;
     fprintf(stderr, "postings: %zu lists in %zu segment%s, %llu postings\n", n, ix->nsegs,
             ix->nsegs == 1 ? "" : "s", (unsigned long long)total);
     section s = {.run = run_walk, .ctx = c};
@@ -422,6 +456,9 @@ static void bench_walk(const char *corpus, sahel_index *ix, int reps) {
     fprintf(stderr, "postings: the %zu longest lists, %llu postings\n", c->n,
             (unsigned long long)c->expect);
     report_rate(corpus, "postings_docs_per_s", "top64", (double)c->expect, measure(&s, reps));
+    c->tfs = 0; /* doc ids alone, as an intersection reads most of them */
+    report_rate(corpus, "postings_docs_per_s", "top64-docs", (double)c->expect,
+                measure(&s, reps));
     free(c);
     free(lists);
 }
@@ -509,6 +546,106 @@ static void build_synthetic(const char *dir, size_t ndocs, uint32_t df[4]) {
     sahel_writer_close(w);
 }
 
+/* The cursor-level AND: two terms' cursors leapfrogging over every
+ * segment (the smaller df leads), as a conjunction's evaluation moves
+ * them; with tfs, each common doc's tfs are read as scoring would. */
+typedef struct cand_ctx {
+    const sh_segment *seg[64];
+    sh_terminfo ti[64][2];
+    size_t nseg;
+    int tfs;          /* 1: read the common docs' tfs; -1: sh_postings_intersect */
+    int inner;        /* times the lists are intersected in a pass */
+    uint64_t common, expect;
+    sh_postings a, b;
+} cand_ctx;
+
+/* sh_postings_intersect, a block at a time, into a buffer */
+static void and_blocks(cand_ctx *c, uint64_t *common, uint64_t *sink) {
+    sahel_error err = {0};
+    uint32_t out[1024];
+    for (size_t s = 0; s < c->nseg; s++) {
+        if (sh_postings_init(&c->a, c->seg[s], &c->ti[s][0], &err) ||
+            sh_postings_init(&c->b, c->seg[s], &c->ti[s][1], &err))
+            bench_die("block AND: %s", err.msg);
+        size_t n;
+        do {
+            if (sh_postings_intersect(&c->a, &c->b, out, 1024, &n))
+                bench_die("block AND: %s", err.msg);
+            *common += n;
+            if (n) *sink += out[n - 1];
+        } while (c->a.doc != SH_NO_DOC && c->b.doc != SH_NO_DOC);
+    }
+}
+
+static void and_once(cand_ctx *c, uint64_t *common, uint64_t *tf) {
+    if (c->tfs < 0) {
+        and_blocks(c, common, tf);
+        return;
+    }
+    sahel_error err = {0};
+    sh_postings *a = &c->a, *b = &c->b;
+    for (size_t s = 0; s < c->nseg; s++) {
+        if (sh_postings_init(a, c->seg[s], &c->ti[s][0], &err) ||
+            sh_postings_init(b, c->seg[s], &c->ti[s][1], &err) || sh_postings_next(a))
+            bench_die("cursor AND: %s", err.msg);
+        while (a->doc != SH_NO_DOC) {
+            if (sh_postings_advance(b, a->doc)) bench_die("cursor AND: %s", err.msg);
+            if (b->doc == SH_NO_DOC) break;
+            if (b->doc == a->doc) {
+                ++*common;
+                if (c->tfs)
+                    *tf += sh_postings_tft(a) + sh_postings_tfb(a) + sh_postings_tft(b) +
+                           sh_postings_tfb(b);
+                if (sh_postings_next(a)) bench_die("cursor AND: %s", err.msg);
+            } else if (sh_postings_advance(a, b->doc)) {
+                bench_die("cursor AND: %s", err.msg);
+            }
+        }
+    }
+}
+
+static void run_cursor_and(void *ctx) {
+    cand_ctx *c = ctx;
+    uint64_t common = 0, tf = 0;
+    for (int r = 0; r < c->inner; r++) and_once(c, &common, &tf);
+    if (!c->expect) c->expect = common;
+    if (common != c->expect)
+        bench_die("cursor AND: %llu common docs in a pass, %llu in the first",
+                  (unsigned long long)common, (unsigned long long)c->expect);
+    c->common = common / (uint64_t)c->inner;
+    bench_sink += tf;
+}
+
+/* The two words' lists, segment by segment (the rarer word's first). */
+static void cursor_lists(sahel_index *ix, const char *w0, const char *w1, cand_ctx *c) {
+    sahel_index_info info;
+    sahel_index_get_info(ix, &info);
+    sh_analyzer *an = NULL;
+    sahel_error err = {0};
+    if (sh_analyzer_new(info.language, &an, &err)) bench_die("analyzer: %s", err.msg);
+    const char *w[2] = {w0, w1};
+    c->nseg = 0;
+    for (size_t s = 0; s < ix->nsegs && s < 64; s++) {
+        sh_terminfo ti[2];
+        int found = 1;
+        for (int k = 0; k < 2; k++) {
+            const char *term;
+            size_t len;
+            if (sh_analyzer_term(an, w[k], strlen(w[k]), 0, &term, &len)) bench_die("analyzer");
+            int rc = sh_segment_lookup(&ix->segs[s], term, len, &ti[k], &err);
+            if (rc < 0) bench_die("sh_segment_lookup: %s", err.msg);
+            found &= rc == 1;
+        }
+        if (!found) continue;
+        int swap = ti[1].df < ti[0].df;
+        c->seg[c->nseg] = &ix->segs[s];
+        c->ti[c->nseg][0] = ti[swap];
+        c->ti[c->nseg][1] = ti[!swap];
+        c->nseg++;
+    }
+    sh_analyzer_free(an);
+}
+
 static void bench_and(const char *tmpdir, int quick, int reps) {
     char dir[4096];
     if ((size_t)snprintf(dir, sizeof dir, "%s/synthetic", tmpdir) >= sizeof dir)
@@ -532,6 +669,29 @@ static void bench_and(const char *tmpdir, int quick, int reps) {
         report_rate("synthetic", "and_postings_per_s", cls[i], per_query[i] * inner, tm);
         report_rate("synthetic", "and_queries_per_s", cls[i], (double)inner, tm);
     }
+    /* the same two conjunctions at the cursor level: integers = the two
+     * lists' lengths, as for the query figure */
+    static const char *const words[2][2] = {{"alpha", "bravo"}, {"delta", "charlie"}};
+    cand_ctx *cc = bench_xmalloc(sizeof *cc);
+    for (int i = 0; i < 2; i++) {
+        memset(cc, 0, sizeof *cc);
+        cursor_lists(ix, words[i][0], words[i][1], cc);
+        int inner = (int)ceil(AND_POSTINGS_PER_PASS / per_query[i]);
+        for (int tfs = -1; tfs < 2; tfs++) {
+            cc->tfs = tfs;
+            cc->expect = 0;
+            cc->inner = inner;
+            section s = {.run = run_cursor_and, .ctx = cc};
+            timing tm = measure(&s, reps);
+            char c2[32];
+            snprintf(c2, sizeof c2, "%s%s", cls[i], tfs > 0 ? "-tf" : "");
+            report_rate("synthetic", tfs < 0 ? "and_block_ints_per_s" : "and_cursor_ints_per_s", c2,
+                        per_query[i] * inner, tm);
+        }
+        fprintf(stderr, "  (cursor AND %s: %llu common docs)\n", cls[i],
+                (unsigned long long)cc->common);
+    }
+    free(cc);
     sahel_index_close(ix);
     remove_flat_dir(dir);
 }

@@ -329,15 +329,23 @@ static void write_whole(const char *path, const void *p, size_t len) {
 
 /* ==== 1. bit packing ===================================================== */
 
-/* An independent bit writer: value i occupies bits [i*w, (i+1)*w) of the
- * output, bit k of a byte being (byte >> k) & 1 (LSB first). */
-static void spec_pack(tbuf *b, const uint32_t *v, size_t n, unsigned w) {
+/* An independent bit writer for the eight-lane layout of postings.c: value
+ * i is value j = i / 8 of lane l = i % 8; bit k of that value is bit
+ * b = j*w + k of the lane's stream; stream bit b lies in word m = b / 32
+ * at bit b % 32, and word m of lane l is the u32 at byte 32m + 4l, except
+ * the 16-bit last word of an odd width, the u16 at byte 32m + 2l. */
+static void spec_pack(tbuf *b, const uint32_t *v, unsigned w) {
     size_t start = b->len;
-    tb_zeros(b, (n * w + 7) / 8);
-    size_t bit = 0;
-    for (size_t i = 0; i < n; i++)
-        for (unsigned k = 0; k < w; k++, bit++)
-            if ((v[i] >> k) & 1u) b->p[start + bit / 8] |= (uint8_t)(1u << (bit % 8));
+    tb_zeros(b, 16u * w);
+    for (unsigned i = 0; i < 128; i++) {
+        unsigned l = i % 8, j = i / 8;
+        for (unsigned k = 0; k < w; k++) {
+            if (!((v[i] >> k) & 1u)) continue;
+            unsigned bit = j * w + k, m = bit / 32, in = bit % 32;
+            size_t byte = m < w / 2 ? 32u * m + 4u * l + in / 8 : 32u * m + 2u * l + in / 8;
+            b->p[start + byte] |= (uint8_t)(1u << (in % 8));
+        }
+    }
 }
 
 static unsigned spec_width(const uint32_t *v, size_t n) {
@@ -348,96 +356,150 @@ static unsigned spec_width(const uint32_t *v, size_t n) {
     return w;
 }
 
-Test(bitpack, golden_width3_octal_pattern) {
-    uint32_t v[128], back[128];
+/* The decoders the CPU has, best last; each test runs on all of them. */
+static int isas(int *out) {
+    int n = 0;
+    int best = sh_codec_set_isa(-1);
+    for (int isa = SH_ISA_SCALAR; isa <= best; isa++) out[n++] = isa;
+    return n;
+}
+
+static const char *isa_name(int isa) {
+    return isa == SH_ISA_AVX2 ? "avx2" : isa == SH_ISA_SSE41 ? "sse4.1" : "scalar";
+}
+
+Test(bitpack, golden_width1_is_eight_u16_lanes) {
+    /* w = 1: no whole word, each lane one u16 whose bit j is value 8j + l */
+    uint32_t v[128] = {0}, back[128];
+    v[0] = v[9] = v[127] = 1; /* lane 0 bit 0; lane 1 bit 1; lane 7 bit 15 */
+    uint8_t out[17];
+    memset(out, 0xEE, sizeof out);
+    cr_assert_eq(sh_bitpack128(v, 1, out), 16);
+    static const uint8_t want[16] = {0x01, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80};
+    cr_assert_arr_eq(out, want, 16);
+    cr_assert_eq(out[16], 0xEE, "packing wrote past its 16 bytes");
+    int is[3], ni = isas(is);
+    for (int k = 0; k < ni; k++) {
+        sh_codec_set_isa(is[k]);
+        memset(back, 0xA5, sizeof back);
+        sh_bitunpack128(out, 1, back);
+        cr_assert_arr_eq(back, v, sizeof v, "%s", isa_name(is[k]));
+    }
+    sh_codec_set_isa(-1);
+}
+
+Test(bitpack, golden_width3_lanes_words_and_half_word_tails) {
+    /* v_i = i % 8: lane l holds sixteen copies of l, 48 bits: a word of
+     * ten values and two bits of the eleventh, then a 16-bit tail.
+     * lane 1: bits 0, 3, ..., 30 = 0x49249249; tail bits 1, 4, 7, 10, 13
+     * (stream bits 33..45) = 0x2492.  lane 7: all ones.  lane 0: zeros. */
+    uint32_t v[128];
     for (int i = 0; i < 128; i++) v[i] = (uint32_t)i % 8;
-    uint8_t out[64];
-    memset(out, 0xEE, sizeof out);
-    cr_assert_eq(sh_bitpack(v, 128, 3, out), 48);
-    /* 0..7 in 3-bit fields, LSB first:
-     *   byte 0 = v0 | v1 << 3 | (v2 & 3) << 6      = 0x00 | 0x08 | 0x80 = 0x88
-     *   byte 1 = v2 >> 2 | v3 << 1 | v4 << 4 | (v5 & 1) << 7
-     *                                               = 0x00 | 0x06 | 0x40 | 0x80 = 0xC6
-     *   byte 2 = v5 >> 1 | v6 << 2 | v7 << 5       = 0x02 | 0x18 | 0xE0 = 0xFA
-     * and 8 values fill exactly 3 bytes, so the pattern repeats 16 times. */
-    static const uint8_t pattern[3] = {0x88, 0xC6, 0xFA};
-    for (int i = 0; i < 48; i++)
-        cr_assert_eq(out[i], pattern[i % 3], "byte %d is 0x%02x", i, out[i]);
-    cr_assert_eq(out[48], 0xEE, "packing wrote past its 48 bytes");
-    sh_bitunpack(out, 128, 3, back);
-    cr_assert_arr_eq(back, v, sizeof v);
+    uint8_t out[48];
+    cr_assert_eq(sh_bitpack128(v, 3, out), 48);
+    cr_assert_eq(le32(out + 0), 0, "lane 0 word 0");
+    cr_assert_eq(le32(out + 4), 0x49249249u, "lane 1 word 0");
+    cr_assert_eq(le32(out + 28), 0xFFFFFFFFu, "lane 7 word 0");
+    cr_assert_eq(out[32] | out[33] << 8, 0, "lane 0 tail");
+    cr_assert_eq(out[34] | out[35] << 8, 0x2492, "lane 1 tail");
+    cr_assert_eq(out[46] | out[47] << 8, 0xFFFF, "lane 7 tail");
+    tbuf spec = {0};
+    spec_pack(&spec, v, 3);
+    cr_assert_arr_eq(out, spec.p, 48);
+    tb_free(&spec);
 }
 
-Test(bitpack, golden_width5_partial_last_byte) {
-    /* 31 -> bits 0-4 (0x1F), 1 -> bit 5 (0x20): byte 0 = 0x3F;
-     * 16 -> bits 10-14, i.e. bit 14 = bit 6 of byte 1: 0x40;
-     * 15 bits round up to 2 bytes, the unused top bit zero. */
-    uint32_t v[3] = {31, 1, 16}, back[3];
-    uint8_t out[4] = {0xEE, 0xEE, 0xEE, 0xEE};
-    cr_assert_eq(sh_bitpack(v, 3, 5, out), 2);
-    cr_assert_eq(out[0], 0x3F);
-    cr_assert_eq(out[1], 0x40);
-    cr_assert_eq(out[2], 0xEE);
-    sh_bitunpack(out, 3, 5, back);
-    cr_assert_arr_eq(back, v, sizeof v);
-}
-
-Test(bitpack, golden_width32_is_little_endian_words) {
-    uint32_t v[2] = {0x01020304u, 0xA0B0C0D0u}, back[2];
-    uint8_t out[9];
-    memset(out, 0xEE, sizeof out);
-    cr_assert_eq(sh_bitpack(v, 2, 32, out), 8);
-    static const uint8_t want[8] = {0x04, 0x03, 0x02, 0x01, 0xD0, 0xC0, 0xB0, 0xA0};
-    cr_assert_arr_eq(out, want, 8);
-    cr_assert_eq(out[8], 0xEE);
-    sh_bitunpack(out, 2, 32, back);
-    cr_assert_arr_eq(back, v, sizeof v);
+Test(bitpack, golden_width32_is_the_little_endian_array) {
+    /* w = 32: value j of lane l is word j, at byte 32j + 4l = 4i */
+    uint32_t v[128], back[128];
+    for (int i = 0; i < 128; i++) v[i] = 0x01020304u * (uint32_t)i ^ 0xA0B0C0D0u;
+    uint8_t out[512];
+    cr_assert_eq(sh_bitpack128(v, 32, out), 512);
+    for (int i = 0; i < 128; i++) cr_assert_eq(le32(out + 4 * i), v[i], "value %d", i);
+    int is[3], ni = isas(is);
+    for (int k = 0; k < ni; k++) {
+        sh_codec_set_isa(is[k]);
+        sh_bitunpack128(out, 32, back);
+        cr_assert_arr_eq(back, v, sizeof v, "%s", isa_name(is[k]));
+    }
+    sh_codec_set_isa(-1);
 }
 
 Test(bitpack, width0_writes_nothing_and_unpacks_zeros) {
     uint32_t v[128] = {0}, back[128];
     uint8_t out[1] = {0xEE};
-    cr_assert_eq(sh_bitpack(v, 128, 0, out), 0);
+    cr_assert_eq(sh_bitpack128(v, 0, out), 0);
     cr_assert_eq(out[0], 0xEE);
-    memset(back, 0xFF, sizeof back);
-    sh_bitunpack(out, 128, 0, back);
-    cr_assert_arr_eq(back, v, sizeof v);
+    int is[3], ni = isas(is);
+    for (int k = 0; k < ni; k++) {
+        sh_codec_set_isa(is[k]);
+        memset(back, 0xFF, sizeof back);
+        sh_bitunpack128(out, 0, back);
+        cr_assert_arr_eq(back, v, sizeof v, "%s", isa_name(is[k]));
+        sh_bitunpack128_docs(out, 0, 41, back);
+        for (uint32_t i = 0; i < 128; i++)
+            cr_assert_eq(back[i], 42 + i, "%s: gaps of 0 are consecutive docs", isa_name(is[k]));
+    }
+    sh_codec_set_isa(-1);
     cr_assert_eq(sh_bits_needed(v, 128), 0);
 }
 
-/* Every width 0..32 and several counts, random values (fixed seed) plus
- * the largest value of the width; packed into a heap buffer of exactly
- * ceil(n*w/8) bytes (ASan catches a write or read past it), compared with
- * the independent bit writer, and unpacked from an exact-size copy. */
-Test(bitpack, roundtrip_every_width_fixed_seed) {
-    static const size_t counts[] = {1, 2, 3, 7, 8, 31, 64, 127, 128};
+/* Every width 0..32, on every decoder: random values (fixed seed), the
+ * largest value of the width, and runs of it; packed into a heap buffer of
+ * exactly 16w bytes (ASan catches a write or read past it), compared with
+ * the independent bit writer, unpacked from an exact-size copy, and
+ * unpacked as gaps into doc ids against a scalar prefix sum (which wraps
+ * mod 2^32 as the decoder does). */
+Test(bitpack, roundtrip_every_width_on_every_decoder) {
+    int is[3], ni = isas(is);
+    cr_assert_geq(ni, 2, "x86-64-v2 has SSE4.1 at least");
     rng_seed(0xB17);
     for (unsigned w = 0; w <= 32; w++) {
         uint32_t mask = w == 32 ? UINT32_MAX : (uint32_t)((1ull << w) - 1);
-        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
-            size_t n = counts[c];
-            for (int rep = 0; rep < 4; rep++) {
-                uint32_t v[128], back[128];
-                for (size_t i = 0; i < n; i++) v[i] = (uint32_t)rng_next() & mask;
-                if (rep == 0) v[rng_below((uint32_t)n)] = mask; /* the full width is used */
-                size_t nbytes = (n * w + 7) / 8;
-                uint8_t *out = xmalloc(nbytes);
-                size_t got = sh_bitpack(v, n, w, out);
-                cr_assert_eq(got, nbytes, "w=%u n=%zu: %zu bytes", w, n, got);
-                tbuf spec = {0};
-                spec_pack(&spec, v, n, w);
-                cr_assert_eq(spec.len, nbytes);
-                cr_assert(nbytes == 0 || memcmp(out, spec.p, nbytes) == 0,
-                          "w=%u n=%zu rep=%d: bytes differ from the LSB-first layout", w, n, rep);
-                tb_free(&spec);
+        for (int rep = 0; rep < 6; rep++) {
+            uint32_t v[128], back[128], want[128];
+            for (size_t i = 0; i < 128; i++) v[i] = (uint32_t)rng_next() & mask;
+            if (rep == 0) v[rng_below(128)] = mask; /* the full width is used */
+            if (rep == 1)
+                for (size_t i = 0; i < 128; i++) v[i] = mask;
+            if (rep == 2) /* small values in a wide stream */
+                for (size_t i = 0; i < 128; i++) v[i] &= 3;
+            size_t nbytes = 16u * w;
+            uint8_t *out = xmalloc(nbytes);
+            cr_assert_eq(sh_bitpack128(v, w, out), nbytes, "w=%u", w);
+            tbuf spec = {0};
+            spec_pack(&spec, v, w);
+            cr_assert(nbytes == 0 || memcmp(out, spec.p, nbytes) == 0,
+                      "w=%u rep=%d: bytes differ from the eight-lane layout", w, rep);
+            tb_free(&spec);
+            if (rep < 2) cr_assert_eq(sh_bits_needed(v, 128), w, "bits_needed, w=%u", w);
+            uint32_t prev = rep == 3 ? UINT32_MAX : (uint32_t)rng_next();
+            uint32_t d = prev;
+            for (size_t i = 0; i < 128; i++) want[i] = d += v[i] + 1;
+            for (int k = 0; k < ni; k++) {
+                sh_codec_set_isa(is[k]);
                 memset(back, 0xA5, sizeof back);
-                sh_bitunpack(out, n, w, back);
-                cr_assert_arr_eq(back, v, n * sizeof *v, "w=%u n=%zu rep=%d", w, n, rep);
-                if (rep == 0) cr_assert_eq(sh_bits_needed(v, n), w, "bits_needed, w=%u", w);
-                free(out);
+                sh_bitunpack128(out, w, back);
+                cr_assert_arr_eq(back, v, sizeof v, "%s w=%u rep=%d", isa_name(is[k]), w, rep);
+                memset(back, 0xA5, sizeof back);
+                sh_bitunpack128_docs(out, w, prev, back);
+                cr_assert_arr_eq(back, want, sizeof want, "%s docs w=%u rep=%d",
+                                 isa_name(is[k]), w, rep);
             }
+            sh_codec_set_isa(-1);
+            free(out);
         }
     }
+}
+
+Test(bitpack, forcing_a_decoder_clamps_to_what_the_cpu_has) {
+    int best = sh_codec_set_isa(-1);
+    cr_assert_eq(sh_codec_isa(), best);
+    cr_assert_eq(sh_codec_set_isa(SH_ISA_SCALAR), SH_ISA_SCALAR);
+    cr_assert_eq(sh_codec_isa(), SH_ISA_SCALAR);
+    cr_assert_eq(sh_codec_set_isa(99), best, "an unknown one means the best");
+    cr_assert_geq(best, SH_ISA_SSE41);
+    cr_assert_eq(best == SH_ISA_AVX2, __builtin_cpu_supports("avx2") != 0);
 }
 
 /* ==== 2. postings codec ================================================== */
@@ -469,11 +531,9 @@ static void spec_postings(const uint32_t *docs, const uint32_t *tft, const uint3
         }
         if (cnt == 128) {
             const uint32_t *arr[3] = {gaps, tft + first, tfb + first};
-            for (int k = 0; k < 3; k++) {
-                unsigned w = spec_width(arr[k], 128);
-                tb_putc(&blocks, (uint8_t)w);
-                spec_pack(&blocks, arr[k], 128, w);
-            }
+            unsigned w[3];
+            for (int k = 0; k < 3; k++) tb_putc(&blocks, (uint8_t)(w[k] = spec_width(arr[k], 128)));
+            for (int k = 0; k < 3; k++) spec_pack(&blocks, arr[k], w[k]);
         } else {
             for (size_t i = 0; i < cnt; i++) {
                 tb_varint(&blocks, gaps[i]);
@@ -1091,6 +1151,454 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
     tb_free(&storeidx);
     free(lent);
     free(lenb);
+}
+
+/* -- the cursor on in-memory segments ------------------------------------ */
+
+/* A segment held in heap buffers of exactly the terms' bytes (no file, no
+ * mapping), so that ASan reports any read past a term's postings or
+ * positions.  Only what the cursor reads is set: ndocs, POSTINGS,
+ * POSITIONS and DOCLENS (all lengths 1). */
+typedef struct memseg {
+    sh_segment seg;
+    uint8_t *post, *pos, *lens;
+} memseg;
+
+static void memseg_make(memseg *m, uint32_t ndocs, const uint8_t *post, size_t post_len,
+                        const uint8_t *pos, size_t pos_len) {
+    memset(m, 0, sizeof *m);
+    m->post = xmalloc(post_len);
+    m->pos = xmalloc(pos_len);
+    m->lens = xmalloc((size_t)ndocs * 8);
+    if (post_len) memcpy(m->post, post, post_len);
+    if (pos_len) memcpy(m->pos, pos, pos_len);
+    for (uint32_t d = 0; d < 2 * ndocs; d++) memcpy(m->lens + 4 * (size_t)d, "\1\0\0\0", 4);
+    m->seg.path = (char *)"memory";
+    m->seg.map = m->post;
+    m->seg.ndocs = ndocs;
+    m->seg.sec[SH_SEC_POSTINGS].p = m->post;
+    m->seg.sec[SH_SEC_POSTINGS].len = post_len;
+    m->seg.sec[SH_SEC_POSITIONS].p = m->pos;
+    m->seg.sec[SH_SEC_POSITIONS].len = pos_len;
+    m->seg.sec[SH_SEC_DOCLENS].p = m->lens;
+}
+
+static void memseg_free(memseg *m) {
+    free(m->post);
+    free(m->pos);
+    free(m->lens);
+}
+
+/* n distinct docs below `universe`, ascending (selection sampling), with
+ * tfs mostly small and now and then large, and their positions. */
+static void make_random_plist(plist *l, size_t n, uint32_t universe) {
+    memset(l, 0, sizeof *l);
+    l->docs = xmalloc(n * sizeof *l->docs);
+    l->tft = xmalloc(n * sizeof *l->tft);
+    l->tfb = xmalloc(n * sizeof *l->tfb);
+    l->n = n;
+    size_t k = 0;
+    for (uint32_t d = 0; d < universe && k < n; d++)
+        if ((uint64_t)rng_below(universe - d) < n - k) l->docs[k++] = d;
+    cr_assert_eq(k, n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = rng_below(50);
+        l->tft[i] = r == 0 ? 100 + rng_below(900) : rng_below(3);
+        l->tfb[i] = r == 1 ? 1000 + rng_below(5000) : rng_below(5) + (l->tft[i] == 0);
+        uint32_t runs[2] = {l->tft[i], l->tfb[i]};
+        for (int f = 0; f < 2; f++) {
+            uint32_t p = rng_below(100);
+            for (uint32_t j = 0; j < runs[f]; j++, p += rng_below(20)) u32_push(&l->pos, p);
+        }
+    }
+}
+
+/* Lists of every shape: a doc, a tail, exact blocks, block + 1, sparse,
+ * dense, every doc of the universe; term t lies at post_off[t]. */
+#define RL_UNIVERSE 40000u
+#define RL_N 12
+static const size_t rl_sizes[RL_N] = {1, 5, 127, 128, 129, 256, 300, 1000, 4000, 12000, 30000,
+                                      RL_UNIVERSE};
+
+typedef struct rlists {
+    plist l[RL_N];
+    sh_terminfo ti[RL_N];
+    memseg m;
+} rlists;
+
+static void rlists_make(rlists *r, uint64_t seed) {
+    rng_seed(seed);
+    static uint32_t lent[RL_UNIVERSE], lenb[RL_UNIVERSE];
+    for (uint32_t d = 0; d < RL_UNIVERSE; d++) lent[d] = lenb[d] = 1;
+    sh_buf post = {0}, pos = {0};
+    for (int t = 0; t < RL_N; t++) {
+        make_random_plist(&r->l[t], rl_sizes[t], RL_UNIVERSE);
+        sh_terminfo *ti = &r->ti[t];
+        memset(ti, 0, sizeof *ti);
+        ti->idx = (uint32_t)t;
+        ti->df = (uint32_t)r->l[t].n;
+        ti->post_off = post.len;
+        ti->pos_off = pos.len;
+        cr_assert_eq(sh_postings_encode(r->l[t].docs, r->l[t].tft, r->l[t].tfb, r->l[t].pos.v,
+                                        r->l[t].n, lent, lenb, &post, &pos),
+                     0);
+        ti->post_len = post.len - ti->post_off;
+        ti->pos_len = pos.len - ti->pos_off;
+    }
+    memseg_make(&r->m, RL_UNIVERSE, post.p, post.len, pos.p, pos.len);
+    sh_buf_free(&post);
+    sh_buf_free(&pos);
+}
+
+static void rlists_free(rlists *r) {
+    for (int t = 0; t < RL_N; t++) free_plist(&r->l[t]);
+    memseg_free(&r->m);
+}
+
+static size_t lower_bound_u32(const uint32_t *v, size_t n, uint32_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Walk, advance, block bounds and intersection of random lists, on every
+ * decoder, against the lists themselves. */
+Test(postings, random_lists_decode_and_advance_alike_on_every_decoder) {
+    rlists *r = xmalloc(sizeof *r);
+    rlists_make(r, 0x5EED1);
+    int is[3], ni = isas(is);
+    uint32_t *tb = xmalloc(8000 * sizeof *tb), *bb = xmalloc(8000 * sizeof *bb);
+    for (int k = 0; k < ni; k++) {
+        sh_codec_set_isa(is[k]);
+        const char *nm = isa_name(is[k]);
+        for (int t = 0; t < RL_N; t++) {
+            const plist *l = &r->l[t];
+            sahel_error err = {0};
+            sh_postings pc;
+            /* every doc, its tfs and positions, in order */
+            cr_assert_eq(sh_postings_init(&pc, &r->m.seg, &r->ti[t], &err), 0, "%s", err.msg);
+            const uint32_t *pp = l->pos.v;
+            for (size_t j = 0; j < l->n; j++) {
+                cr_assert_eq(sh_postings_next(&pc), 0, "%s list %d: %s", nm, t, err.msg);
+                cr_assert_eq(pc.doc, l->docs[j], "%s list %d doc %zu", nm, t, j);
+                cr_assert_eq(sh_postings_tft(&pc), l->tft[j], "%s list %d doc %zu", nm, t, j);
+                cr_assert_eq(sh_postings_tfb(&pc), l->tfb[j], "%s list %d doc %zu", nm, t, j);
+                if (j % 7 == 0 || l->n < 300) {
+                    cr_assert_eq(sh_postings_positions(&pc, tb, bb), 0, "%s", err.msg);
+                    cr_assert_arr_eq(tb, pp, l->tft[j] * sizeof *tb);
+                    cr_assert_arr_eq(bb, pp + l->tft[j], l->tfb[j] * sizeof *bb);
+                }
+                pp += l->tft[j] + l->tfb[j];
+            }
+            cr_assert_eq(sh_postings_next(&pc), 0);
+            cr_assert_eq(pc.doc, SH_NO_DOC);
+            /* advance to random increasing targets, short and long steps */
+            cr_assert_eq(sh_postings_init(&pc, &r->m.seg, &r->ti[t], &err), 0);
+            uint32_t target = 0;
+            for (;;) {
+                uint32_t step = rng_below(4) == 0 ? rng_below(RL_UNIVERSE / 8)
+                                                  : rng_below(2 * RL_UNIVERSE / (uint32_t)l->n + 2);
+                target += step;
+                cr_assert_eq(sh_postings_advance(&pc, target), 0, "%s", err.msg);
+                size_t at = lower_bound_u32(l->docs, l->n, target);
+                if (at == l->n) {
+                    cr_assert_eq(pc.doc, SH_NO_DOC, "%s list %d target %u", nm, t, target);
+                    break;
+                }
+                /* advance never moves back: the doc may lie past target */
+                if (pc.doc != l->docs[at]) {
+                    size_t cur = lower_bound_u32(l->docs, l->n, pc.doc);
+                    cr_assert(cur < l->n && l->docs[cur] == pc.doc && pc.doc > target,
+                              "%s list %d target %u: at %u", nm, t, target, pc.doc);
+                    at = cur;
+                }
+                cr_assert_eq(sh_postings_tfb(&pc), l->tfb[at]);
+                /* the shallow view agrees with the block the cursor holds */
+                uint32_t blk = sh_postings_find_block(&pc, 0, pc.doc);
+                cr_assert_eq(blk, at / 128, "%s list %d: find_block", nm, t);
+                cr_assert_eq(sh_postings_block_last(&pc, blk),
+                             l->docs[SH_MIN(l->n, 128 * (size_t)blk + 128) - 1]);
+                sh_block_bound bd;
+                sh_postings_block_bound(&pc, blk, &bd);
+                uint32_t mt = 0, mb = 0;
+                for (size_t j = 128 * (size_t)blk; j < SH_MIN(l->n, 128 * (size_t)blk + 128); j++) {
+                    mt = SH_MAX(mt, l->tft[j]);
+                    mb = SH_MAX(mb, l->tfb[j]);
+                }
+                cr_assert_eq(bd.max_tft, mt);
+                cr_assert_eq(bd.max_tfb, mb);
+                cr_assert_eq(bd.min_lent, 1);
+                target = pc.doc;
+            }
+            cr_assert_eq(sh_postings_find_block(&pc, 0, UINT32_MAX - 1), pc.nblocks);
+        }
+        /* every pair of lists intersected, with the least room the call
+         * takes, so that it stops and resumes often */
+        for (int a = 0; a < RL_N; a += 1 + (a > 6)) {
+            for (int b = 0; b < RL_N; b += 1 + (b > 6)) {
+                const plist *la = &r->l[a], *lb = &r->l[b];
+                uint32_t *want = xmalloc(SH_MIN(la->n, lb->n) * sizeof *want);
+                size_t nw = 0;
+                for (size_t i = 0, j = 0; i < la->n && j < lb->n;) {
+                    uint32_t x = la->docs[i], y = lb->docs[j];
+                    if (x == y) want[nw++] = x;
+                    if (x <= y) i++;
+                    if (y <= x) j++;
+                }
+                sh_postings pa, pb;
+                sahel_error err = {0};
+                cr_assert_eq(sh_postings_init(&pa, &r->m.seg, &r->ti[a], &err), 0);
+                cr_assert_eq(sh_postings_init(&pb, &r->m.seg, &r->ti[b], &err), 0);
+                uint32_t out[SH_POSTINGS_AND_ROOM];
+                size_t got = 0, n;
+                do {
+                    cr_assert_eq(sh_postings_intersect(&pa, &pb, out, SH_POSTINGS_AND_ROOM, &n), 0,
+                                 "%s", err.msg);
+                    cr_assert_leq(got + n, nw, "%s lists %d & %d: too many", nm, a, b);
+                    cr_assert_arr_eq(out, want + got, n * sizeof *out, "%s lists %d & %d", nm, a,
+                                     b);
+                    got += n;
+                    /* nothing below both cursors is left out */
+                    uint32_t low = SH_MIN(pa.doc, pb.doc);
+                    cr_assert_eq(got, lower_bound_u32(want, nw, low));
+                } while (pa.doc != SH_NO_DOC && pb.doc != SH_NO_DOC);
+                cr_assert_eq(got, nw, "%s lists %d & %d: %zu of %zu", nm, a, b, got, nw);
+                free(want);
+            }
+        }
+    }
+    sh_codec_set_isa(-1);
+    free(tb);
+    free(bb);
+    rlists_free(r);
+    free(r);
+}
+
+/* Everything a damaged term can make the cursor do: each call returns 0
+ * or SAHEL_ECORRUPT and reads nothing outside the term (heap buffers of
+ * the exact size: ASan).  Returns the first error. */
+static int exercise_cursor(const sh_segment *seg, const sh_terminfo *ti, const sh_terminfo *other) {
+    static uint32_t tb[1u << 16], bb[1u << 16];
+    sahel_error err = {0};
+    sh_postings pc, po;
+    int rc = sh_postings_init(&pc, seg, ti, &err);
+    int first = rc;
+    for (int steps = 0; !rc && steps < 100000; steps++) {
+        rc = sh_postings_next(&pc);
+        if (rc || pc.doc == SH_NO_DOC) break;
+        uint32_t nt = sh_postings_tft(&pc), nb = sh_postings_tfb(&pc);
+        if (nt <= (1u << 16) && nb <= (1u << 16)) rc = sh_postings_positions(&pc, tb, bb);
+    }
+    if (!first) first = rc;
+    if (!sh_postings_init(&pc, seg, ti, &err))
+        for (uint32_t t = 0; !(rc = sh_postings_advance(&pc, t)) && pc.doc != SH_NO_DOC; t += 37)
+            (void)sh_postings_tfb(&pc);
+    if (!first) first = rc;
+    if (!sh_postings_init(&pc, seg, ti, &err) && !sh_postings_init(&po, seg, other, &err)) {
+        uint32_t out[SH_POSTINGS_AND_ROOM];
+        size_t n;
+        while (!(rc = sh_postings_intersect(&pc, &po, out, SH_POSTINGS_AND_ROOM, &n)) &&
+               pc.doc != SH_NO_DOC && po.doc != SH_NO_DOC)
+            ;
+    }
+    if (!first) first = rc;
+    cr_assert(first == 0 || first == SAHEL_ECORRUPT, "unexpected code %d", first);
+    if (first) cr_assert(strstr(err.msg, "damaged postings") != NULL, "message: %s", err.msg);
+    return first;
+}
+
+/* Every truncation and every byte set to 0x00, 0xFF or a random value,
+ * of a term of three blocks (skip table, two packed blocks, a tail). */
+Test(postings, damaged_terms_are_reported_never_followed) {
+    rng_seed(0xDA3A6E);
+    static uint32_t lent[4096], lenb[4096];
+    plist l;
+    make_random_plist(&l, 300, 4096);
+    sh_buf post = {0}, pos = {0};
+    cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, lent, lenb, &post, &pos),
+                 0);
+    /* a clean second list in its own segment, to intersect with */
+    size_t L = post.len;
+    sh_terminfo ti = {.df = 300, .post_off = 0, .post_len = L, .pos_off = 0, .pos_len = pos.len};
+    memseg m;
+    memseg_make(&m, 4096, post.p, L, pos.p, pos.len);
+    cr_assert_eq(exercise_cursor(&m.seg, &ti, &ti), 0, "the intact term decodes");
+    memseg_free(&m);
+    size_t bad = 0;
+    for (size_t cut = 0; cut < L; cut += 1 + (cut > 64) * 5) {
+        sh_terminfo tc = ti;
+        tc.post_len = cut;
+        memseg_make(&m, 4096, post.p, cut, pos.p, pos.len);
+        bad += exercise_cursor(&m.seg, &tc, &tc) != 0;
+        memseg_free(&m);
+    }
+    cr_assert_gt(bad, 0);
+    uint8_t *copy = xmalloc(L);
+    for (size_t at = 0; at < L; at++) {
+        for (int v = 0; v < 3; v++) {
+            memcpy(copy, post.p, L);
+            copy[at] = v == 0 ? 0x00 : v == 1 ? 0xFF : (uint8_t)rng_next();
+            memseg_make(&m, 4096, copy, L, pos.p, pos.len);
+            (void)exercise_cursor(&m.seg, &ti, &ti);
+            memseg_free(&m);
+        }
+    }
+    free(copy);
+    sh_buf_free(&post);
+    sh_buf_free(&pos);
+    free_plist(&l);
+}
+
+/* Damage of a known kind, with the message it must give and the call that
+ * must give it: bit widths, doc ids that wrap or pass ndocs, a skip record
+ * that lies, and tfs that only the lazy tf decode sees. */
+Test(postings, each_kind_of_damage_names_itself) {
+    /* two packed blocks: docs 0..255, tft 0, tfb 1 (16 bytes of ones),
+     * one body position 0 each; block 1 at doc_off 19 */
+    tbuf p = {0}, pos = {0};
+    for (int b = 0; b < 2; b++) {
+        tb_u32(&p, 127 + 128 * (uint32_t)b);
+        tb_u32(&p, 19 * (uint32_t)b);
+        tb_u64(&p, 128 * (uint64_t)b);
+        tb_u32(&p, 0);
+        tb_u32(&p, 1);
+        tb_u32(&p, 1);
+        tb_u32(&p, 1);
+    }
+    for (int b = 0; b < 2; b++) {
+        tb_putc(&p, 0);
+        tb_putc(&p, 0);
+        tb_putc(&p, 1);
+        for (int i = 0; i < 16; i++) tb_putc(&p, 0xFF);
+    }
+    tb_zeros(&pos, 256);
+    sh_terminfo ti = {.df = 256, .post_len = p.len, .pos_len = pos.len};
+    const size_t B1 = 64 + 19; /* block 1 */
+    struct {
+        size_t at;
+        uint8_t v;
+        uint32_t ndocs;
+        int lazy; /* found only when block 1's tfs are asked for */
+        const char *what;
+    } cases[] = {
+        {B1, 33, 256, 0, "bit width"},
+        {B1 + 1, 200, 256, 0, "bit width"},
+        {B1 + 2, 32, 256, 0, "truncated block"}, /* wb 32: 512 bytes past the end */
+        {32, 0xF0, 256, 0, "skip record"}, /* block 1 last_doc 240, not 255 */
+        {0, 126, 256, 0, "skip record"},
+        {B1 + 3, 0x00, 256, 1, "term frequency"}, /* docs 128 and 136: tfs 0 */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint8_t *copy = xmalloc(p.len);
+        memcpy(copy, p.p, p.len);
+        copy[cases[c].at] = cases[c].v;
+        memseg m;
+        memseg_make(&m, cases[c].ndocs, copy, p.len, pos.p, pos.len);
+        sahel_error err = {0};
+        sh_postings pc;
+        cr_assert_eq(sh_postings_init(&pc, &m.seg, &ti, &err), 0);
+        int rc = sh_postings_advance(&pc, 130);
+        if (cases[c].lazy) {
+            cr_assert_eq(rc, 0, "case %zu: the doc ids are intact", c);
+            cr_assert_eq(pc.doc, 130);
+            cr_assert_eq(sh_postings_tfb(&pc), 0, "case %zu: damaged tfs read as 0", c);
+            rc = sh_postings_next(&pc);
+        }
+        cr_assert_eq(rc, SAHEL_ECORRUPT, "case %zu (%s): rc %d", c, cases[c].what, rc);
+        cr_assert(strstr(err.msg, cases[c].what), "case %zu: message %s", c, err.msg);
+        /* damage stays: the cursor goes no further */
+        memset(&err, 0, sizeof err);
+        cr_assert_eq(sh_postings_next(&pc), SAHEL_ECORRUPT, "case %zu: sticky", c);
+        cr_assert_eq(sh_postings_advance(&pc, 250), SAHEL_ECORRUPT, "case %zu: sticky", c);
+        cr_assert(strstr(err.msg, cases[c].what), "case %zu: again %s", c, err.msg);
+        memseg_free(&m);
+        free(copy);
+    }
+    /* doc ids past ndocs, or wrapping: a varint tail (gap 250 in a
+     * segment of 200 docs), a packed block of gaps 255 (width 8: doc
+     * 32767), and one of width 32 whose second gap wraps to doc 0 */
+    for (int c = 0; c < 3; c++) {
+        tbuf t = {0};
+        uint32_t df = c == 0 ? 2 : 128, ndocs = c == 0 ? 200 : 256;
+        if (c == 0) {
+            static const uint8_t tail[] = {0, 0, 1, 0xFA, 0x01, 0, 1};
+            tb_put(&t, tail, sizeof tail);
+        } else {
+            uint32_t w = c == 1 ? 8 : 32, g[128], one[128];
+            for (int i = 0; i < 128; i++) {
+                g[i] = c == 1 ? 255 : i == 1 ? UINT32_MAX : 0;
+                one[i] = 1;
+            }
+            uint8_t packed[512];
+            tb_putc(&t, (uint8_t)w);
+            tb_putc(&t, 0);
+            tb_putc(&t, 1);
+            tb_put(&t, packed, sh_bitpack128(g, w, packed));
+            tb_put(&t, packed, sh_bitpack128(one, 1, packed));
+        }
+        sh_terminfo tt = {.df = df, .post_len = t.len, .pos_len = pos.len};
+        memseg m;
+        memseg_make(&m, ndocs, t.p, t.len, pos.p, pos.len);
+        sahel_error err = {0};
+        sh_postings pc;
+        cr_assert_eq(sh_postings_init(&pc, &m.seg, &tt, &err), 0);
+        cr_assert_eq(sh_postings_next(&pc), SAHEL_ECORRUPT, "doc case %d", c);
+        cr_assert(strstr(err.msg, "doc id out of range"), "doc case %d: %s", c, err.msg);
+        memseg_free(&m);
+        tb_free(&t);
+    }
+    /* a tf larger than the positions left to the block */
+    tbuf q = {0};
+    tb_put(&q, p.p, 64 + 19);
+    tb_putc(&q, 0);
+    tb_putc(&q, 0);
+    tb_putc(&q, 32);
+    for (uint32_t i = 0; i < 128; i++) tb_u32(&q, i == 5 ? 129 : 1);
+    sh_terminfo tq = ti;
+    tq.post_len = q.len;
+    memseg m;
+    memseg_make(&m, 256, q.p, q.len, pos.p, pos.len);
+    sahel_error err = {0};
+    sh_postings pc;
+    cr_assert_eq(sh_postings_init(&pc, &m.seg, &tq, &err), 0);
+    cr_assert_eq(sh_postings_advance(&pc, 128), 0, "%s", err.msg);
+    cr_assert_eq(sh_postings_tfb(&pc), 0);
+    uint32_t t[4], b[4];
+    cr_assert_eq(sh_postings_positions(&pc, t, b), SAHEL_ECORRUPT);
+    cr_assert(strstr(err.msg, "term frequency"), "%s", err.msg);
+    memseg_free(&m);
+    tb_free(&q);
+    tb_free(&p);
+    tb_free(&pos);
+}
+
+static void two_article_index(char *dir, const char *name);
+
+/* A segment of format version 1 (horizontal bit packing) must be refused
+ * by name, with the way out, never decoded with the new layout. */
+Test(postings, an_index_of_the_old_format_is_refused_with_a_rebuild_hint) {
+    char dir[PATH_LEN], path[PATH_LEN];
+    two_article_index(dir, "postings-v1");
+    segment_path(dir, path);
+    size_t size;
+    uint8_t *m = read_whole(path, &size);
+    cr_assert_eq(le32(m + 8), 2);
+    m[8] = 1;
+    write_whole(path, m, size);
+    free(m);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    int rc = sahel_index_open(dir, &ix, &err);
+    cr_assert_eq(rc, SAHEL_EVERSION, "open gave %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "format version 1"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "reads 2"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "sahelindex build --force"), "%s", err.msg);
 }
 
 /* ==== 3. dictionary ====================================================== */
@@ -1757,14 +2265,14 @@ Test(segment, golden_structure_of_a_two_article_index) {
     cr_assert_geq(size, 48);
     /* header */
     cr_assert(!memcmp(m, "SAHLSEG1", 8), "header magic");
-    cr_assert_eq(le32(m + 8), 1, "format version at offset 8");
+    cr_assert_eq(le32(m + 8), 2, "format version at offset 8");
     cr_assert_eq(le32(m + 12), 0, "flags");
     /* footer */
     const uint8_t *foot = m + size - 32;
     cr_assert(!memcmp(foot + 24, "SAHLEND1", 8), "footer magic at the end");
     uint64_t T = le64(foot);
     uint32_t n = le32(foot + 8);
-    cr_assert_eq(le32(foot + 12), 1, "footer version");
+    cr_assert_eq(le32(foot + 12), 2, "footer version");
     cr_assert_eq(n, 11, "eleven sections");
     cr_assert_eq(T + 32ull * n, size - 32, "the table ends where the footer starts");
     cr_assert_eq(T % 8, 0);

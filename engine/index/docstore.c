@@ -7,7 +7,7 @@
  *   line                                             LEB128
  * Records are gathered, in doc order, into blocks: a block is closed as
  * soon as it reaches SH_STORE_BLOCK bytes, so a record never spans blocks
- * and a block holds at most one record past that size.  Each block is one zstd frame (level 3, with zstd's
+ * and a block holds at most one record past that size.  Each block is one zstd frame (level 1, with zstd's
  * content checksum and content size), the frames concatenated in SEC_STORE;
  * SEC_STOREIDX gives each frame's offset and first doc (see segment.c).
  * Fetching doc d decompresses one block and walks its records.
@@ -21,7 +21,9 @@
 
 #include "index.h"
 
-#define SH_STORE_LEVEL 3
+/* Level 1: on news it compresses about 4% less than level 3 and takes
+ * two thirds of the time, and compression is a sixth of indexing. */
+#define SH_STORE_LEVEL 1
 /* A decompressed block larger than this is treated as damage. */
 #define SH_STORE_MAX_BLOCK ((size_t)1 << 32)
 

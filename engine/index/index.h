@@ -43,7 +43,7 @@ enum {
 
 #define SH_SEG_MAGIC "SAHLSEG1"
 #define SH_SEG_END_MAGIC "SAHLEND1"
-#define SH_SEG_VERSION 1u
+#define SH_SEG_VERSION 2u /* 2: eight-lane bit packing (postings.c) */
 #define SH_SEG_HEADER 16u
 #define SH_SEG_FOOTER 32u
 #define SH_SEC_ENTRY 32u
@@ -61,12 +61,33 @@ enum {
 int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
                        const uint32_t *positions, size_t n, const uint32_t *lent,
                        const uint32_t *lenb, sh_buf *post, sh_buf *pos);
+/* The same with each doc's positions given as its encoded bytes (from a
+ * segment, sh_postings_position_span): a merge copies them. */
+int sh_postings_encode_spans(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
+                             const uint8_t *const *span, const uint32_t *span_len, size_t n,
+                             const uint32_t *lent, const uint32_t *lenb, sh_buf *post,
+                             sh_buf *pos);
 
-/* Pack n (<= 128) values of `width` bits, LSB first; returns bytes written
- * (ceil(n * width / 8)).  Unpack reads exactly that many bytes. */
-size_t sh_bitpack(const uint32_t *in, size_t n, unsigned width, uint8_t *out);
-void sh_bitunpack(const uint8_t *in, size_t n, unsigned width, uint32_t *out);
+/* Bit packing of one block of exactly 128 values of `width` (0..32) bits
+ * in the eight-lane layout of postings.c: SH_PACKED_BYTES(width) bytes,
+ * written by pack and read, no more, by unpack.  _docs unpacks gaps and
+ * returns doc ids: out[i] = out[i-1] + gap[i] + 1 with out[-1] = prev
+ * (UINT32_MAX before a term's first doc), mod 2^32. */
+#define SH_PACKED_BYTES(width) (16u * (width))
+size_t sh_bitpack128(const uint32_t *in, unsigned width, uint8_t *out);
+void sh_bitunpack128(const uint8_t *in, unsigned width, uint32_t *out);
+void sh_bitunpack128_docs(const uint8_t *in, unsigned width, uint32_t prev, uint32_t *out);
 unsigned sh_bits_needed(const uint32_t *v, size_t n);
+
+/* The instruction set the unpack routines use: the best the CPU has
+ * (AVX2 when present, else SSE4.1, which the build's x86-64-v2 baseline
+ * guarantees), unless set otherwise.  sh_codec_set_isa is for tests and
+ * benchmarks (all of one process's decoding follows it); it clamps to
+ * what the CPU has (a negative value: the best) and returns the one in
+ * force.  All give the same values from the same bytes. */
+enum { SH_ISA_SCALAR = 0, SH_ISA_SSE41 = 1, SH_ISA_AVX2 = 2 };
+int sh_codec_isa(void);
+int sh_codec_set_isa(int isa);
 
 typedef struct sh_segment sh_segment;
 
@@ -81,7 +102,14 @@ typedef struct sh_terminfo {
 
 /* A cursor over one term's postings in one segment.  doc is SH_NO_DOC
  * before the first next() and after the end.  All decoding is bounds-
- * checked; damage is reported as SAHEL_ECORRUPT naming file and offset. */
+ * checked; damage is reported as SAHEL_ECORRUPT naming file and offset,
+ * and stays: every later next/advance/positions reports it again.
+ *
+ * The held block's docs[0..n) are decoded on entering it; its tft/tfb
+ * only when first asked for (tf_ready), through the accessors below.
+ * Code that reads the tft/tfb arrays directly must call
+ * sh_postings_load_tfs first, except for a term of one block (no skip
+ * table), whose block is decoded whole. */
 typedef struct sh_postings {
     const sh_segment *seg;
     sahel_error *err;
@@ -92,30 +120,121 @@ typedef struct sh_postings {
     const uint8_t *posbase;
     const uint8_t *posend;
     uint32_t nblocks;
-    uint32_t block;        /* block held in docs/tft/tfb; UINT32_MAX = none */
-    uint32_t n;            /* docs in the held block */
+    uint32_t block;        /* block held in docs/tft/tfb; UINT32_MAX = none,
+                              nblocks = exhausted */
+    uint32_t n;            /* docs in the held block (0: none held) */
     uint32_t i;            /* index of the current doc in the held block */
     uint32_t doc;
-    uint32_t prev_last;    /* last doc of the block before the held one */
+    uint32_t prev_last;    /* last doc of the block before the held one
+                              (UINT32_MAX before the first) */
     const uint8_t *next_block; /* where the following block starts */
     /* positions of the held block: pos_p points at doc pos_i's positions */
     const uint8_t *pos_p;
     uint32_t pos_i;
     uint64_t block_pos_off;
+    /* the held block's packed tfs, decoded into tft/tfb on first use */
+    const uint8_t *tf_p;
+    uint8_t wt, wb;
+    uint8_t tf_ready;
+    /* damage found (NULL: none), reported by every later call */
+    const uint8_t *bad_at;
+    const char *bad_what;
     uint32_t docs[SH_BLOCK], tft[SH_BLOCK], tfb[SH_BLOCK];
 } sh_postings;
 
 int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *ti,
                      sahel_error *err);
+/* The slow halves of next() and advance(), out of line: enter the next
+ * block / the block holding the first doc >= target. */
+int sh_postings_next_block(sh_postings *pc);
+int sh_postings_advance_block(sh_postings *pc, uint32_t target);
+/* Decode the held block's tfs (the accessors call it; damage found here
+ * reads as tfs of 0 and is returned by the cursor's next call). */
+void sh_postings_load_tfs(const sh_postings *pc);
+
+/* The first k in [i, n) with docs[k] >= target, given docs ascending and
+ * docs[n - 1] >= target: the next few docs are tried in turn (the short
+ * steps of an intersection of lists of like density), then a binary
+ * search whose steps are conditional moves, not branches. */
+static inline uint32_t sh_postings_seek_in_block(const uint32_t *docs, uint32_t i, uint32_t n,
+                                                 uint32_t target) {
+    uint32_t stop = n - i > 4 ? i + 4 : n;
+    for (; i < stop; i++)
+        if (docs[i] >= target) return i;
+    const uint32_t *base = docs + i;
+    uint32_t len = n - i;
+    while (len > 1) {
+        uint32_t half = len / 2;
+        base = base[half] < target ? base + half : base;
+        len -= half;
+    }
+    return (uint32_t)(base - docs) + (*base < target);
+}
+
 /* Move to the next doc (doc = SH_NO_DOC at the end).  0 or SAHEL_ECORRUPT. */
-int sh_postings_next(sh_postings *pc);
-/* Move to the first doc >= target, using the skip records. */
-int sh_postings_advance(sh_postings *pc, uint32_t target);
-static inline uint32_t sh_postings_tft(const sh_postings *pc) { return pc->tft[pc->i]; }
-static inline uint32_t sh_postings_tfb(const sh_postings *pc) { return pc->tfb[pc->i]; }
+static inline int sh_postings_next(sh_postings *pc) {
+    if (SH_LIKELY(pc->i + 1 < pc->n)) {
+        pc->doc = pc->docs[++pc->i];
+        return 0;
+    }
+    return sh_postings_next_block(pc);
+}
+
+/* Move to the first doc >= target (never backwards), using the skip
+ * records.  0 or SAHEL_ECORRUPT. */
+static inline int sh_postings_advance(sh_postings *pc, uint32_t target) {
+    if (pc->n) {
+        if (pc->doc >= target) return 0;
+        if (pc->docs[pc->n - 1] >= target) {
+            pc->i = sh_postings_seek_in_block(pc->docs, pc->i + 1, pc->n, target);
+            pc->doc = pc->docs[pc->i];
+            return 0;
+        }
+    }
+    return sh_postings_advance_block(pc, target);
+}
+
+static inline uint32_t sh_postings_tft(const sh_postings *pc) {
+    if (SH_UNLIKELY(!pc->tf_ready)) sh_postings_load_tfs(pc);
+    return pc->tft[pc->i];
+}
+static inline uint32_t sh_postings_tfb(const sh_postings *pc) {
+    if (SH_UNLIKELY(!pc->tf_ready)) sh_postings_load_tfs(pc);
+    return pc->tfb[pc->i];
+}
 /* Positions of the current doc: title ones into t[0..tft), body into
  * b[0..tfb) (callers size the arrays from the tfs). */
 int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b);
+/* The current doc's positions as they are encoded (checked as they would
+ * be decoded): *p points into the segment, *len bytes. */
+int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len);
+
+/* Block-max support, from the skip table alone (nothing is decoded and
+ * the cursor does not move).  find_block: the first block >= from whose
+ * last doc is >= target, nblocks when there is none (a shallow advance:
+ * advance(target) would land in that block).  block_last: its last doc.
+ * block_bound: the bounds of any BM25F score in it, as in the skip record.
+ * A term of one block has no skip table: its block is 0, and its last doc
+ * and bounds come from the held block once next() or advance() has loaded
+ * it (before that, block_last is SH_NO_DOC and the bound is empty). */
+typedef struct sh_block_bound {
+    uint32_t max_tft, max_tfb, min_lent, min_lenb;
+} sh_block_bound;
+uint32_t sh_postings_find_block(const sh_postings *pc, uint32_t from, uint32_t target);
+uint32_t sh_postings_block_last(const sh_postings *pc, uint32_t blk);
+void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound *out);
+
+/* The docs two cursors' lists share, a block at a time (SIMD compares,
+ * whole blocks skipped): appends them ascending to out, at most cap, and
+ * sets *nout.  Starts cursors not yet started.  It stops when a list ends
+ * (a cursor's doc is SH_NO_DOC) or when out has fewer than
+ * SH_POSTINGS_AND_ROOM slots left (cap must be at least that), leaving
+ * both cursors on docs not yet compared: every shared doc below
+ * min(a->doc, b->doc) has been written, none at or above it.  0 or
+ * SAHEL_ECORRUPT (then *nout docs were found before the damage). */
+#define SH_POSTINGS_AND_ROOM (SH_BLOCK + 4)
+int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t cap,
+                          size_t *nout);
 
 /* ---- segment.c ---------------------------------------------------------- */
 
@@ -145,6 +264,9 @@ struct sh_segment {
  * file is at most 8 MiB.  sh_segment_verify checks everything. */
 int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_error *err);
 void sh_segment_close(sh_segment *seg);
+/* Drop the mapped pages from the resident set (they come back from the
+ * page cache when read again): for merges that read a segment once. */
+void sh_segment_release(const sh_segment *seg);
 int sh_segment_verify(const sh_segment *seg, sahel_error *err);
 
 /* Dictionary: 1 and *ti when found, 0 when not. */

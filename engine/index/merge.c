@@ -12,8 +12,10 @@
  * the order in which articles arrived).
  *
  * Nothing is re-analysed: terms are merged in dictionary order, each
- * term's postings are decoded, renumbered, interleaved and encoded again
- * with postings.c, so the output is exactly the segment a single writer
+ * term's doc ids and frequencies are decoded, renumbered, interleaved and
+ * encoded again with postings.c, and each doc's positions are copied as
+ * they are encoded (a doc's run does not depend on its number; reading it
+ * checks it), so the output is exactly the segment a single writer
  * would have built from the same articles in the same order (the document
  * store aside: its blocks may be cut differently).  Stored records are
  * copied: a whole compressed block when its documents are all kept and
@@ -24,7 +26,8 @@
  * streams (positions, dictionary, term index) go through temporary files
  * in the index directory (unlinked at once) and are copied in at the end.
  * What is held is per-document (lengths, ids, hashes: tens of bytes per
- * article) and one term's postings at a time.
+ * article) and one term's doc entries at a time (its positions stay in
+ * the sources' maps until they are copied).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,14 +53,15 @@ typedef struct merger {
     /* per output doc */
     uint32_t *lent, *lenb;
     uint32_t *src_of, *loc_of;
-    /* the current term, gathered from its sources */
-    uint32_t *docs, *tft, *tfb, *posoff; /* posoff: start of the entry's positions */
+    /* the current term, gathered from its sources: per entry its doc, tfs
+     * and the bytes of its positions (in the source's map) */
+    uint32_t *docs, *tft, *tfb, *spanl;
+    const uint8_t **spanp;
     size_t nent, capent;
-    uint32_t *pos;
-    size_t npos, cappos;
+    uint64_t npos; /* positions of the term */
     /* the same, put in output order */
-    uint32_t *odocs, *otft, *otfb, *opos;
-    size_t capo, capopos;
+    uint32_t *odocs, *otft, *otfb, *ospanl;
+    const uint8_t **ospanp;
     term_run *runs;
     /* dictionary walk */
     uint32_t *next_term; /* per source */
@@ -65,26 +69,22 @@ typedef struct merger {
     size_t nheap;
 } merger;
 
-static int grow_u32(uint32_t **v, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    uint32_t *n = sh_reallocarray(*v, c, sizeof *n);
-    if (!n) return SAHEL_ENOMEM;
-    *v = n;
-    *cap = c;
-    return 0;
-}
-
 static int grow_entries(merger *m, size_t need) {
     if (need <= m->capent) return 0;
     size_t c = m->capent ? m->capent : 1024;
     while (c < need) c *= 2;
-    uint32_t **arrs[] = {&m->docs, &m->tft, &m->tfb, &m->posoff, &m->odocs, &m->otft, &m->otfb};
+    uint32_t **arrs[] = {&m->docs, &m->tft, &m->tfb, &m->spanl, &m->odocs, &m->otft, &m->otfb,
+                         &m->ospanl};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
         uint32_t *n = sh_reallocarray(*arrs[i], c, sizeof *n);
         if (!n) return SAHEL_ENOMEM;
         *arrs[i] = n;
+    }
+    const uint8_t ***sp[] = {&m->spanp, &m->ospanp};
+    for (size_t i = 0; i < 2; i++) {
+        const uint8_t **n = sh_reallocarray((void *)*sp[i], c, sizeof *n);
+        if (!n) return SAHEL_ENOMEM;
+        *sp[i] = n;
     }
     m->capent = c;
     return 0;
@@ -163,16 +163,18 @@ static int gather(merger *m, uint32_t s, term_run *run) {
         uint32_t nd = newdoc[pc.doc];
         if (nd == SH_NO_DOC) continue;
         uint32_t t = sh_postings_tft(&pc), b = sh_postings_tfb(&pc);
-        if (grow_entries(m, m->nent + 1) || grow_u32(&m->pos, &m->cappos, m->npos + (size_t)t + b))
+        if (grow_entries(m, m->nent + 1))
             return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
-        if ((rc = sh_postings_positions(&pc, m->pos + m->npos, m->pos + m->npos + t))) return rc;
+        const uint8_t *sp;
+        size_t sl;
+        if ((rc = sh_postings_position_span(&pc, &sp, &sl))) return rc;
         m->docs[m->nent] = nd;
         m->tft[m->nent] = t;
         m->tfb[m->nent] = b;
-        m->posoff[m->nent] = (uint32_t)m->npos;
+        m->spanp[m->nent] = sp;
+        m->spanl[m->nent] = (uint32_t)sl; /* at most 10 bytes a position, checked on reading */
         m->nent++;
-        m->npos += (size_t)t + b;
-        if (m->npos > UINT32_MAX) return sh_err(m->err, SAHEL_ETOOBIG, "a term has too many positions");
+        m->npos += (uint64_t)t + b;
     }
     run->count = (uint32_t)m->nent - run->first;
     return rc;
@@ -180,7 +182,7 @@ static int gather(merger *m, uint32_t s, term_run *run) {
 
 /* Put the gathered runs in output order (they are each ascending). */
 static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint32_t **tft,
-                      const uint32_t **tfb, const uint32_t **pos) {
+                      const uint32_t **tfb, const uint8_t *const **spanp, const uint32_t **spanl) {
     int ordered = 1;
     uint32_t last = 0;
     int any = 0;
@@ -194,15 +196,13 @@ static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint
         *docs = m->docs;
         *tft = m->tft;
         *tfb = m->tfb;
-        *pos = m->pos;
+        *spanp = m->spanp;
+        *spanl = m->spanl;
         return 0;
     }
-    if (grow_u32(&m->opos, &m->capopos, m->npos ? m->npos : 1))
-        return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
-    size_t o = 0, op = 0;
     uint32_t at[64];
     for (size_t r = 0; r < nruns; r++) at[r] = 0;
-    for (; o < m->nent; o++) {
+    for (size_t o = 0; o < m->nent; o++) {
         size_t best = SIZE_MAX;
         uint32_t bd = UINT32_MAX;
         for (size_t r = 0; r < nruns; r++)
@@ -217,14 +217,14 @@ static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint
         m->odocs[o] = bd;
         m->otft[o] = m->tft[e];
         m->otfb[o] = m->tfb[e];
-        size_t np = (size_t)m->tft[e] + m->tfb[e];
-        memcpy(m->opos + op, m->pos + m->posoff[e], np * sizeof *m->opos);
-        op += np;
+        m->ospanp[o] = m->spanp[e];
+        m->ospanl[o] = m->spanl[e];
     }
     *docs = m->odocs;
     *tft = m->otft;
     *tfb = m->otfb;
-    *pos = m->opos;
+    *spanp = m->ospanp;
+    *spanl = m->ospanl;
     return 0;
 }
 
@@ -236,12 +236,13 @@ static void merger_free(merger *m) {
     sh_free(m->docs);
     sh_free(m->tft);
     sh_free(m->tfb);
-    sh_free(m->posoff);
-    sh_free(m->pos);
+    sh_free(m->spanl);
+    sh_free((void *)m->spanp);
     sh_free(m->odocs);
     sh_free(m->otft);
     sh_free(m->otfb);
-    sh_free(m->opos);
+    sh_free(m->ospanl);
+    sh_free((void *)m->ospanp);
     sh_free(m->runs);
     sh_free(m->next_term);
     sh_free(m->heap);
@@ -392,7 +393,8 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
     int rc = 0;
     sh_storew st = {0};
     sh_buf blk = {0};
-    uint64_t out_off = 0; /* bytes of STORE written */
+    uint64_t out_off = 0;  /* bytes of STORE written */
+    uint64_t released = 0; /* out_off when the sources were last released */
     uint32_t cached_src = UINT32_MAX, cached_blk = UINT32_MAX;
     const uint8_t *rp = NULL, *rend = NULL; /* next record in the cached block */
     uint32_t rdoc = 0;                      /* the doc it belongs to */
@@ -440,6 +442,10 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
                 goto out;
             out_off += b - a;
             d += next - first;
+            if (out_off - released >= SPILL_CHUNK) {
+                for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
+                released = out_off;
+            }
             st.ndocs = st.block_first = d;
             continue;
         }
@@ -464,7 +470,11 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
                 break;
             }
         }
-        if (st.store.len >= SPILL_CHUNK && (rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+        if (st.store.len >= SPILL_CHUNK) {
+            if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+            for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
+            released = out_off;
+        }
         d++;
     }
     if (sh_storew_cut(&st)) goto nomem;
@@ -501,6 +511,9 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     sh_buf post = {0}, pbuf = {0};
     uint64_t post_total = 0, nterms = 0, ntokens = 0;
     if (nsrc > 64) return sh_err(err, SAHEL_EINVAL, "internal error: more than 64 segments in one merge");
+    /* opening a small segment reads it whole (its checksums): start from
+     * an empty resident set, then keep it small as the sources are read */
+    for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
     if ((rc = map_docs(&m))) goto out;
     m.runs = sh_calloc(nsrc ? nsrc : 1, sizeof *m.runs);
     m.next_term = sh_calloc(nsrc ? nsrc : 1, sizeof *m.next_term);
@@ -525,7 +538,8 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         uint32_t s0 = m.heap[0];
         term_at(&m, s0, &t, &tlen);
         size_t nruns = 0;
-        m.nent = m.npos = 0;
+        m.nent = 0;
+        m.npos = 0;
         /* every source holding this term, in source order */
         while (m.nheap) {
             uint32_t s = m.heap[0];
@@ -541,8 +555,9 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
             if ((rc = heap_push(&m, s))) goto out;
         }
         if (m.nent == 0) continue; /* every holder deleted */
-        const uint32_t *d = NULL, *tf1 = NULL, *tf2 = NULL, *ps = NULL;
-        if ((rc = interleave(&m, nruns, &d, &tf1, &tf2, &ps))) goto out;
+        const uint32_t *d = NULL, *tf1 = NULL, *tf2 = NULL, *sl = NULL;
+        const uint8_t *const *sp = NULL;
+        if ((rc = interleave(&m, nruns, &d, &tf1, &tf2, &sp, &sl))) goto out;
         if (terms.total + tlen > UINT32_MAX) {
             rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: dictionary over 4 GiB");
             goto out;
@@ -554,7 +569,7 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         if ((rc = sh_spill_put(&termidx, trec, sizeof trec, err)) ||
             (rc = sh_spill_put(&terms, t, tlen, err)))
             goto out;
-        rc = sh_postings_encode(d, tf1, tf2, ps, m.nent, m.lent, m.lenb, &post, &pbuf);
+        rc = sh_postings_encode_spans(d, tf1, tf2, sp, sl, m.nent, m.lent, m.lenb, &post, &pbuf);
         if (rc == SAHEL_ENOMEM) {
             rc = sh_err(err, rc, "out of memory merging segments");
             goto out;
@@ -565,10 +580,13 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         }
         nterms++;
         ntokens += m.npos;
-        if (post.len >= SPILL_CHUNK) {
+        if (post.len >= SPILL_CHUNK / 4) {
             if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
             post_total += post.len;
             post.len = 0;
+            /* the sources are read front to back: what was read leaves
+             * the resident set (it stays in the page cache) */
+            for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
         }
         if (pbuf.len >= SPILL_CHUNK) {
             if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;

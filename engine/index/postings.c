@@ -15,18 +15,28 @@
  *                    u32 min_lent   smallest title length of its docs
  *                    u32 min_lenb   smallest body length of its docs
  *                  (the last four bound any BM25F score in the block,
- *                  whatever the weights: room for block-max evaluation)
+ *                  whatever the weights: the block-max bound)
  *   blocks         nblocks = ceil(df / 128); block j holds docs
  *                  [128j, min(128(j+1), df)).  A block of 128 docs is
  *                  bit-packed:
- *                    u8 wd, 128 doc gaps of wd bits  (16*wd bytes)
- *                    u8 wt, 128 title tfs of wt bits
- *                    u8 wb, 128 body tfs of wb bits
+ *                    u8 wd, u8 wt, u8 wb     bit widths, each 0..32
+ *                    16*wd bytes             128 doc gaps
+ *                    16*wt bytes             128 title tfs
+ *                    16*wb bytes             128 body tfs
  *                  a shorter (last) block is LEB128 varints, per doc:
  *                    gap, tft, tfb
  *                  gap = doc - prev - 1, prev = the previous doc of the
  *                  term (-1 before the first), so gaps are >= 0.
- *                  Bits are packed LSB first into little-endian bytes.
+ *
+ * A packed stream of 128 values of w bits (format version 2) uses eight
+ * interleaved lanes, so that one 256-bit AVX2 register, or two SSE
+ * registers, decode eight values with one shift and one mask: value i
+ * is the (i / 8)-th value of lane i % 8.  Each lane is a stream of 16w
+ * bits, value j at bits [j*w, (j+1)*w), LSB first, cut into 32-bit words;
+ * word m of lane l is the little-endian u32 at byte 32m + 4l.  An odd w
+ * leaves each lane a last half-word of 16 bits: those eight are u16 at
+ * byte 32*(w/2) + 2l, so a stream is exactly 16w bytes whatever w.
+ * Decoding the gaps folds in the prefix sum that turns them into doc ids.
  *
  * Positions (at TERMIDX.pos_off in SEC_POSITIONS), per doc in doc order:
  * its tft title positions then its tfb body positions, each run as LEB128
@@ -34,15 +44,71 @@
  * stemming, a hyphenated whole and its first part may share a term and a
  * position).
  *
+ * The cursor decodes a block's doc ids when it enters the block, and its
+ * tfs only when they are first asked for (most blocks an intersection or
+ * a block-max query enters are left without scoring a doc); a single-
+ * block term decodes everything at once, since its block is the one it
+ * will ever hold.  advance() jumps over blocks with the skip table
+ * (galloping, then binary search over last_doc) and finds the doc in the
+ * block without branches on the data (sh_postings_seek_in_block).
+ *
  * Invariants checked while decoding (damage -> SAHEL_ECORRUPT, never a
- * wild read): every byte read lies inside the term's range, doc ids are
- * increasing and < ndocs, tft + tfb >= 1 and each tf is at most twice the
- * field's length for that doc (a position holds one token, plus the joined
- * whole of a hyphenated word), positions lie inside the term's range.
+ * wild read): every byte read lies inside the term's range, bit widths
+ * are at most 32, doc ids are strictly increasing and < ndocs, a skip
+ * record's last_doc is its block's, tft + tfb >= 1 and no tf exceeds the
+ * bytes left in the term's positions from its block's start (a position
+ * takes at least one byte: this bounds what a caller allocates from a tf),
+ * positions lie inside the term's range.  Damage found by the lazy tf
+ * decode, which cannot return an error, reads as tfs of 0 and is reported
+ * by the cursor's next call.
  */
 #include "index.h"
 
-/* ---- bit packing -------------------------------------------------------- */
+/* The SIMD routines carry their own target attributes and are chosen at
+ * run time, so they are there whatever -march the build uses. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SH_X86 1
+#include <immintrin.h>
+#else
+#define SH_X86 0
+#endif
+
+/* ---- which instruction set decodes ------------------------------------- */
+
+static int best_isa(void) {
+#if SH_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2")     ? SH_ISA_AVX2
+           : __builtin_cpu_supports("sse4.1") ? SH_ISA_SSE41
+                                              : SH_ISA_SCALAR;
+#else
+    return SH_ISA_SCALAR;
+#endif
+}
+
+/* -1 until first used; read and written with relaxed atomics so that
+ * cursors in several threads may race to set it to the same value. */
+static int g_isa = -1;
+
+static inline int isa_now(void) {
+    int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (SH_UNLIKELY(v < 0)) {
+        v = best_isa();
+        __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+int sh_codec_isa(void) { return isa_now(); }
+
+int sh_codec_set_isa(int isa) {
+    int best = best_isa();
+    if (isa < SH_ISA_SCALAR || isa > best) isa = best;
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+    return isa;
+}
+
+/* ---- bit packing: the eight-lane layout --------------------------------- */
 
 unsigned sh_bits_needed(const uint32_t *v, size_t n) {
     uint32_t acc = 0;
@@ -50,58 +116,262 @@ unsigned sh_bits_needed(const uint32_t *v, size_t n) {
     return acc ? 32u - (unsigned)__builtin_clz(acc) : 0u;
 }
 
-size_t sh_bitpack(const uint32_t *in, size_t n, unsigned width, uint8_t *out) {
-    size_t nbytes = (n * width + 7) / 8;
-    if (width == 0) return 0;
-    memset(out, 0, nbytes);
-    uint64_t acc = 0;
-    unsigned fill = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc |= (uint64_t)in[i] << fill;
-        fill += width;
-        while (fill >= 8) {
-            out[o++] = (uint8_t)acc;
-            acc >>= 8;
-            fill -= 8;
-        }
-    }
-    if (fill) out[o++] = (uint8_t)acc;
-    return nbytes;
+static inline uint32_t width_mask(unsigned w) {
+    return w >= 32 ? UINT32_MAX : (uint32_t)((1ull << w) - 1);
 }
 
-void sh_bitunpack(const uint8_t *in, size_t n, unsigned width, uint32_t *out) {
-    if (width == 0) {
-        memset(out, 0, n * sizeof *out);
+size_t sh_bitpack128(const uint32_t *in, unsigned width, uint8_t *out) {
+    if (width == 0) return 0;
+    uint32_t mask = width_mask(width);
+    for (unsigned l = 0; l < 8; l++) {
+        uint64_t acc = 0;
+        unsigned fill = 0, m = 0;
+        for (unsigned j = 0; j < 16; j++) {
+            acc |= (uint64_t)(in[8 * j + l] & mask) << fill;
+            fill += width;
+            if (fill >= 32) {
+                sh_store_u32(out + 32 * m + 4 * l, (uint32_t)acc);
+                acc >>= 32;
+                fill -= 32;
+                m++;
+            }
+        }
+        if (fill) { /* odd width: the lane's last 16 bits */
+            uint8_t h[2] = {(uint8_t)acc, (uint8_t)(acc >> 8)};
+            memcpy(out + 32 * m + 2 * l, h, 2);
+        }
+    }
+    return SH_PACKED_BYTES(width);
+}
+
+/* Word m of lane l of a stream of width w (the half-word tail of an odd
+ * width reads as a word whose top 16 bits are 0). */
+static inline uint32_t lane_word(const uint8_t *in, unsigned w, unsigned l, unsigned m) {
+    return m < w / 2 ? sh_load_u32(in + 32 * m + 4 * l) : sh_load_u16(in + 32 * m + 2 * l);
+}
+
+static void unpack_scalar(const uint8_t *in, unsigned w, uint32_t *out) {
+    if (w == 0) {
+        memset(out, 0, SH_BLOCK * sizeof *out);
         return;
     }
-    uint64_t mask = width == 32 ? 0xffffffffu : ((1u << width) - 1);
-    uint64_t acc = 0;
-    unsigned fill = 0;
-    size_t p = 0;
-    for (size_t i = 0; i < n; i++) {
-        while (fill < width) {
-            acc |= (uint64_t)in[p++] << fill;
-            fill += 8;
+    uint32_t mask = width_mask(w);
+    for (unsigned l = 0; l < 8; l++) {
+        uint64_t acc = 0;
+        unsigned fill = 0, m = 0;
+        for (unsigned j = 0; j < 16; j++) {
+            if (fill < w) {
+                acc |= (uint64_t)lane_word(in, w, l, m++) << fill;
+                fill += 32;
+            }
+            out[8 * j + l] = (uint32_t)acc & mask;
+            acc >>= w;
+            fill -= w;
         }
-        out[i] = (uint32_t)(acc & mask);
-        acc >>= width;
-        fill -= width;
     }
+}
+
+static void docs_scalar(const uint8_t *in, unsigned w, uint32_t prev, uint32_t *out) {
+    unpack_scalar(in, w, out);
+    for (unsigned i = 0; i < SH_BLOCK; i++) out[i] = prev += out[i] + 1;
+}
+
+#if SH_X86
+
+/* The routines below are written once as always-inline bodies with the
+ * width a parameter, then stamped out for every width 0..32 (SH_WIDTHS):
+ * with W a constant and the 16 steps unrolled, every shift count, word
+ * index and branch is known at compile time, so each instance is
+ * straight-line code of loads, shifts, masks and stores. */
+#define SH_AI static inline __attribute__((always_inline, target("sse4.1")))
+#define SH_AI_AVX2 static inline __attribute__((always_inline, target("avx2")))
+
+#define SH_WIDTHS(X)                                                                        \
+    X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)  \
+    X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29)   \
+    X(30) X(31) X(32)
+
+/* -- SSE4.1: lanes 0-3 in one register, 4-7 in another -- */
+
+SH_AI void sse_word(const uint8_t *in, unsigned W, unsigned m, __m128i *lo, __m128i *hi) {
+    if (m < W / 2) {
+        *lo = _mm_loadu_si128((const __m128i *)(const void *)(in + 32 * m));
+        *hi = _mm_loadu_si128((const __m128i *)(const void *)(in + 32 * m + 16));
+    } else {
+        __m128i t = _mm_loadu_si128((const __m128i *)(const void *)(in + 32 * m));
+        *lo = _mm_cvtepu16_epi32(t);
+        *hi = _mm_cvtepu16_epi32(_mm_srli_si128(t, 8));
+    }
+}
+
+/* Unpack 128 values of W bits; with delta, turn them from gaps into doc
+ * ids after `prev` (each doc = the one before + gap + 1). */
+SH_AI void sse_unpack(const uint8_t *in, uint32_t *out, const unsigned W, const int delta,
+                      uint32_t prev) {
+    const __m128i mask = _mm_set1_epi32((int)width_mask(W));
+    const __m128i c1234 = _mm_setr_epi32(1, 2, 3, 4), c4 = _mm_set1_epi32(4),
+                  c8 = _mm_set1_epi32(8);
+    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+    __m128i base = _mm_set1_epi32((int)prev);
+    if (W) sse_word(in, W, 0, &lo, &hi);
+#pragma GCC unroll 16
+    for (unsigned j = 0; j < 16; j++) {
+        const unsigned bit = j * W, m = bit / 32, s = bit % 32;
+        __m128i vlo = _mm_setzero_si128(), vhi = _mm_setzero_si128();
+        if (W) {
+            vlo = s ? _mm_srli_epi32(lo, (int)s) : lo;
+            vhi = s ? _mm_srli_epi32(hi, (int)s) : hi;
+            if (s + W > 32 || (s + W == 32 && j < 15)) {
+                sse_word(in, W, m + 1, &lo, &hi);
+                if (s + W > 32) {
+                    vlo = _mm_or_si128(vlo, _mm_slli_epi32(lo, (int)(32 - s)));
+                    vhi = _mm_or_si128(vhi, _mm_slli_epi32(hi, (int)(32 - s)));
+                }
+            }
+            if (W < 32) {
+                vlo = _mm_and_si128(vlo, mask);
+                vhi = _mm_and_si128(vhi, mask);
+            }
+        }
+        if (delta) {
+            /* in-register prefix sums; the running base is the only
+             * dependency from one group of eight to the next */
+            __m128i plo = _mm_add_epi32(vlo, _mm_slli_si128(vlo, 4));
+            plo = _mm_add_epi32(plo, _mm_slli_si128(plo, 8));
+            __m128i phi = _mm_add_epi32(vhi, _mm_slli_si128(vhi, 4));
+            phi = _mm_add_epi32(phi, _mm_slli_si128(phi, 8));
+            __m128i tlo = _mm_shuffle_epi32(plo, 0xFF), thi = _mm_shuffle_epi32(phi, 0xFF);
+            __m128i b1 = _mm_add_epi32(base, c1234);
+            vlo = _mm_add_epi32(b1, plo);
+            vhi = _mm_add_epi32(_mm_add_epi32(b1, c4), _mm_add_epi32(tlo, phi));
+            base = _mm_add_epi32(base, _mm_add_epi32(c8, _mm_add_epi32(tlo, thi)));
+        }
+        _mm_storeu_si128((__m128i *)(void *)(out + 8 * j), vlo);
+        _mm_storeu_si128((__m128i *)(void *)(out + 8 * j + 4), vhi);
+    }
+}
+
+/* -- AVX2: all eight lanes in one register -- */
+
+SH_AI_AVX2 __m256i avx2_word(const uint8_t *in, unsigned W, unsigned m) {
+    if (m < W / 2) return _mm256_loadu_si256((const __m256i *)(const void *)(in + 32 * m));
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(in + 32 * m)));
+}
+
+SH_AI_AVX2 void avx2_unpack(const uint8_t *in, uint32_t *out, const unsigned W, const int delta,
+                            uint32_t prev) {
+    const __m256i mask = _mm256_set1_epi32((int)width_mask(W));
+    const __m256i c8 = _mm256_set1_epi32(8), zero = _mm256_setzero_si256();
+    __m256i w = _mm256_setzero_si256();
+    /* base + (1..8): the doc each lane would hold were all gaps 0 */
+    __m256i base = _mm256_add_epi32(_mm256_set1_epi32((int)prev),
+                                    _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8));
+    if (W) w = avx2_word(in, W, 0);
+#pragma GCC unroll 16
+    for (unsigned j = 0; j < 16; j++) {
+        const unsigned bit = j * W, m = bit / 32, s = bit % 32;
+        __m256i v = _mm256_setzero_si256();
+        if (W) {
+            v = s ? _mm256_srli_epi32(w, (int)s) : w;
+            if (s + W > 32 || (s + W == 32 && j < 15)) {
+                w = avx2_word(in, W, m + 1);
+                if (s + W > 32) v = _mm256_or_si256(v, _mm256_slli_epi32(w, (int)(32 - s)));
+            }
+            if (W < 32) v = _mm256_and_si256(v, mask);
+        }
+        if (delta) {
+            /* prefix sum within each 128-bit half; the halves' totals,
+             * swapped, give the high half its carry (a blend, not a
+             * shuffle) and the group's total; the running base is the
+             * only dependency from one group of eight to the next */
+            __m256i p = _mm256_add_epi32(v, _mm256_slli_si256(v, 4));
+            p = _mm256_add_epi32(p, _mm256_slli_si256(p, 8));
+            __m256i t = _mm256_shuffle_epi32(p, 0xFF);
+            __m256i sw = _mm256_permute2x128_si256(t, t, 0x01);
+            __m256i carry = _mm256_blend_epi32(zero, sw, 0xF0);
+            v = _mm256_add_epi32(base, _mm256_add_epi32(p, carry));
+            base = _mm256_add_epi32(base, _mm256_add_epi32(_mm256_add_epi32(t, sw), c8));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(out + 8 * j), v);
+    }
+}
+
+typedef void unpack_fn(const uint8_t *in, uint32_t *out);
+typedef void docs_fn(const uint8_t *in, uint32_t *out, uint32_t prev);
+
+#define SH_DEF_SSE(W)                                                                  \
+    __attribute__((target("sse4.1"))) static void unpack_sse_##W(const uint8_t *in,    \
+                                                                  uint32_t *out) {     \
+        sse_unpack(in, out, W, 0, 0);                                                  \
+    }                                                                                  \
+    __attribute__((target("sse4.1"))) static void docs_sse_##W(const uint8_t *in,      \
+                                                                uint32_t *out,         \
+                                                                uint32_t prev) {       \
+        sse_unpack(in, out, W, 1, prev);                                               \
+    }
+#define SH_DEF_AVX2(W)                                                                 \
+    __attribute__((target("avx2"))) static void unpack_avx2_##W(const uint8_t *in,     \
+                                                                 uint32_t *out) {      \
+        avx2_unpack(in, out, W, 0, 0);                                                 \
+    }                                                                                  \
+    __attribute__((target("avx2"))) static void docs_avx2_##W(const uint8_t *in,       \
+                                                               uint32_t *out,          \
+                                                               uint32_t prev) {        \
+        avx2_unpack(in, out, W, 1, prev);                                              \
+    }
+SH_WIDTHS(SH_DEF_SSE)
+SH_WIDTHS(SH_DEF_AVX2)
+
+#define SH_REF_UNPACK_SSE(W) unpack_sse_##W,
+#define SH_REF_DOCS_SSE(W) docs_sse_##W,
+#define SH_REF_UNPACK_AVX2(W) unpack_avx2_##W,
+#define SH_REF_DOCS_AVX2(W) docs_avx2_##W,
+static unpack_fn *const unpack_sse_tab[33] = {SH_WIDTHS(SH_REF_UNPACK_SSE)};
+static docs_fn *const docs_sse_tab[33] = {SH_WIDTHS(SH_REF_DOCS_SSE)};
+static unpack_fn *const unpack_avx2_tab[33] = {SH_WIDTHS(SH_REF_UNPACK_AVX2)};
+static docs_fn *const docs_avx2_tab[33] = {SH_WIDTHS(SH_REF_DOCS_AVX2)};
+
+#endif /* SH_X86 */
+
+void sh_bitunpack128(const uint8_t *in, unsigned width, uint32_t *out) {
+#if SH_X86
+    int isa = isa_now();
+    if (isa == SH_ISA_AVX2) {
+        unpack_avx2_tab[width](in, out);
+        return;
+    }
+    if (isa == SH_ISA_SSE41) {
+        unpack_sse_tab[width](in, out);
+        return;
+    }
+#endif
+    unpack_scalar(in, width, out);
+}
+
+void sh_bitunpack128_docs(const uint8_t *in, unsigned width, uint32_t prev, uint32_t *out) {
+#if SH_X86
+    int isa = isa_now();
+    if (isa == SH_ISA_AVX2) {
+        docs_avx2_tab[width](in, out, prev);
+        return;
+    }
+    if (isa == SH_ISA_SSE41) {
+        docs_sse_tab[width](in, out, prev);
+        return;
+    }
+#endif
+    docs_scalar(in, width, prev, out);
 }
 
 /* ---- encoding ----------------------------------------------------------- */
 
-static int put_packed(sh_buf *b, const uint32_t *v, size_t n) {
-    unsigned w = sh_bits_needed(v, n);
-    if (sh_buf_putc(b, (uint8_t)w) || sh_buf_reserve(b, (n * w + 7) / 8)) return SAHEL_ENOMEM;
-    b->len += sh_bitpack(v, n, w, b->p + b->len);
-    return 0;
-}
-
-int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
-                       const uint32_t *positions, size_t n, const uint32_t *lent,
-                       const uint32_t *lenb, sh_buf *post, sh_buf *pos) {
+/* Positions come either as numbers (positions) or, for a merge, as each
+ * doc's bytes already encoded (span, span_len): a doc's run does not
+ * depend on its number, so it is copied as it is. */
+static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
+                  const uint32_t *positions, const uint8_t *const *span,
+                  const uint32_t *span_len, size_t n, const uint32_t *lent, const uint32_t *lenb,
+                  sh_buf *post, sh_buf *pos) {
     size_t nblocks = (n + SH_BLOCK - 1) / SH_BLOCK;
     size_t skip_at = post->len;
     if (nblocks > 1 && sh_buf_reserve(post, nblocks * SH_SKIPREC)) return SAHEL_ENOMEM;
@@ -130,16 +400,24 @@ int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t
             min_lenb = SH_MIN(min_lenb, lenb[d]);
         }
         if (cnt == SH_BLOCK) {
-            if (put_packed(post, gaps, cnt) || put_packed(post, tft + first, cnt) ||
-                put_packed(post, tfb + first, cnt))
-                return SAHEL_ENOMEM;
+            const uint32_t *arr[3] = {gaps, tft + first, tfb + first};
+            unsigned w[3];
+            for (int k = 0; k < 3; k++) w[k] = sh_bits_needed(arr[k], SH_BLOCK);
+            size_t need = 3 + SH_PACKED_BYTES(w[0] + w[1] + w[2]);
+            if (sh_buf_reserve(post, need)) return SAHEL_ENOMEM;
+            uint8_t *o = post->p + post->len;
+            for (int k = 0; k < 3; k++) *o++ = (uint8_t)w[k];
+            for (int k = 0; k < 3; k++) o += sh_bitpack128(arr[k], w[k], o);
+            post->len += need;
         } else {
             for (size_t i = 0; i < cnt; i++)
                 if (sh_buf_put_varint(post, gaps[i]) || sh_buf_put_varint(post, tft[first + i]) ||
                     sh_buf_put_varint(post, tfb[first + i]))
                     return SAHEL_ENOMEM;
         }
-        for (size_t i = 0; i < cnt; i++) {
+        for (size_t i = 0; i < cnt && span; i++)
+            if (sh_buf_put(pos, span[first + i], span_len[first + i])) return SAHEL_ENOMEM;
+        for (size_t i = 0; i < cnt && !span; i++) {
             uint32_t runs[2] = {tft[first + i], tfb[first + i]};
             for (int r = 0; r < 2; r++) {
                 uint32_t last = 0;
@@ -165,14 +443,39 @@ int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t
     return 0;
 }
 
+int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
+                       const uint32_t *positions, size_t n, const uint32_t *lent,
+                       const uint32_t *lenb, sh_buf *post, sh_buf *pos) {
+    return encode(docs, tft, tfb, positions, NULL, NULL, n, lent, lenb, post, pos);
+}
+
+int sh_postings_encode_spans(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
+                             const uint8_t *const *span, const uint32_t *span_len, size_t n,
+                             const uint32_t *lent, const uint32_t *lenb, sh_buf *post,
+                             sh_buf *pos) {
+    return encode(docs, tft, tfb, NULL, span, span_len, n, lent, lenb, post, pos);
+}
+
 /* ---- cursor ------------------------------------------------------------- */
 
-static int corrupt(sh_postings *pc, const char *what, const uint8_t *at) {
+static int corrupt(const sh_postings *pc, const char *what, const uint8_t *at) {
     const sh_section *s = &pc->seg->sec[SH_SEC_POSTINGS];
     uint64_t off = at ? (uint64_t)(at - pc->seg->map) : s->off + pc->ti.post_off;
     return sh_err(pc->err, SAHEL_ECORRUPT, "%s: damaged postings (%s) at byte %llu",
                   pc->seg->path, what, (unsigned long long)off);
 }
+
+/* Damage is sticky: the cursor keeps what it found and every later call
+ * that moves it or reads positions reports it again, so that a caller who
+ * goes on after an error never reads a block that did not check out. */
+static int damage(sh_postings *pc, const char *what, const uint8_t *at) {
+    pc->bad_what = what;
+    pc->bad_at = at ? at : pc->data;
+    pc->n = 0; /* next() and advance() leave their fast paths */
+    return corrupt(pc, what, at);
+}
+
+static int pending(const sh_postings *pc) { return corrupt(pc, pc->bad_what, pc->bad_at); }
 
 int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *ti,
                      sahel_error *err) {
@@ -182,24 +485,94 @@ int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *
     pc->doc = SH_NO_DOC;
     pc->block = UINT32_MAX;
     pc->n = pc->i = 0;
-    pc->prev_last = 0;
+    pc->prev_last = SH_NO_DOC;
+    pc->tf_ready = 0;
+    pc->tf_p = NULL;
+    pc->wt = pc->wb = 0;
+    pc->bad_at = NULL;
+    pc->bad_what = NULL;
+    pc->block_pos_off = 0;
+    pc->pos_p = NULL;
+    pc->pos_i = 0;
     const uint8_t *base = seg->sec[SH_SEC_POSTINGS].p + ti->post_off;
     pc->end = base + ti->post_len;
     pc->posbase = seg->sec[SH_SEC_POSITIONS].p + ti->pos_off;
     pc->posend = pc->posbase + ti->pos_len;
-    if (ti->df == 0 || ti->df > seg->ndocs) return corrupt(pc, "document frequency", NULL);
+    pc->nblocks = 0;
+    pc->skip = NULL;
+    pc->data = pc->next_block = base;
+    if (ti->df == 0 || ti->df > seg->ndocs) return damage(pc, "document frequency", NULL);
     pc->nblocks = (ti->df + SH_BLOCK - 1) / SH_BLOCK;
     if (pc->nblocks > 1) {
         if ((uint64_t)pc->nblocks * SH_SKIPREC > ti->post_len)
-            return corrupt(pc, "skip table", NULL);
+            return damage(pc, "skip table", NULL);
         pc->skip = base;
         pc->data = base + (size_t)pc->nblocks * SH_SKIPREC;
-    } else {
-        pc->skip = NULL;
-        pc->data = base;
     }
     pc->next_block = pc->data;
     return 0;
+}
+
+/* The tfs of a block: no tf may exceed the position bytes left from the
+ * block's start, and no doc may have both tfs 0.  1 when they hold. */
+static int tfs_ok_scalar(const uint32_t *tft, const uint32_t *tfb, uint32_t n, uint64_t room) {
+    uint32_t mx = 0, nonzero = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        mx = SH_MAX(mx, SH_MAX(tft[i], tfb[i]));
+        nonzero &= (tft[i] | tfb[i]) != 0;
+    }
+    return nonzero && mx <= room;
+}
+
+#if SH_X86
+__attribute__((target("sse4.1"))) static int tfs_ok_sse(const uint32_t *tft, const uint32_t *tfb,
+                                                         uint32_t n, uint64_t room) {
+    __m128i vmx = _mm_setzero_si128(), vz = _mm_setzero_si128(), zero = _mm_setzero_si128();
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m128i t = _mm_loadu_si128((const __m128i *)(const void *)(tft + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(tfb + i));
+        vmx = _mm_max_epu32(vmx, _mm_max_epu32(t, b));
+        vz = _mm_or_si128(vz, _mm_cmpeq_epi32(_mm_or_si128(t, b), zero)); /* a doc of tfs 0 */
+    }
+    vmx = _mm_max_epu32(vmx, _mm_shuffle_epi32(vmx, 0x4E));
+    vmx = _mm_max_epu32(vmx, _mm_shuffle_epi32(vmx, 0xB1));
+    uint32_t mx = (uint32_t)_mm_cvtsi128_si32(vmx);
+    return _mm_testz_si128(vz, vz) && mx <= room && tfs_ok_scalar(tft + i, tfb + i, n - i, room);
+}
+#endif
+
+static int tfs_ok(const uint32_t *tft, const uint32_t *tfb, uint32_t n, uint64_t room) {
+#if SH_X86
+    if (isa_now() >= SH_ISA_SSE41) return tfs_ok_sse(tft, tfb, n, room);
+#endif
+    return tfs_ok_scalar(tft, tfb, n, room);
+}
+
+static int load_tfs(sh_postings *pc) {
+    if (pc->n == 0) { /* not started or exhausted: nothing to score */
+        memset(pc->tft, 0, sizeof pc->tft);
+        memset(pc->tfb, 0, sizeof pc->tfb);
+        pc->tf_ready = 1;
+        return 0;
+    }
+    sh_bitunpack128(pc->tf_p, pc->wt, pc->tft);
+    sh_bitunpack128(pc->tf_p + SH_PACKED_BYTES(pc->wt), pc->wb, pc->tfb);
+    pc->tf_ready = 1;
+    if (!tfs_ok(pc->tft, pc->tfb, SH_BLOCK, pc->ti.pos_len - pc->block_pos_off)) {
+        memset(pc->tft, 0, sizeof pc->tft);
+        memset(pc->tfb, 0, sizeof pc->tfb);
+        return SAHEL_ECORRUPT;
+    }
+    return 0;
+}
+
+void sh_postings_load_tfs(const sh_postings *cpc) {
+    /* The tf arrays are a cache of the held block, filled on first use:
+     * logically the cursor does not change, so the accessors take it
+     * const (a C++ `mutable` member). */
+    sh_postings *pc = (sh_postings *)(uintptr_t)cpc;
+    if (load_tfs(pc)) (void)damage(pc, "term frequency", pc->tf_p);
 }
 
 /* Decode block `blk` starting at byte `p`; prev_plus1 is one past the
@@ -207,118 +580,361 @@ int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *
 static int load_block(sh_postings *pc, uint32_t blk, const uint8_t *p, uint32_t prev_plus1) {
     uint32_t cnt = blk + 1 < pc->nblocks ? SH_BLOCK : pc->ti.df - blk * SH_BLOCK;
     const uint8_t *end = pc->end;
-    if (p < pc->data || p > end) return corrupt(pc, "block offset", p);
-    if (cnt == SH_BLOCK) {
-        uint32_t *dst[3] = {pc->docs, pc->tft, pc->tfb};
-        for (int k = 0; k < 3; k++) {
-            if (p >= end) return corrupt(pc, "truncated block", p);
-            unsigned w = *p++;
-            size_t nb = (SH_BLOCK * (size_t)w + 7) / 8;
-            if (w > 32 || (size_t)(end - p) < nb) return corrupt(pc, "bit width", p - 1);
-            sh_bitunpack(p, SH_BLOCK, w, dst[k]);
-            p += nb;
-        }
-    } else {
-        for (uint32_t i = 0; i < cnt; i++)
-            if (sh_varint_get32(&p, end, &pc->docs[i]) || sh_varint_get32(&p, end, &pc->tft[i]) ||
-                sh_varint_get32(&p, end, &pc->tfb[i]))
-                return corrupt(pc, "truncated varint block", p);
-    }
-    /* gaps -> doc ids, with the checks that keep later reads in bounds */
-    uint64_t d = prev_plus1;
     const sh_segment *seg = pc->seg;
-    for (uint32_t i = 0; i < cnt; i++) {
-        d += pc->docs[i];
-        if (d >= seg->ndocs) return corrupt(pc, "doc id out of range", p);
-        uint32_t doc = (uint32_t)d;
-        pc->docs[i] = doc;
-        /* a field of len positions holds at most 2 * len tokens: one per
-         * position plus the joined whole of a hyphenated word */
-        if (pc->tft[i] + (uint64_t)pc->tfb[i] == 0 ||
-            pc->tft[i] > 2 * (uint64_t)sh_segment_len_title(seg, doc) ||
-            pc->tfb[i] > 2 * (uint64_t)sh_segment_len_body(seg, doc))
-            return corrupt(pc, "term frequency", p);
-        d++;
-    }
+    pc->n = 0; /* nothing held until the block checks out */
+    if (p < pc->data || p > end) return damage(pc, "block offset", p);
     if (pc->skip) {
         const uint8_t *rec = pc->skip + (size_t)blk * SH_SKIPREC;
-        if (sh_load_u32(rec) != pc->docs[cnt - 1]) return corrupt(pc, "skip record", rec);
         uint64_t po = sh_load_u64(rec + 8);
-        if (po > pc->ti.pos_len) return corrupt(pc, "positions offset", rec);
+        if (po > pc->ti.pos_len) return damage(pc, "positions offset", rec);
         pc->block_pos_off = po;
     } else {
         pc->block_pos_off = 0;
     }
+    if (cnt == SH_BLOCK) {
+        if (end - p < 3) return damage(pc, "truncated block", p);
+        unsigned wd = p[0], wt = p[1], wb = p[2];
+        if (wd > 32 || wt > 32 || wb > 32) return damage(pc, "bit width", p);
+        size_t need = 3 + SH_PACKED_BYTES((size_t)wd + wt + wb);
+        if ((size_t)(end - p) < need) return damage(pc, "truncated block", p);
+        sh_bitunpack128_docs(p + 3, wd, prev_plus1 - 1, pc->docs);
+        /* Gaps below 2^25 add up to less than 2^32 over a block, so the
+         * 32-bit prefix sums wrapped iff the last doc fell below the first
+         * possible one; wider gaps are checked one by one. */
+        int ok = pc->docs[0] >= prev_plus1 && pc->docs[SH_BLOCK - 1] < seg->ndocs;
+        if (ok && wd > 25)
+            for (uint32_t i = 1; i < SH_BLOCK; i++) ok &= pc->docs[i] > pc->docs[i - 1];
+        else if (ok)
+            ok = pc->docs[SH_BLOCK - 1] >= prev_plus1;
+        if (!ok) return damage(pc, "doc id out of range", p);
+        pc->tf_p = p + 3 + SH_PACKED_BYTES(wd);
+        pc->wt = (uint8_t)wt;
+        pc->wb = (uint8_t)wb;
+        pc->tf_ready = 0;
+        pc->next_block = p + need;
+    } else {
+        uint64_t d = prev_plus1;
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t g;
+            if (sh_varint_get32(&p, end, &g) || sh_varint_get32(&p, end, &pc->tft[i]) ||
+                sh_varint_get32(&p, end, &pc->tfb[i]))
+                return damage(pc, "truncated varint block", p);
+            d += g;
+            if (d >= seg->ndocs) return damage(pc, "doc id out of range", p);
+            pc->docs[i] = (uint32_t)d++;
+        }
+        if (!tfs_ok(pc->tft, pc->tfb, cnt, pc->ti.pos_len - pc->block_pos_off))
+            return damage(pc, "term frequency", p);
+        pc->tf_ready = 1;
+        pc->next_block = p;
+    }
+    if (pc->skip && sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC) != pc->docs[cnt - 1])
+        return damage(pc, "skip record", pc->skip + (size_t)blk * SH_SKIPREC);
+    pc->prev_last = prev_plus1 - 1;
     pc->block = blk;
     pc->n = cnt;
     pc->i = 0;
-    pc->next_block = p;
     pc->pos_p = pc->posbase + pc->block_pos_off;
     pc->pos_i = 0;
+    /* the only block this cursor will hold: decode all of it now (and
+     * callers may read its arrays directly, as MaxScore's bound does) */
+    if (!pc->tf_ready && !pc->skip && load_tfs(pc)) return damage(pc, "term frequency", pc->tf_p);
     return 0;
 }
 
-int sh_postings_next(sh_postings *pc) {
-    if (pc->block != UINT32_MAX && pc->i + 1 < pc->n) {
-        pc->doc = pc->docs[++pc->i];
+static void exhaust(sh_postings *pc) {
+    pc->doc = SH_NO_DOC;
+    pc->block = pc->nblocks;
+    pc->n = pc->i = 0;
+}
+
+int sh_postings_next_block(sh_postings *pc) {
+    if (pc->bad_at) return pending(pc);
+    if (pc->block == pc->nblocks) { /* exhausted: stay so */
+        pc->doc = SH_NO_DOC;
         return 0;
     }
     uint32_t blk = pc->block == UINT32_MAX ? 0 : pc->block + 1;
     if (blk >= pc->nblocks) {
-        pc->doc = SH_NO_DOC;
-        pc->block = pc->nblocks; /* stay exhausted */
-        pc->n = pc->i = 0;
+        exhaust(pc);
         return 0;
     }
-    uint32_t prev_plus1 = pc->block == UINT32_MAX || pc->n == 0 ? 0 : pc->docs[pc->n - 1] + 1;
+    uint32_t prev_plus1 = blk == 0 ? 0 : pc->docs[pc->n - 1] + 1;
     int rc = load_block(pc, blk, pc->next_block, prev_plus1);
     if (rc) return rc;
     pc->doc = pc->docs[0];
     return 0;
 }
 
-int sh_postings_advance(sh_postings *pc, uint32_t target) {
-    if (pc->doc != SH_NO_DOC && pc->doc >= target) return 0;
-    if (pc->block == pc->nblocks && pc->block != UINT32_MAX && pc->doc == SH_NO_DOC &&
-        pc->n == 0)
-        return 0; /* exhausted */
-    /* skip whole blocks whose last doc is below the target */
-    if (pc->skip) {
-        uint32_t blk = pc->block == UINT32_MAX ? 0 : pc->block;
-        while (blk < pc->nblocks && sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC) < target)
-            blk++;
-        if (blk >= pc->nblocks) {
-            pc->doc = SH_NO_DOC;
-            pc->block = pc->nblocks;
-            pc->n = pc->i = 0;
-            return 0;
+static inline uint32_t skip_last(const sh_postings *pc, uint32_t blk) {
+    return sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC);
+}
+
+uint32_t sh_postings_find_block(const sh_postings *pc, uint32_t from, uint32_t target) {
+    uint32_t nb = pc->nblocks;
+    if (!pc->skip) {
+        if (from > 0 || nb == 0 || pc->block == nb) return nb;
+        /* one block: held once next() has run; before, it may hold target */
+        return pc->n && pc->docs[pc->n - 1] < target ? nb : 0;
+    }
+    if (from >= nb) return nb;
+    if (skip_last(pc, from) >= target) return from;
+    /* gallop: last_doc[lo] < target; find hi with last_doc[hi] >= target */
+    uint32_t lo = from, step = 1, hi;
+    for (;;) {
+        hi = lo + step;
+        if (hi >= nb || hi < lo) {
+            hi = nb - 1;
+            if (skip_last(pc, hi) < target) return nb;
+            break;
         }
-        if (blk != pc->block) {
-            const uint8_t *rec = pc->skip + (size_t)blk * SH_SKIPREC;
-            uint64_t off = sh_load_u32(rec + 4);
-            uint32_t prev_plus1 =
-                blk ? sh_load_u32(pc->skip + (size_t)(blk - 1) * SH_SKIPREC) + 1 : 0;
-            if (off > (uint64_t)(pc->end - pc->data)) return corrupt(pc, "skip offset", rec);
-            int rc = load_block(pc, blk, pc->data + off, prev_plus1);
+        if (skip_last(pc, hi) >= target) break;
+        lo = hi;
+        step *= 2;
+    }
+    /* binary search in (lo, hi]: hi only ever moves to a block whose
+     * last_doc was seen >= target, even if the table is damaged */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (skip_last(pc, mid) >= target)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+int sh_postings_advance_block(sh_postings *pc, uint32_t target) {
+    if (pc->bad_at) return pending(pc);
+    if (pc->block == pc->nblocks) {
+        pc->doc = SH_NO_DOC;
+        return 0;
+    }
+    if (!pc->skip) {
+        if (pc->block == UINT32_MAX) {
+            int rc = sh_postings_next_block(pc);
             if (rc) return rc;
-            pc->doc = pc->docs[0];
+            if (pc->docs[pc->n - 1] >= target) {
+                pc->i = sh_postings_seek_in_block(pc->docs, 0, pc->n, target);
+                pc->doc = pc->docs[pc->i];
+                return 0;
+            }
         }
+        exhaust(pc);
+        return 0;
     }
-    while (pc->doc == SH_NO_DOC || pc->doc < target) {
-        int rc = sh_postings_next(pc);
-        if (rc) return rc;
-        if (pc->doc == SH_NO_DOC) return 0;
+    uint32_t from = pc->block == UINT32_MAX ? 0 : pc->block + 1;
+    uint32_t blk = sh_postings_find_block(pc, from, target);
+    if (blk >= pc->nblocks) {
+        exhaust(pc);
+        return 0;
     }
+    int rc;
+    if (blk == from && pc->block != UINT32_MAX) {
+        /* the next block: no need to trust the skip record's offset */
+        rc = load_block(pc, blk, pc->next_block, pc->docs[pc->n - 1] + 1);
+    } else {
+        const uint8_t *rec = pc->skip + (size_t)blk * SH_SKIPREC;
+        uint64_t off = sh_load_u32(rec + 4);
+        uint32_t prev_plus1 = blk ? skip_last(pc, blk - 1) + 1 : 0;
+        if (off > (uint64_t)(pc->end - pc->data)) return damage(pc, "skip offset", rec);
+        rc = load_block(pc, blk, pc->data + off, prev_plus1);
+    }
+    if (rc) return rc;
+    /* the skip record matched the block's last doc, which is >= target */
+    pc->i = sh_postings_seek_in_block(pc->docs, 0, pc->n, target);
+    pc->doc = pc->docs[pc->i];
     return 0;
+}
+
+uint32_t sh_postings_block_last(const sh_postings *pc, uint32_t blk) {
+    if (blk >= pc->nblocks) return SH_NO_DOC;
+    if (pc->skip) return skip_last(pc, blk);
+    return pc->n ? pc->docs[pc->n - 1] : SH_NO_DOC;
+}
+
+void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound *out) {
+    if (pc->skip && blk < pc->nblocks) {
+        const uint8_t *r = pc->skip + (size_t)blk * SH_SKIPREC;
+        out->max_tft = sh_load_u32(r + 16);
+        out->max_tfb = sh_load_u32(r + 20);
+        out->min_lent = sh_load_u32(r + 24);
+        out->min_lenb = sh_load_u32(r + 28);
+        return;
+    }
+    /* a single block, decoded whole when loaded: scanned */
+    out->max_tft = out->max_tfb = 0;
+    out->min_lent = out->min_lenb = UINT32_MAX;
+    if (pc->skip || blk != 0 || !pc->tf_ready) return;
+    for (uint32_t i = 0; i < pc->n; i++) {
+        out->max_tft = SH_MAX(out->max_tft, pc->tft[i]);
+        out->max_tfb = SH_MAX(out->max_tfb, pc->tfb[i]);
+        out->min_lent = SH_MIN(out->min_lent, sh_segment_len_title(pc->seg, pc->docs[i]));
+        out->min_lenb = SH_MIN(out->min_lenb, sh_segment_len_body(pc->seg, pc->docs[i]));
+    }
+}
+
+/* ---- intersection ------------------------------------------------------- */
+
+/* The docs two ascending arrays share, into out; returns how many.  out
+ * needs min(na, nb) + 3 slots (the SIMD path stores four at a time). */
+static size_t and_scalar(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
+                         uint32_t *out) {
+    size_t i = 0, j = 0, k = 0;
+    while (i < na && j < nb) {
+        uint32_t x = A[i], y = B[j];
+        out[k] = x;
+        k += x == y;
+        i += x <= y;
+        j += y <= x;
+    }
+    return k;
+}
+
+#if SH_X86
+/* Row m: the bytes of the 32-bit lanes whose bit is set in m, packed to
+ * the front (0x80 makes pshufb write a zero): a lane compress. */
+static const uint8_t compress_lut[16][16] = {
+    {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {4, 5, 6, 7, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 4, 5, 6, 7, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {8, 9, 10, 11, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 8, 9, 10, 11, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {4, 5, 6, 7, 8, 9, 10, 11, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x80, 0x80, 0x80, 0x80},
+    {12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {4, 5, 6, 7, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80},
+    {8, 9, 10, 11, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80},
+    {4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x80, 0x80, 0x80, 0x80},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+};
+
+/* Four docs of A against four of B, all pairs (the three rotations of B),
+ * then the block whose largest doc is smaller moves on (both on a tie):
+ * no branch depends on the data but the loop's own. */
+__attribute__((target("sse4.1"))) static size_t and_sse(const uint32_t *A, size_t na,
+                                                         const uint32_t *B, size_t nb,
+                                                         uint32_t *out) {
+    size_t i = 0, j = 0, k = 0;
+    while (i + 4 <= na && j + 4 <= nb) {
+        __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(A + i));
+        __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(B + j));
+        __m128i eq = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi32(va, vb),
+                         _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x39))),
+            _mm_or_si128(_mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x4E)),
+                         _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x93))));
+        unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(eq));
+        __m128i sel = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[m]);
+        _mm_storeu_si128((__m128i *)(void *)(out + k), _mm_shuffle_epi8(va, sel));
+        k += (0x4332322132212110u >> (4 * m)) & 0xF; /* popcount of 4 bits */
+        /* amax <= bmax iff bmax - amax does not borrow: sign arithmetic
+         * rather than a comparison the compiler would turn into a branch
+         * (mispredicted half the time on lists of like density) */
+        uint64_t amax = A[i + 3], bmax = B[j + 3];
+        i += (1 - ((bmax - amax) >> 63)) << 2;
+        j += (1 - ((amax - bmax) >> 63)) << 2;
+    }
+    /* what is left of either is fewer than four docs: matches already
+     * written lie below B[j] (or A[i]), so none is written twice */
+    return k + and_scalar(A + i, na - i, B + j, nb - j, out + k);
+}
+
+/* The same eight against eight: the four rotations within each 128-bit
+ * half of B and of B with its halves swapped cover all 64 pairs; the
+ * matches of each half of A are compressed and stored separately. */
+__attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t na,
+                                                       const uint32_t *B, size_t nb,
+                                                       uint32_t *out) {
+    size_t i = 0, j = 0, k = 0;
+    while (i + 8 <= na && j + 8 <= nb) {
+        __m256i va = _mm256_loadu_si256((const __m256i *)(const void *)(A + i));
+        __m256i vb = _mm256_loadu_si256((const __m256i *)(const void *)(B + j));
+        __m256i vs = _mm256_permute2x128_si256(vb, vb, 0x01);
+        __m256i e0 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vb),
+                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x39)));
+        __m256i e1 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x4E)),
+                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x93)));
+        __m256i e2 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vs),
+                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x39)));
+        __m256i e3 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x4E)),
+                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x93)));
+        __m256i eq = _mm256_or_si256(_mm256_or_si256(e0, e1), _mm256_or_si256(e2, e3));
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(eq));
+        unsigned lo = m & 15, hi = m >> 4;
+        __m128i sl = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[lo]);
+        __m128i sh = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[hi]);
+        _mm_storeu_si128((__m128i *)(void *)(out + k),
+                         _mm_shuffle_epi8(_mm256_castsi256_si128(va), sl));
+        k += (0x4332322132212110u >> (4 * lo)) & 0xF;
+        _mm_storeu_si128((__m128i *)(void *)(out + k),
+                         _mm_shuffle_epi8(_mm256_extracti128_si256(va, 1), sh));
+        k += (0x4332322132212110u >> (4 * hi)) & 0xF;
+        uint64_t amax = A[i + 7], bmax = B[j + 7];
+        i += (1 - ((bmax - amax) >> 63)) << 3;
+        j += (1 - ((amax - bmax) >> 63)) << 3;
+    }
+    return k + and_sse(A + i, na - i, B + j, nb - j, out + k);
+}
+#endif
+
+static size_t and_arrays(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
+                         uint32_t *out) {
+#if SH_X86
+    int isa = isa_now();
+    if (isa == SH_ISA_AVX2) return and_avx2(A, na, B, nb, out);
+    if (isa == SH_ISA_SSE41) return and_sse(A, na, B, nb, out);
+#endif
+    return and_scalar(A, na, B, nb, out);
+}
+
+/* Move a cursor past doc `last` of its held block (the block's last doc
+ * or one below it). */
+static int move_past(sh_postings *pc, uint32_t last) {
+    if (pc->docs[pc->n - 1] == last) {
+        pc->i = pc->n - 1;
+        return sh_postings_next(pc);
+    }
+    pc->i = sh_postings_seek_in_block(pc->docs, pc->i, pc->n, last + 1);
+    pc->doc = pc->docs[pc->i];
+    return 0;
+}
+
+int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t cap,
+                          size_t *nout) {
+    size_t k = 0;
+    int rc = 0;
+    *nout = 0;
+    if ((!a->n && (rc = sh_postings_next(a))) || (!b->n && (rc = sh_postings_next(b)))) return rc;
+    while (a->doc != SH_NO_DOC && b->doc != SH_NO_DOC) {
+        uint32_t la = a->docs[a->n - 1], lb = b->docs[b->n - 1];
+        if (la < b->doc) {
+            rc = sh_postings_advance(a, b->doc); /* whole blocks skipped */
+        } else if (lb < a->doc) {
+            rc = sh_postings_advance(b, a->doc);
+        } else {
+            if (cap - k < SH_POSTINGS_AND_ROOM) break;
+            k += and_arrays(a->docs + a->i, a->n - a->i, b->docs + b->i, b->n - b->i, out + k);
+            uint32_t l = SH_MIN(la, lb);
+            if (!(rc = move_past(a, l))) rc = move_past(b, l);
+        }
+        if (rc) break;
+    }
+    *nout = k;
+    return rc;
 }
 
 static int read_run(sh_postings *pc, uint32_t n, uint32_t *out) {
     uint32_t last = 0;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t v;
-        if (sh_varint_get32(&pc->pos_p, pc->posend, &v)) return corrupt(pc, "positions", NULL);
+        if (sh_varint_get32(&pc->pos_p, pc->posend, &v)) return corrupt(pc, "positions", pc->pos_p);
         if (k) {
-            if (v > UINT32_MAX - last) return corrupt(pc, "position overflow", NULL);
+            if (v > UINT32_MAX - last) return corrupt(pc, "position overflow", pc->pos_p);
             v += last;
         }
         if (out) out[k] = v;
@@ -327,9 +943,12 @@ static int read_run(sh_postings *pc, uint32_t n, uint32_t *out) {
     return 0;
 }
 
-int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b) {
-    if (pc->doc == SH_NO_DOC) return 0;
-    /* skip the positions of the docs before the current one in the block */
+/* pos_p at the current doc's positions: the runs of the docs before it
+ * in the block are skipped (from the block's start if the cursor moved
+ * back within it). */
+static int seek_positions(sh_postings *pc) {
+    if (!pc->tf_ready) sh_postings_load_tfs(pc);
+    if (pc->bad_at) return pending(pc);
     if (pc->pos_i > pc->i) {
         pc->pos_p = pc->posbase + pc->block_pos_off;
         pc->pos_i = 0;
@@ -340,8 +959,33 @@ int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b) {
         if (rc) return rc;
         pc->pos_i++;
     }
+    return 0;
+}
+
+int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len) {
+    *p = NULL;
+    *len = 0;
+    if (pc->doc == SH_NO_DOC) return 0;
+    int rc = seek_positions(pc);
+    if (rc) return rc;
     const uint8_t *save = pc->pos_p;
-    int rc = read_run(pc, pc->tft[pc->i], t);
+    /* read (and so checked) like positions, but not kept */
+    rc = read_run(pc, pc->tft[pc->i], NULL);
+    if (!rc) rc = read_run(pc, pc->tfb[pc->i], NULL);
+    if (!rc) {
+        *p = save;
+        *len = (size_t)(pc->pos_p - save);
+    }
+    pc->pos_p = save;
+    return rc;
+}
+
+int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b) {
+    if (pc->doc == SH_NO_DOC) return 0;
+    int rc = seek_positions(pc);
+    if (rc) return rc;
+    const uint8_t *save = pc->pos_p;
+    rc = read_run(pc, pc->tft[pc->i], t);
     if (!rc) rc = read_run(pc, pc->tfb[pc->i], b);
     pc->pos_p = save; /* reading is idempotent for the current doc */
     return rc;

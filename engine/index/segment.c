@@ -452,6 +452,10 @@ fail:
     return rc;
 }
 
+void sh_segment_release(const sh_segment *seg) {
+    if (seg->map) madvise(seg->map, seg->size, MADV_DONTNEED);
+}
+
 void sh_segment_close(sh_segment *seg) {
     if (!seg) return;
     if (seg->map) munmap(seg->map, seg->size);

@@ -63,6 +63,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,18 +82,35 @@
 #define SH_BATCH_BYTES ((size_t)1 << 20)
 #define SH_MAX_THREADS 64
 
+/* A term's postings grow in slices of the builder's pages (below): 16
+ * bytes, then twice as many each time up to SLICE_MAX, each ending in the
+ * address of the next.  Small terms, most of a vocabulary, cost 16 bytes
+ * and no allocation of their own, and the memory a builder holds is its
+ * pages, which it keeps from one segment to the next. */
 typedef struct term_ent {
     uint64_t hash;
     uint32_t str_off, len; /* into pool */
     uint32_t next_doc;     /* last doc + 1, for gaps */
     uint32_t df;
-    sh_buf post;
-    /* the article being inverted: its tokens of this term form a list
-     * through doc_tok.next, in arrival order (title first, positions
-     * ascending), so that no sort is needed */
-    uint32_t cur;          /* doc + 1 the list belongs to */
-    uint32_t head, tail, tft, tfb;
+    uint8_t *head;         /* first slice, NULL before the first posting */
+    uint8_t *wp, *wend;    /* where the next byte goes; end of its slice's data */
+    uint32_t nbytes;       /* bytes of postings written */
+    uint32_t level;        /* of the slice being written */
 } term_ent;
+
+#define PAGE_BYTES ((size_t)1 << 20)
+#define SLICE_MIN 16u
+#define SLICE_MAX 32768u
+#define SLICE_LINK sizeof(uint8_t *)
+
+/* What every token touches, apart from the rest so that it stays in
+ * cache: the article being inverted has its tokens of this term in a list
+ * through doc_tok.next, in arrival order (title first, positions
+ * ascending), so that no sort is needed. */
+typedef struct term_hot {
+    uint32_t cur; /* doc + 1 the list belongs to */
+    uint32_t head, tail, tft, tfb;
+} term_hot;
 
 typedef struct doc_tok {
     uint32_t pos;
@@ -129,6 +149,9 @@ typedef struct builder {
     size_t share; /* of the memory budget */
 
     term_ent *terms;
+    term_hot *hot; /* parallel to terms */
+    uint8_t **pages; /* PAGE_BYTES each; kept across segments */
+    size_t npages, cap_pages, page_at, page_off; /* see slice_alloc */
     size_t nterms, cap_terms;
     uint32_t *table;
     size_t table_cap;
@@ -313,8 +336,11 @@ static int term_id(builder *b, const char *s, size_t len, uint32_t *out) {
         size_t cap = b->cap_terms ? b->cap_terms * 2 : 4096;
         term_ent *t = sh_reallocarray(b->terms, cap, sizeof *t);
         if (!t) return SAHEL_ENOMEM;
-        b->mem += (cap - b->cap_terms) * sizeof *t;
         b->terms = t;
+        term_hot *ht = sh_reallocarray(b->hot, cap, sizeof *ht);
+        if (!ht) return SAHEL_ENOMEM;
+        b->hot = ht;
+        b->mem += (cap - b->cap_terms) * (sizeof *t + sizeof *ht);
         b->cap_terms = cap;
     }
     if (b->pool.len + len > UINT32_MAX) return SAHEL_ETOOBIG;
@@ -323,12 +349,70 @@ static int term_id(builder *b, const char *s, size_t len, uint32_t *out) {
     b->mem += b->pool.cap - before;
     term_ent *e = &b->terms[b->nterms];
     memset(e, 0, sizeof *e);
+    memset(&b->hot[b->nterms], 0, sizeof b->hot[0]);
     e->hash = hash;
     e->str_off = (uint32_t)(b->pool.len - len);
     e->len = (uint32_t)len;
     b->table[h] = (uint32_t)b->nterms + 1;
     *out = (uint32_t)b->nterms++;
     return 0;
+}
+
+static size_t slice_size(uint32_t level) {
+    return level >= 11 ? SLICE_MAX : SLICE_MIN << level;
+}
+
+/* A slice of `size` bytes from the builder's pages; NULL when out of
+ * memory.  pages[0..page_at) are in use, the last up to page_off. */
+static uint8_t *slice_alloc(builder *b, size_t size) {
+    if (b->page_at == 0 || b->page_off + size > PAGE_BYTES) {
+        if (b->page_at == b->npages) {
+            if (b->npages == b->cap_pages) {
+                size_t cap = b->cap_pages ? b->cap_pages * 2 : 16;
+                uint8_t **p = sh_reallocarray(b->pages, cap, sizeof *p);
+                if (!p) return NULL;
+                b->pages = p;
+                b->cap_pages = cap;
+            }
+            if (!(b->pages[b->npages] = sh_malloc(PAGE_BYTES))) return NULL;
+            b->npages++;
+        }
+        b->page_at++;
+        b->page_off = 0;
+        b->mem += PAGE_BYTES;
+    }
+    uint8_t *s = b->pages[b->page_at - 1] + b->page_off;
+    b->page_off += size;
+    return s;
+}
+
+/* The term's current slice is full: link a bigger one. */
+static int slice_next(builder *b, term_ent *e) {
+    uint32_t level = e->head ? e->level + 1 : 0;
+    size_t size = slice_size(level);
+    uint8_t *s = slice_alloc(b, size);
+    if (!s) return SAHEL_ENOMEM;
+    if (e->head)
+        memcpy(e->wend, &s, SLICE_LINK);
+    else
+        e->head = s;
+    e->level = level;
+    e->wp = s;
+    e->wend = s + size - SLICE_LINK;
+    return 0;
+}
+
+static inline int term_put_varint(builder *b, term_ent *e, uint32_t v) {
+    for (;;) {
+        if (SH_UNLIKELY(e->wp == e->wend) && slice_next(b, e)) return SAHEL_ENOMEM;
+        e->nbytes++;
+        if (v < 0x80) {
+            *e->wp++ = (uint8_t)v;
+            return 0;
+        }
+        *e->wp++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
 }
 
 static int on_token(void *ctx, const sh_token *tok) {
@@ -356,7 +440,7 @@ static int on_token(void *ctx, const sh_token *tok) {
     if (b->ntoks >= UINT32_MAX) return b->tok_rc = SAHEL_ETOOBIG;
     uint32_t idx = (uint32_t)b->ntoks++;
     b->toks[idx] = (doc_tok){tok->pos, b->field, UINT32_MAX};
-    term_ent *e = &b->terms[id];
+    term_hot *e = &b->hot[id];
     if (e->cur != b->cur_doc) {
         if (b->ndterms == b->cap_dterms) {
             size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
@@ -469,19 +553,18 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     if (rc || b->tok_rc) goto nomem;
     for (size_t i = 0; i < b->ndterms; i++) {
         term_ent *e = &b->terms[b->dterms[i]];
-        size_t before = e->post.cap;
-        if (sh_buf_put_varint(&e->post, doc_no - e->next_doc) ||
-            sh_buf_put_varint(&e->post, e->tft) || sh_buf_put_varint(&e->post, e->tfb))
+        const term_hot *h = &b->hot[b->dterms[i]];
+        if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
+            term_put_varint(b, e, h->tfb))
             goto nomem;
         uint32_t last = 0, field = 0;
-        for (uint32_t k = e->head; k != UINT32_MAX; k = b->toks[k].next) {
-            if (k == e->head || b->toks[k].field != field) last = 0;
+        for (uint32_t k = h->head; k != UINT32_MAX; k = b->toks[k].next) {
+            if (k == h->head || b->toks[k].field != field) last = 0;
             field = b->toks[k].field;
-            if (sh_buf_put_varint(&e->post, b->toks[k].pos - last)) goto nomem;
+            if (term_put_varint(b, e, b->toks[k].pos - last)) goto nomem;
             last = b->toks[k].pos;
         }
-        b->mem += e->post.cap - before;
-        if (e->post.len > b->max_post) b->max_post = e->post.len;
+        if (e->nbytes > b->max_post) b->max_post = e->nbytes;
         e->next_doc = doc_no + 1;
         e->df++;
     }
@@ -504,9 +587,10 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lent += lt;
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
-    /* a flush holds, beside the buffers, the encoded postings of one term
-     * at a time: about the largest buffer, twice */
-    if (b->mem + 2 * b->max_post >= b->share) return flush_builder(b, err);
+    /* a flush holds, beside the pages, one term at a time: its bytes
+     * joined, and decoded into arrays of 4-byte numbers (at most one per
+     * byte) */
+    if (b->mem + 5 * (size_t)b->max_post >= b->share) return flush_builder(b, err);
     return 0;
 nomem:
     /* the term buffers may hold part of this article: the segment is lost */
@@ -1034,9 +1118,12 @@ static int cmp_key(const void *a, const void *b) {
 
 static void reset_builder(builder *b) {
     b->memo_epoch++; /* term ids restart with the next segment */
-    for (size_t i = 0; i < b->nterms; i++) sh_buf_free(&b->terms[i].post);
+    /* the pages stay, for the next segment's slices */
+    b->page_at = b->page_off = 0;
     sh_free(b->terms);
+    sh_free(b->hot);
     b->terms = NULL;
+    b->hot = NULL;
     b->nterms = b->cap_terms = 0;
     sh_free(b->table);
     b->table = NULL;
@@ -1052,6 +1139,22 @@ static void reset_builder(builder *b) {
     b->ndocs = 0;
     b->sum_lent = b->sum_lenb = b->ntokens = 0;
     b->mem = b->max_post = 0;
+}
+
+/* Everything a builder holds once it has flushed for the last time. */
+static void builder_release(builder *b) {
+    reset_builder(b);
+    for (size_t k = 0; k < b->npages; k++) sh_free(b->pages[k]);
+    sh_free(b->pages);
+    b->pages = NULL;
+    b->npages = b->cap_pages = b->page_at = b->page_off = 0;
+    sh_free(b->toks);
+    sh_free(b->dterms);
+    b->toks = NULL;
+    b->dterms = NULL;
+    b->ntoks = b->cap_toks = b->ndterms = b->cap_dterms = 0;
+    sh_analyzer_free(b->an);
+    b->an = NULL;
 }
 
 /* A new entry in the list of segments this writer made; its name is
@@ -1105,10 +1208,22 @@ static int u32v_push(u32v *a, uint32_t x) {
     return 0;
 }
 
-/* Decode a term's in-memory postings back into arrays. */
-static int unpack_term(const term_ent *e, u32v *docs, u32v *tft, u32v *tfb, u32v *pos) {
+/* Decode a term's in-memory postings back into arrays; its slices are
+ * joined in `bytes` first. */
+static int unpack_term(const term_ent *e, sh_buf *bytes, u32v *docs, u32v *tft, u32v *tfb,
+                       u32v *pos) {
     docs->n = tft->n = tfb->n = pos->n = 0;
-    const uint8_t *p = e->post.p, *end = e->post.p + e->post.len;
+    bytes->len = 0;
+    if (sh_buf_reserve(bytes, e->nbytes)) return SAHEL_ENOMEM;
+    const uint8_t *s = e->head;
+    for (uint32_t level = 0, left = e->nbytes; left; level++) {
+        size_t n = SH_MIN((size_t)left, slice_size(level) - SLICE_LINK);
+        memcpy(bytes->p + bytes->len, s, n);
+        bytes->len += n;
+        left -= (uint32_t)n;
+        if (left) memcpy(&s, s + n, SLICE_LINK);
+    }
+    const uint8_t *p = bytes->p, *end = bytes->p + bytes->len;
     uint32_t next = 0;
     while (p < end) {
         uint32_t gap, t, b;
@@ -1140,7 +1255,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     int rc = 0;
     uint32_t *idorder = NULL;
     sort_key *keys = NULL;
-    sh_buf post = {0}, pos = {0};
+    sh_buf post = {0}, pos = {0}, joined = {0};
     u32v docs = {0}, tft = {0}, tfb = {0}, positions = {0};
     sh_spill pspill, tspill, ispill;
     sh_spill *spills[3] = {&pspill, &tspill, &ispill};
@@ -1184,13 +1299,12 @@ static int flush_builder(builder *b, sahel_error *err) {
         if ((rc = sh_spill_put(&ispill, trec, sizeof trec, err)) ||
             (rc = sh_spill_put(&tspill, b->pool.p + e->str_off, e->len, err)))
             goto out;
-        rc = unpack_term(e, &docs, &tft, &tfb, &positions);
+        rc = unpack_term(e, &joined, &docs, &tft, &tfb, &positions);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
             rc = sh_err(err, SAHEL_EINVAL, "internal error: bad in-memory postings");
             goto out;
         }
-        sh_buf_free(&e->post);
         rc = sh_postings_encode(docs.v, tft.v, tfb.v, positions.v, docs.n, lent, lenb, &post, &pos);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
@@ -1286,6 +1400,7 @@ out:
     sh_free(keys);
     sh_buf_free(&post);
     sh_buf_free(&pos);
+    sh_buf_free(&joined);
     sh_free(docs.v);
     sh_free(tft.v);
     sh_free(tfb.v);
@@ -1324,6 +1439,7 @@ static int combine_group(sahel_writer *w, const size_t *slots, size_t n, sahel_e
     for (size_t i = 0; i < n && !rc; i++) {
         const newseg *s = &w->segs[slots[i]];
         if ((rc = sh_segment_open(w->dir, s->name, &segs[i], err))) break;
+        sh_segment_release(&segs[i]); /* opening it checked it whole */
         maps[i] = sh_malloc((s->ndocs ? s->ndocs : 1) * sizeof *maps[i]);
         if (!maps[i]) goto nomem;
         for (uint32_t d = 0; d < s->ndocs; d++) maps[i][d] = rank[s->gseq[d]];
@@ -1498,6 +1614,7 @@ static int merge_run(sahel_writer *w, fseg **fp, size_t *nf, size_t a, size_t b,
             src[i].seg = &w->ix->segs[g->old];
         } else {
             if ((rc = sh_segment_open(w->dir, g->name, &tmp[i], err))) break;
+            sh_segment_release(&tmp[i]); /* opening it checked it whole */
             src[i].seg = &tmp[i];
         }
         uint32_t nd = src[i].seg->ndocs;
@@ -1625,6 +1742,14 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
         stop_builders(w);
         rc = async_error(w, err);
     }
+    /* the builders are done: their memory goes back before the merge
+     * runs, so that the two do not add up */
+    for (size_t i = 0; i < w->nthreads; i++) builder_release(&w->b[i]);
+    for (size_t i = 0; i < w->nfree; i++) batch_free(w->freeb[i]);
+    w->nfree = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
     if (!rc) rc = combine_new(w, err);
     if (rc) {
         w->failed = 1;
@@ -1730,11 +1855,7 @@ void sahel_writer_close(sahel_writer *w) {
     }
     sh_free(w->segs);
     for (size_t i = 0; w->b && i < w->nthreads; i++) {
-        builder *b = &w->b[i];
-        reset_builder(b);
-        sh_free(b->toks);
-        sh_free(b->dterms);
-        sh_analyzer_free(b->an);
+        builder_release(&w->b[i]);
     }
     sh_free(w->b);
     for (size_t i = 0; i < w->nfree; i++) batch_free(w->freeb[i]);
