@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
 # bench/macro.sh - sahelsearch side by side with SQLite FTS5 and Xapian on
-# one corpus: build each index, run the same query set on each, print a
-# Markdown table with the ratios sahel/peer.
+# one corpus: build each index, run the same query set on each, print
+# Markdown tables with every figure and the ratio sahel/peer.
 #
 #   bench/macro.sh CORPUS.jsonl NAME [--bin DIR] [--repeat R] [--build-repeat B]
-#                  [--n N] [--seed S] [--k K] [--keep DIR]
+#                  [--n N] [--seed S] [--k K] [--query-source title|body]
+#                  [--keep DIR]
 #
 #   CORPUS.jsonl     articles, one JSON object a line ({"id","title","text",...})
-#   NAME             the corpus name in the RESULT lines and the table
+#   NAME             the corpus name in the RESULT lines and the tables
 #   --bin DIR        where querygen, bench_sahel, peer_fts5 and peer_xapian are
 #                    (default: build/release/bin of this repository)
 #   --repeat R       timed passes over the query set (default 10, after 1 warm-up)
 #   --build-repeat B builds per engine; median and minimum reported (default 3)
 #   --n N            queries per class (default 100); --seed S their seed
+#                    (default: querygen's, 20240601)
 #   --k K            hits per query (default 10)
+#   --query-source title|body
+#                    where querygen takes the words (default title): the
+#                    titles, or a window of adjacent words of each article's
+#                    text; body suits corpora whose titles are formulaic
 #   --keep DIR       write the queries, the RESULT lines and the logs to DIR
 #                    (default: a temporary directory removed on exit)
 #
+# Figures: per engine the build (median and minimum time, MB/s, articles/s,
+# index size, peak RSS of the build process), then per query class the
+# p50 / p95 / p99 latency in µs (per query the median of its passes, then
+# the percentiles over the class's queries), then the mean number of hits.
 # A peer whose program was not built (its library was missing at configure
 # time) is skipped with a message.  Indexes are built in a temporary
 # directory, removed on exit.  All RESULT lines are printed after the
-# table, so that the figures can be read back by a program.
+# tables, so that the figures can be read back by a program.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,37 +40,47 @@ build_repeat=3
 nq=100
 seed=""
 k=10
+source=title
 keep=""
 
-usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-}
+# The header comment above, without its '#'.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+die() { echo "macro.sh: $*" >&2; exit 2; }
+# need_int OPTION VALUE: VALUE must be a whole number >= 1.
+need_int() { [[ $2 =~ ^[0-9]+$ && $2 -ge 1 ]] || die "$1 needs a whole number >= 1, not \"$2\""; }
 
 args=()
 while (($# > 0)); do
   case "$1" in
-    --bin) bin=${2:?--bin needs a directory}; shift 2 ;;
-    --repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
-    --build-repeat) build_repeat=${2:?--build-repeat needs a number}; shift 2 ;;
-    --n) nq=${2:?--n needs a number}; shift 2 ;;
-    --seed) seed=${2:?--seed needs a number}; shift 2 ;;
-    --k) k=${2:?--k needs a number}; shift 2 ;;
-    --keep) keep=${2:?--keep needs a directory}; shift 2 ;;
+    --bin|--repeat|--build-repeat|--n|--seed|--k|--query-source|--keep)
+      (($# >= 2)) || die "$1 needs a value (see --help)" ;;
+  esac
+  case "$1" in
+    --bin) bin=$2; shift 2 ;;
+    --repeat) need_int "$1" "$2"; repeat=$2; shift 2 ;;
+    --build-repeat) need_int "$1" "$2"; build_repeat=$2; shift 2 ;;
+    --n) need_int "$1" "$2"; nq=$2; shift 2 ;;
+    --seed) [[ $2 =~ ^[0-9]+$ ]] || die "--seed needs a whole number, not \"$2\""; seed=$2; shift 2 ;;
+    --k) need_int "$1" "$2"; k=$2; shift 2 ;;
+    --query-source)
+      [[ $2 == title || $2 == body ]] || die "--query-source is title or body, not \"$2\""
+      source=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "macro.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
 if ((${#args[@]} != 2)); then
+  echo "macro.sh: expected CORPUS.jsonl and NAME, got ${#args[@]} argument(s)" >&2
   usage >&2
   exit 2
 fi
 corpus=${args[0]}
 name=${args[1]}
-if [[ ! -r "$corpus" ]]; then
-  echo "macro.sh: cannot read $corpus" >&2
-  exit 1
-fi
+[[ -f "$corpus" && -r "$corpus" ]] || { echo "macro.sh: cannot read the corpus $corpus" >&2; exit 1; }
+[[ $name =~ ^[A-Za-z0-9._-]+$ ]] ||
+  die "NAME is one word of letters, digits, '.', '_', '-' (it goes into RESULT lines), not \"$name\""
 
 for tool in querygen bench_sahel; do
   if [[ ! -x "$bin/$tool" ]]; then
@@ -75,7 +95,8 @@ for e in fts5 xapian; do
   if [[ -x "$bin/${prog[$e]}" ]]; then
     engines+=("$e")
   else
-    echo "macro.sh: $bin/${prog[$e]} not built (library missing at configure time?); $e skipped" >&2
+    echo "macro.sh: $bin/${prog[$e]} not built (its library was missing at configure" \
+         "time; BENCH=1 bash scripts/install-deps installs it); $e skipped" >&2
   fi
 done
 
@@ -89,83 +110,122 @@ results="$out/results.txt"
 # What the figures were measured on (STYLE.md: machine, compiler, commit).
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if ! git -C "$repo" diff --quiet HEAD 2>/dev/null; then commit="$commit+changes"; fi
+if ! git -C "$repo" diff --quiet HEAD 2>/dev/null; then commit="$commit (with uncommitted changes)"; fi
+cache="$bin/../CMakeCache.txt"
+cc_path=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$cache" 2>/dev/null || true)
+cxx_path=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$cache" 2>/dev/null || true)
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
-qargs=(--n "$nq")
+qargs=(--n "$nq" --source "$source")
 [[ -n "$seed" ]] && qargs+=(--seed "$seed")
-"$bin/querygen" "${qargs[@]}" "$corpus" >"$out/queries.tsv"
+echo "macro.sh: querygen ${qargs[*]}..." >&2
+"$bin/querygen" "${qargs[@]}" "$corpus" >"$out/queries.tsv" 2>"$out/querygen.log" ||
+  { cat "$out/querygen.log" >&2; echo "macro.sh: querygen failed on $corpus" >&2; exit 1; }
+cat "$out/querygen.log" >&2 # its warnings: fewer distinct queries than asked
 nqueries=$(grep -vc '^#' "$out/queries.tsv")
 
+# run_step WHAT LOG CMD...: run CMD, its RESULT lines to $results, its
+# stderr to LOG; on failure show LOG and stop.
+run_step() {
+  local what=$1 log=$2; shift 2
+  if ! "$@" >>"$results" 2>"$log"; then
+    tail -20 "$log" >&2
+    echo "macro.sh: $what failed: $(tail -1 "$log")" >&2
+    exit 1
+  fi
+}
 for e in "${engines[@]}"; do
   p="$bin/${prog[$e]}"
   echo "macro.sh: $e: building (runs: $build_repeat)..." >&2
-  "$p" build "$corpus" "$tmp/index-$e" --repeat "$build_repeat" --name "$name" \
-    >>"$results" 2>"$out/$e-build.log" || { cat "$out/$e-build.log" >&2; exit 1; }
-  echo "macro.sh: $e: querying ($nqueries queries, $repeat passes)..." >&2
-  "$p" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name" \
-    >>"$results" 2>"$out/$e-query.log" || { cat "$out/$e-query.log" >&2; exit 1; }
+  run_step "$e build" "$out/$e-build.log" \
+    "$p" build "$corpus" "$tmp/index-$e" --repeat "$build_repeat" --name "$name"
+  echo "macro.sh: $e: querying ($nqueries queries, 1 warm-up + $repeat passes)..." >&2
+  run_step "$e queries" "$out/$e-query.log" \
+    "$p" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name"
+  rm -rf "$tmp/index-$e"
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 classes=$(awk -F'\t' '!/^#/ && !seen[$1]++ { printf "%s%s", n++ ? " " : "", $1 }' "$out/queries.tsv")
-bytes=$(stat -c %s "$corpus")
+bytes=$(stat -L -c %s "$corpus")
+case $source in
+  title) words="words from the titles" ;;
+  body) words="words from a window of $(sed -n '1s/.* window=\([0-9]*\).*/\1/p' "$out/queries.tsv") adjacent words of each article's text (stop words and numbers skipped)" ;;
+esac
 
 echo "### $name: sahelsearch vs SQLite FTS5 vs Xapian"
 echo
 echo "- corpus: \`$corpus\` ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB," \
      "$(awk '$4 == "metric=docs" && $2 == "engine=sahel" { sub("value=", "", $6); print $6 }' "$results") articles)"
-echo "- queries: $nqueries ($nq per class: $classes), words from titles, k = $k;" \
-     "1 warm-up + $repeat timed passes; per query the median of its passes, per class p50 / p95 of those"
-echo "- builds: $build_repeat per engine, one thread each; median / min"
+echo "- queries: $nqueries ($nq per class: $classes), querygen \`${qargs[*]}\`, $words, k = $k;" \
+     "1 warm-up + $repeat timed passes; per query the median of its passes, per class p50 / p95 / p99 of those"
+echo "- builds: $build_repeat per engine, one thread each; build s is the median and the minimum;" \
+     "MB/s and articles/s from the median; peak RSS of the whole build process (getrusage)"
 echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load at start, $load_end at end"
-echo "- compilers: $(cc --version | head -1); $(c++ --version 2>/dev/null | head -1 || echo 'no C++')"
+echo "- compilers: $("${cc_path:-cc}" --version 2>/dev/null | head -1); $("${cxx_path:-c++}" --version 2>/dev/null | head -1 || echo 'no C++')"
 echo "- commit: $commit; SQLite $(pkg-config --modversion sqlite3 2>/dev/null || echo '?')," \
      "Xapian $(pkg-config --modversion xapian-core 2>/dev/null || echo '?')"
 echo
 
-awk -v engines="${engines[*]}" -v classes="$classes" '
+awk -v engines="${engines[*]}" -v classes="$classes" -v bytes="$bytes" '
   $1 == "RESULT" {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     v[f["engine"], f["metric"], f["class"]] = f["value"]
   }
   function num(x) {
     if (x == "") return "–"
+    if (x >= 1e6) return sprintf("%.2f M", x / 1e6)
     if (x >= 100) return sprintf("%.0f", x)
     if (x >= 10) return sprintf("%.1f", x)
     return sprintf("%.2f", x)
   }
   function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "–" : sprintf("%.2f", a / b) }
+  function lat(x, c) { return num(v[x, "p50_us", c]) " / " num(v[x, "p95_us", c]) " / " num(v[x, "p99_us", c]) }
+  function latr(x, c) {
+    return ratio(v["sahel", "p50_us", c], v[x, "p50_us", c]) " / " \
+           ratio(v["sahel", "p95_us", c], v[x, "p95_us", c]) " / " \
+           ratio(v["sahel", "p99_us", c], v[x, "p99_us", c])
+  }
   END {
     ne = split(engines, E, " ")
     nc = split(classes, C, " ")
-    hdr = "| engine | build s (median / min) | MB/s | index MB | peak RSS MB |"
-    sep = "|---|---|---|---|---|"
-    for (c = 1; c <= nc; c++) { hdr = hdr " " C[c] " p50 / p95 µs |"; sep = sep "---|" }
-    print hdr; print sep
+    print "Build:"
+    print ""
+    print "| engine | build s (median / min) | MB/s | articles/s | index MB | index / input | peak RSS MB |"
+    print "|---|---|---|---|---|---|---|"
     for (e = 1; e <= ne; e++) {
       x = E[e]
-      row = "| " x " | " num(v[x, "build_s", "-"]) " / " num(v[x, "build_s_min", "-"]) " | " \
-            num(v[x, "build_mbps", "-"]) " | " num(v[x, "index_mb", "-"]) " | " num(v[x, "peak_rss_mb", "-"]) " |"
-      for (c = 1; c <= nc; c++)
-        row = row " " num(v[x, "p50_us", C[c]]) " / " num(v[x, "p95_us", C[c]]) " |"
-      print row
+      ix = v[x, "index_mb", "-"]
+      print "| " x " | " num(v[x, "build_s", "-"]) " / " num(v[x, "build_s_min", "-"]) " | " \
+            num(v[x, "build_mbps", "-"]) " | " num(v[x, "docs_per_s", "-"]) " | " num(ix) " | " \
+            (ix == "" ? "–" : sprintf("%.2f", ix * 1e6 / bytes)) " | " num(v[x, "peak_rss_mb", "-"]) " |"
     }
     for (e = 2; e <= ne; e++) {
       x = E[e]
-      row = "| sahel/" x " | " ratio(v["sahel", "build_s", "-"], v[x, "build_s", "-"]) " / " \
+      print "| sahel/" x " | " ratio(v["sahel", "build_s", "-"], v[x, "build_s", "-"]) " / " \
             ratio(v["sahel", "build_s_min", "-"], v[x, "build_s_min", "-"]) " | " \
             ratio(v["sahel", "build_mbps", "-"], v[x, "build_mbps", "-"]) " | " \
-            ratio(v["sahel", "index_mb", "-"], v[x, "index_mb", "-"]) " | " \
+            ratio(v["sahel", "docs_per_s", "-"], v[x, "docs_per_s", "-"]) " | " \
+            ratio(v["sahel", "index_mb", "-"], v[x, "index_mb", "-"]) " | | " \
             ratio(v["sahel", "peak_rss_mb", "-"], v[x, "peak_rss_mb", "-"]) " |"
-      for (c = 1; c <= nc; c++)
-        row = row " " ratio(v["sahel", "p50_us", C[c]], v[x, "p50_us", C[c]]) " / " \
-              ratio(v["sahel", "p95_us", C[c]], v[x, "p95_us", C[c]]) " |"
+    }
+    print ""
+    print "Query latency in-process, p50 / p95 / p99 µs per class (all: every query of the set):"
+    print ""
+    hdr = "| class |"; sep = "|---|"
+    for (e = 1; e <= ne; e++) { hdr = hdr " " E[e] " |"; sep = sep "---|" }
+    for (e = 2; e <= ne; e++) { hdr = hdr " sahel/" E[e] " |"; sep = sep "---|" }
+    print hdr; print sep
+    C[nc + 1] = "all"
+    for (c = 1; c <= nc + 1; c++) {
+      row = "| " C[c] " |"
+      for (e = 1; e <= ne; e++) row = row " " lat(E[e], C[c]) " |"
+      for (e = 2; e <= ne; e++) row = row " " latr(E[e], C[c]) " |"
       print row
     }
     print ""
-    print "Ratios are sahel / peer: below 1 means sahel is faster (times), smaller (sizes, RSS);"
-    print "for MB/s above 1 means sahel is faster."
+    print "Ratios are sahel / peer: below 1 means sahel is faster (times) or smaller (sizes, RSS);"
+    print "for MB/s and articles/s above 1 means sahel is faster."
     print ""
     hdr = "| mean hits returned |"; sep = "|---|"
     for (c = 1; c <= nc; c++) { hdr = hdr " " C[c] " |"; sep = sep "---|" }
