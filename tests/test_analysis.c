@@ -2,9 +2,14 @@
  * test_analysis.c - the analysis pipeline: tokenizer rules (apostrophes,
  * hyphens, digit groups, scripts, invalid UTF-8, truncation, positions),
  * the analyzer (folding, stemming, diacritics, the stem cache), robustness
- * on random bytes and allocation failures.
+ * on random bytes and allocation failures; the tokenizer's two drivers
+ * (scalar, AVX2) against each other on random and real text, its batches
+ * (readable bytes past a term, stops), and the analyzer's pipeline against
+ * one word at a time.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "analysis/analysis.h"
@@ -695,4 +700,469 @@ Test(analyze, allocation_failures_are_reported_not_crashes) {
         if (!succeeded) cr_expect_eq(rc, SAHEL_ENOMEM, "failing allocation %zu", g_fail_at);
     }
     cr_expect(succeeded);
+}
+
+/* ---- the tokenizer's drivers: scalar and AVX2 give the same tokens ------- */
+
+/* A token stream flattened to bytes (fields, then the term), so that two
+ * runs compare with one memcmp; stop_at > 0 stops the run at that token. */
+typedef struct stream {
+    uint8_t *buf;
+    size_t len, cap, n, stop_at;
+} stream;
+
+static int record_token(void *ctx, const sh_token *t) {
+    stream *st = ctx;
+    cr_assert_leq(t->term_len, SH_MAX_TERM_LEN);
+    uint32_t h[6] = {t->term_len, t->start, t->end, t->pos, t->flags, t->memo != NULL};
+    size_t need = st->len + sizeof h + t->term_len;
+    if (need > st->cap) {
+        st->cap = 2 * need + 256;
+        st->buf = realloc(st->buf, st->cap);
+        cr_assert_not_null(st->buf);
+    }
+    memcpy(st->buf + st->len, h, sizeof h);
+    memcpy(st->buf + st->len + sizeof h, t->term, t->term_len);
+    st->len = need;
+    st->n++;
+    return st->stop_at && st->n == st->stop_at ? 99 : 0;
+}
+
+typedef struct run {
+    stream st;
+    int rc;
+    uint32_t npos;
+} run;
+
+/* Tokenize (a == NULL) or analyze s[0..len) with the driver impl. */
+static run run_with(sh_tokenize_impl impl, const uint8_t *s, size_t len, uint32_t first,
+                    size_t stop_at, sh_analyzer *a, unsigned flags) {
+    run r = {.st = {.stop_at = stop_at}};
+    cr_assert_eq(sh_tokenize_use(impl), 0);
+    r.rc = a ? sh_analyze(a, (const char *)s, len, first, flags, record_token, &r.st, &r.npos)
+             : sh_tokenize((const char *)s, len, first, record_token, &r.st, &r.npos);
+    cr_assert_eq(sh_tokenize_use(SH_TOKENIZE_AUTO), 0);
+    return r;
+}
+
+static void expect_same_run(const run *x, const run *y, const char *what, size_t case_no) {
+    cr_assert_eq(x->rc, y->rc, "%s, case %zu: rc %d vs %d", what, case_no, x->rc, y->rc);
+    cr_assert_eq(x->npos, y->npos, "%s, case %zu: npos %u vs %u", what, case_no, x->npos,
+                 y->npos);
+    cr_assert_eq(x->st.n, y->st.n, "%s, case %zu: %zu tokens vs %zu", what, case_no, x->st.n,
+                 y->st.n);
+    cr_assert_eq(x->st.len, y->st.len, "%s, case %zu: streams differ in length", what, case_no);
+    cr_assert(x->st.len == 0 || memcmp(x->st.buf, y->st.buf, x->st.len) == 0,
+              "%s, case %zu: streams differ", what, case_no);
+}
+
+static void free_run(run *r) { free(r->st.buf); }
+
+/* Run s through both drivers (tokenize, and analyze with a when given)
+ * and expect the same tokens, rc and npos. */
+static void expect_drivers_agree(const uint8_t *s, size_t len, uint32_t first, size_t stop_at,
+                                 sh_analyzer *a, unsigned flags, size_t case_no) {
+    run x = run_with(SH_TOKENIZE_SCALAR, s, len, first, stop_at, NULL, 0);
+    run y = run_with(SH_TOKENIZE_AVX2, s, len, first, stop_at, NULL, 0);
+    expect_same_run(&x, &y, "tokenize", case_no);
+    free_run(&x);
+    free_run(&y);
+    if (!a) return;
+    x = run_with(SH_TOKENIZE_SCALAR, s, len, first, stop_at, a, flags);
+    y = run_with(SH_TOKENIZE_AVX2, s, len, first, stop_at, a, flags);
+    expect_same_run(&x, &y, "analyze", case_no);
+    free_run(&x);
+    free_run(&y);
+}
+
+/* Pieces of text for the drivers' differential tests: words, every joiner
+ * in and out of place, digit groups, multi-byte letters, marks, CJK,
+ * invalid and truncated sequences. */
+static const char *const k_pieces[] = {
+    "a", "Z", "9", "0", "5", " ", " ", "\n", "'", "s", "S", "-", ",", ".", "\"", "(", ")",
+    "the", "Company", "mln", "dlrs", "1,000", "155,221", "2.5", "5.93", "U.S.", "don't",
+    "Faso's", "company's", "80's", "anti-jihadist", "x-y-z", "mid-1987", "'s", "s'", "--",
+    ",,", "..", "1,", "1.", ",1", ".5", "1,2,3", "a1,2", "9.", "'S",
+    "\xe2\x80\x99", "\xca\xbc", "\xe2\x80\x90", "\xe2\x80\x91", "\xc3\xaf", "\xcc\x88",
+    "\xd0\x98", "\xe4\xb8\xad", "\xe3\x82\xab", "\xe3\x82\x99", "\xd8\xb9", "\xd9\x8e",
+    "\xe0\xa4\xbf", "\xf0\x9f\x98\x80", "\xc3\x9f", "\xce\xa3", "\xef\xac\x80", "\xc4\xb0",
+    "\xe2\x85\xab", "\xd9\xa3", "Go\xc3\xafta", "\xff", "\xc0", "\xed\xa0\x80", "\xf4\x90",
+    "\xe2\x80", "\xc3",
+};
+
+/* Fills buf (of cap bytes) with a random text and returns its length;
+ * some lengths sit on either side of the 32- and 64-byte chunk sizes. */
+static size_t random_text(uint64_t *x, uint8_t *buf, size_t cap) {
+    size_t npieces = sizeof k_pieces / sizeof k_pieces[0];
+    uint64_t r = rng_next(x);
+    size_t want = r % 8 == 0 ? 32 * (1 + (r >> 8) % 8) + (r >> 16) % 3 - 1 : (r >> 8) % 400;
+    if (want > cap - 300) want = cap - 300;
+    int style = (int)((r >> 24) % 4);
+    size_t len = 0;
+    while (len < want) {
+        r = rng_next(x);
+        if (style == 0 && r % 4 == 0) {
+            buf[len++] = (uint8_t)(r >> 8); /* raw bytes, often invalid */
+        } else if (style == 1 && r % 16 == 0) {
+            /* a long word: a whole chunk and more, cut past 128 bytes */
+            size_t k = 30 + (r >> 8) % 170;
+            for (size_t j = 0; j < k; j++) buf[len++] = (uint8_t)"aB3x"[(j + (r >> 20)) % 4];
+        } else if (style == 2 && r % 2 == 0) {
+            buf[len++] = (uint8_t)"aZ9 ,.-'s"[(r >> 8) % 9];
+        } else {
+            const char *p = k_pieces[(r >> 8) % npieces];
+            size_t n = strlen(p);
+            memcpy(buf + len, p, n);
+            len += n;
+        }
+    }
+    /* ends exactly at want, often inside a word or a sequence */
+    return r % 3 == 0 ? want : len;
+}
+
+/* The text in a heap block of exactly len bytes, so that the sanitizer
+ * build catches any read past the end. */
+static uint8_t *exact_copy(const uint8_t *s, size_t len) {
+    uint8_t *p = malloc(len ? len : 1);
+    cr_assert_not_null(p);
+    if (len) memcpy(p, s, len);
+    return p;
+}
+
+Test(tokenize_drivers, avx2_and_scalar_agree_on_random_text, .timeout = 300) {
+    sh_analyzer *en = analyzer("english");
+    sh_analyzer *none = analyzer("none");
+    uint64_t x = UINT64_C(0x5DEECE66D2718281);
+    uint8_t buf[4096];
+    size_t ncases = 20000;
+    for (size_t i = 0; i < ncases; i++) {
+        size_t len = random_text(&x, buf, sizeof buf);
+        uint8_t *s = exact_copy(buf, len);
+        uint64_t r = rng_next(&x);
+        if (!sh_tokenize_avx2_available()) {
+            /* the scalar half alone, for the sanitizer's sake */
+            run only = run_with(SH_TOKENIZE_SCALAR, s, len, 0, 0, NULL, 0);
+            free_run(&only);
+        } else {
+            unsigned flags = r % 3 == 0 ? SH_ANALYZE_NOSTEM : 0;
+            expect_drivers_agree(s, len, (uint32_t)(r >> 8) % 1000, 0, r % 2 ? en : none, flags,
+                                 i);
+        }
+        free(s);
+    }
+    sh_analyzer_free(en);
+    sh_analyzer_free(none);
+    if (!sh_tokenize_avx2_available())
+        cr_skip_test("this CPU has no AVX2 (with BMI1/2): the scalar driver ran alone, "
+                     "nothing to compare it with");
+}
+
+Test(tokenize_drivers, avx2_and_scalar_agree_when_the_callback_stops) {
+    if (!sh_tokenize_avx2_available())
+        cr_skip_test("this CPU has no AVX2 (with BMI1/2): nothing to compare the scalar "
+                     "driver with");
+    sh_analyzer *en = analyzer("english");
+    uint64_t x = UINT64_C(0x2545F4914F6CDD1D);
+    uint8_t buf[4096];
+    for (size_t i = 0; i < 3000; i++) {
+        size_t len = random_text(&x, buf, sizeof buf);
+        size_t stop_at = 1 + rng_next(&x) % 80;
+        expect_drivers_agree(buf, len, 3, stop_at, en, 0, i);
+    }
+    sh_analyzer_free(en);
+}
+
+/* The files of the bundled corpus, read whole; returns how many. */
+static size_t read_corpus(char **texts, size_t *lens, size_t max) {
+    const char *dir = SAHEL_SOURCE_DIR "/corpus";
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot open %s", dir);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 4 || strcmp(e->d_name + nl - 4, ".txt") != 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "cannot open %s", path);
+        cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+        long size = ftell(f);
+        cr_assert_geq(size, 0);
+        rewind(f);
+        texts[n] = malloc((size_t)size + 1);
+        cr_assert_not_null(texts[n]);
+        cr_assert_eq(fread(texts[n], 1, (size_t)size, f), (size_t)size);
+        fclose(f);
+        lens[n++] = (size_t)size;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(tokenize_drivers, avx2_and_scalar_agree_on_the_corpus) {
+    char *texts[16];
+    size_t lens[16];
+    size_t n = read_corpus(texts, lens, 16);
+    cr_assert_eq(n, 5, "the bundled corpus has 5 articles, found %zu", n);
+    sh_analyzer *en = analyzer("english");
+    for (size_t i = 0; i < n; i++) {
+        run x = run_with(SH_TOKENIZE_SCALAR, (const uint8_t *)texts[i], lens[i], 0, 0, NULL, 0);
+        cr_expect_gt(x.st.n, 100, "article %zu: %zu tokens", i, x.st.n);
+        free_run(&x);
+        if (sh_tokenize_avx2_available())
+            expect_drivers_agree((const uint8_t *)texts[i], lens[i], 0, 0, en, 0, i);
+        free(texts[i]);
+    }
+    sh_analyzer_free(en);
+    if (!sh_tokenize_avx2_available())
+        cr_skip_test("this CPU has no AVX2 (with BMI1/2): nothing to compare the scalar "
+                     "driver with");
+}
+
+Test(tokenize_drivers, forcing_a_driver_checks_its_argument) {
+    cr_expect_eq(sh_tokenize_use((sh_tokenize_impl)7), SAHEL_EINVAL);
+    cr_expect_eq(sh_tokenize_use(SH_TOKENIZE_SCALAR), 0);
+    cr_expect_eq(sh_tokenize_use(SH_TOKENIZE_AVX2),
+                 sh_tokenize_avx2_available() ? 0 : SAHEL_EINVAL);
+    cr_expect_eq(sh_tokenize_use(SH_TOKENIZE_AUTO), 0);
+}
+
+/* ---- the tokenizer's batches ---------------------------------------------- */
+
+typedef struct readable {
+    size_t ntokens;
+    uint64_t sum; /* of the bytes read, so the reads are not optimised away */
+} readable;
+
+static int read_past_terms(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
+    readable *r = ctx;
+    (void)stop;
+    cr_assert_geq(n, 1);
+    cr_assert_leq(n, SH_TOKEN_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b[SH_TERM_READABLE];
+        memcpy(b, toks[i].term, SH_TERM_READABLE); /* the sanitizer checks this */
+        for (size_t k = 0; k < SH_TERM_READABLE; k++) r->sum += b[k];
+        r->ntokens++;
+    }
+    return 0;
+}
+
+Test(tokenize, every_term_has_readable_bytes_past_its_start) {
+    /* texts that end in short words, numbers, possessives and CJK, in
+     * heap blocks of their exact size, through both drivers */
+    static const char *const texts[] = {
+        "a", "ab", "Mali", "x y z", "1,000", "2.5", "Faso's", "don't", "a-b", "\xe4\xb8\xad",
+        "Go\xc3\xafta", "The quick brown fox jumps over the lazy dog near Niamey, 1,250 km",
+    };
+    for (int d = 0; d < 2; d++) {
+        sh_tokenize_impl impl = d ? SH_TOKENIZE_AVX2 : SH_TOKENIZE_SCALAR;
+        if (impl == SH_TOKENIZE_AVX2 && !sh_tokenize_avx2_available()) continue;
+        cr_assert_eq(sh_tokenize_use(impl), 0);
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+            size_t len = strlen(texts[i]);
+            uint8_t *s = exact_copy((const uint8_t *)texts[i], len);
+            readable r = {0};
+            cr_assert_eq(sh_tokenize_batch((const char *)s, len, 0, read_past_terms, &r, NULL), 0);
+            cr_expect_gt(r.ntokens, 0, "%s", texts[i]);
+            free(s);
+        }
+    }
+    cr_assert_eq(sh_tokenize_use(SH_TOKENIZE_AUTO), 0);
+}
+
+typedef struct stop_in_batch {
+    size_t seen, stop_at; /* stop at the stop_at-th token overall (1-based) */
+} stop_in_batch;
+
+static int stop_inside(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
+    stop_in_batch *b = ctx;
+    (void)toks;
+    if (b->seen + n < b->stop_at) {
+        b->seen += n;
+        return 0;
+    }
+    *stop = b->stop_at - b->seen - 1;
+    b->seen = b->stop_at;
+    return 5;
+}
+
+Test(tokenize, batch_stop_counts_positions_up_to_the_stopping_token) {
+    /* 100 words, a hyphenated chain among them (its whole shares a
+     * position): the stop lands in the second batch */
+    char s[1024];
+    size_t len = 0;
+    for (int i = 0; i < 100; i++) len += (size_t)sprintf(s + len, i == 10 ? "a-b " : "w%d ", i);
+    stop_in_batch b = {.stop_at = 40};
+    uint32_t npos = 0;
+    cr_assert_eq(sh_tokenize_batch(s, len, 7, stop_inside, &b, &npos), 5);
+    /* tokens 1..40: one of them is the whole of a-b, which uses no position */
+    cr_expect_eq(npos, 39);
+
+    /* the same through sh_tokenize and a callback */
+    npos = 0;
+    stream st = {.stop_at = 40};
+    cr_assert_eq(sh_tokenize(s, len, 7, record_token, &st, &npos), 99);
+    cr_expect_eq(st.n, 40);
+    cr_expect_eq(npos, 39);
+    free(st.buf);
+}
+
+/* ---- the analyzer's pipeline ---------------------------------------------- */
+
+Test(analyze, stop_deep_in_the_pipeline_counts_positions_up_to_it) {
+    sh_analyzer *a = analyzer("english");
+    char s[4096];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++) len += (size_t)sprintf(s + len, "Word%d ", i % 37);
+    for (size_t stop_at = 1; stop_at <= 300; stop_at += 13) {
+        stream st = {.stop_at = stop_at};
+        uint32_t npos = 0;
+        cr_assert_eq(sh_analyze(a, s, len, 2, 0, record_token, &st, &npos), 99);
+        cr_expect_eq(st.n, stop_at);
+        cr_expect_eq(npos, stop_at, "stopped at %zu: npos %u", stop_at, npos);
+        free(st.buf);
+    }
+    sh_analyzer_free(a);
+}
+
+typedef struct one_by_one {
+    sh_analyzer *ref; /* a second analyzer of the same language, fed word by word */
+    unsigned flags;
+    stream raw;       /* the raw tokens of the text, from sh_tokenize */
+    size_t next;      /* raw tokens compared so far */
+    size_t offset;    /* where the next one starts in raw.buf */
+} one_by_one;
+
+/* The next raw token: its fields h[] and its term. */
+static const char *next_raw(one_by_one *o, uint32_t h[6]) {
+    cr_assert_lt(o->next, o->raw.n, "more analyzed tokens than raw ones");
+    memcpy(h, o->raw.buf + o->offset, 6 * sizeof h[0]);
+    const char *word = (const char *)o->raw.buf + o->offset + 6 * sizeof h[0];
+    o->offset += 6 * sizeof h[0] + h[0];
+    o->next++;
+    return word;
+}
+
+static int compare_with_term(void *ctx, const sh_token *t) {
+    one_by_one *o = ctx;
+    for (;;) {
+        uint32_t h[6];
+        const char *word = next_raw(o, h);
+        const char *term;
+        size_t tlen;
+        cr_assert_eq(sh_analyzer_term(o->ref, word, h[0], o->flags, &term, &tlen), 0);
+        if (h[1] != t->start || h[3] != t->pos || h[4] != t->flags) {
+            /* a raw token sh_analyze left out: its term normalises to nothing */
+            cr_assert_eq(tlen, 0, "%.*s was left out", (int)h[0], word);
+            continue;
+        }
+        cr_assert_eq(t->end, h[2]);
+        cr_assert_eq(t->term_len, tlen, "%.*s: %u vs %zu bytes", (int)h[0], word, t->term_len,
+                     tlen);
+        cr_assert_eq(memcmp(t->term, term, tlen), 0, "%.*s: %.*s vs %.*s", (int)h[0], word,
+                     (int)t->term_len, t->term, (int)tlen, term);
+        return 0;
+    }
+}
+
+Test(analyze, pipeline_gives_what_one_word_at_a_time_gives, .timeout = 300) {
+    /* each analyzer keeps its cache from text to text, as an indexing
+     * run's does, and is compared with one of its own kind fed words */
+    sh_analyzer *an[2] = {analyzer("english"), analyzer("none")};
+    sh_analyzer *ref[2] = {analyzer("english"), analyzer("none")};
+    uint64_t x = UINT64_C(0x9E3779B97F4A7C15);
+    uint8_t buf[4096];
+    for (size_t i = 0; i < 5000; i++) {
+        size_t len = random_text(&x, buf, sizeof buf);
+        uint8_t *s = exact_copy(buf, len);
+        size_t k = i % 2;
+        one_by_one o = {.ref = ref[k], .flags = i % 3 == 0 ? SH_ANALYZE_NOSTEM : 0};
+        cr_assert_eq(sh_tokenize((const char *)s, len, 0, record_token, &o.raw, NULL), 0);
+        cr_assert_eq(sh_analyze(an[k], (const char *)s, len, 0, o.flags, compare_with_term, &o,
+                                NULL),
+                     0);
+        /* raw tokens after the last analyzed one also normalise to nothing */
+        while (o.next < o.raw.n) {
+            uint32_t h[6];
+            const char *word = next_raw(&o, h);
+            const char *term;
+            size_t tlen;
+            cr_assert_eq(sh_analyzer_term(o.ref, word, h[0], o.flags, &term, &tlen), 0);
+            cr_expect_eq(tlen, 0, "case %zu: %.*s was left out", i, (int)h[0], word);
+        }
+        free(o.raw.buf);
+        free(s);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        sh_analyzer_free(an[k]);
+        sh_analyzer_free(ref[k]);
+    }
+}
+
+static int note_memos(void *ctx, const sh_token *t) {
+    uint64_t *round = ctx;
+    if (t->flags & SH_TOK_NUMERIC) {
+        cr_expect_null(t->memo, "numbers are not cached, so they have no memo");
+        return 0;
+    }
+    cr_assert_not_null(t->memo);
+    uint64_t m;
+    memcpy(&m, t->memo, 8);
+    if (*round == 1) {
+        /* first sight of the form: zero, then ours */
+        if (m == 0) {
+            m = t->term_len * 1000 + (uint8_t)t->term[0];
+            memcpy(t->memo, &m, 8);
+        }
+    } else {
+        cr_expect_eq(m, t->term_len * 1000 + (uint8_t)t->term[0], "memo of %.*s",
+                     (int)t->term_len, t->term);
+    }
+    return 0;
+}
+
+Test(analyze, memo_stays_with_the_cached_form) {
+    sh_analyzer *a = analyzer("english");
+    char s[16384];
+    size_t len = 0;
+    for (int i = 0; i < 200; i++)
+        len += (size_t)sprintf(s + len, "attacks Attack convoy%d Goïta 2022 anti-jihadist ",
+                               i % 50);
+    uint64_t round = 1;
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, note_memos, &round, NULL), 0);
+    round = 2;
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, note_memos, &round, NULL), 0);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, keys_around_the_short_key_size_are_told_apart) {
+    /* words of 7 to 33 letters (no vowel: the stemmer leaves them alone)
+     * that differ only in their last letter, in both cases, through the
+     * stem cache twice */
+    sh_analyzer *a = analyzer("english");
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t n = 7; n <= 33; n++) {
+            char w1[40], w2[40];
+            memset(w1, 'q', n);
+            memset(w2, 'q', n);
+            w2[n - 1] = 'Z';
+            char s[100];
+            int len = snprintf(s, sizeof s, "%.*s %.*s", (int)n, w1, (int)n, w2);
+            col c = {.n = 0};
+            cr_assert_eq(sh_analyze(a, s, (size_t)len, 0, 0, collect, &c, NULL), 0);
+            cr_assert_eq(c.n, 2);
+            w2[n - 1] = 'z';
+            cr_expect_eq(c.t[0].len, n);
+            cr_expect_eq(c.t[1].len, n);
+            cr_expect_eq(memcmp(c.t[0].term, w1, n), 0, "%zu letters", n);
+            cr_expect_eq(memcmp(c.t[1].term, w2, n), 0, "%zu letters", n);
+        }
+    }
+    uint64_t hits, misses;
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    cr_expect_eq(misses, 2 * 27, "each word stemmed once");
+    cr_expect_eq(hits, 2 * 27, "and found the second time");
+    sh_analyzer_free(a);
 }

@@ -71,6 +71,42 @@ typedef int (*sh_token_fn)(void *ctx, const sh_token *tok);
 int sh_tokenize(const char *text, size_t len, uint32_t first_pos, sh_token_fn fn,
                 void *ctx, uint32_t *npos);
 
+/* The same tokens in batches, for the analyzer, which overlaps the cache
+ * lookups of a batch: fn gets n (1..SH_TOKEN_BATCH) consecutive tokens,
+ * their terms valid during the call only.  It returns 0 to go on, or a
+ * non-zero value that stops the scan and is returned, with *stop set to
+ * the index of the token that stopped it; that token's position counts as
+ * used (*npos), later ones of the batch do not, as if they had not been
+ * scanned.  Every term has SH_TERM_READABLE bytes readable from its start,
+ * even when shorter (terms near the end of the text are copied), so that
+ * the analyzer can load short terms whole and mask them.  Otherwise as
+ * sh_tokenize, which is this with a loop over the batch calling its fn. */
+#define SH_TOKEN_BATCH 32
+#define SH_TERM_READABLE 16
+typedef int (*sh_tokens_fn)(void *ctx, const sh_token *toks, size_t n, size_t *stop);
+int sh_tokenize_batch(const char *text, size_t len, uint32_t first_pos, sh_tokens_fn fn,
+                      void *ctx, uint32_t *npos);
+
+/* The tokenizer's drivers (see tokenize.c): the portable scalar one and
+ * the AVX2 one, which give the same tokens.  sh_tokenize (and so
+ * sh_analyze) uses AVX2 when the CPU has it, unless told otherwise here;
+ * only tests (comparing the two) and benchmarks (timing each) tell it. */
+typedef enum sh_tokenize_impl {
+    SH_TOKENIZE_AUTO = 0,   /* AVX2 when the CPU has it, else scalar (the default) */
+    SH_TOKENIZE_SCALAR = 1,
+    SH_TOKENIZE_AVX2 = 2,
+} sh_tokenize_impl;
+
+/* Whether this build and CPU can run the AVX2 driver (x86-64 with AVX2,
+ * BMI1 and BMI2). */
+bool sh_tokenize_avx2_available(void);
+
+/* Make every later sh_tokenize in the process use impl.  Returns 0, or
+ * SAHEL_EINVAL (nothing changed) for SH_TOKENIZE_AVX2 when it is not
+ * available, or for a value that is not an sh_tokenize_impl.  Not to be
+ * called while another thread tokenizes, as that call could use either. */
+int sh_tokenize_use(sh_tokenize_impl impl);
+
 /* ---- analyzer.c --------------------------------------------------------- */
 
 typedef struct sh_analyzer sh_analyzer;
@@ -79,6 +115,12 @@ typedef struct sh_analyzer sh_analyzer;
  * SAHEL_EINVAL when libstemmer does not know it. */
 int sh_analyzer_new(const char *lang, sh_analyzer **out, sahel_error *err);
 void sh_analyzer_free(sh_analyzer *a);
+/* Bound the stem cache (its record chunks and table) to about `bytes`
+ * (at least 2 MiB): past it the cache is emptied and fills again.  The
+ * default is the cache's own bound (64 MiB of records). */
+void sh_analyzer_set_cache_limit(sh_analyzer *a, size_t bytes);
+/* Bytes the analyzer holds (its cache and scratch), for memory budgets. */
+size_t sh_analyzer_memory(const sh_analyzer *a);
 const char *sh_analyzer_lang(const sh_analyzer *a);
 
 enum {

@@ -308,7 +308,7 @@ void sh_segw_end(sh_segw *w);
  * temporary file of the index directory (unlinked at once; its name,
  * "<segment>-tK.sseg.tmp", is one a commit cleans up should the process
  * die before the unlink), then copied in as one section. */
-#define SH_SPILL_CHUNK ((size_t)1 << 20)
+#define SH_SPILL_CHUNK ((size_t)256 << 10)
 typedef struct sh_spill {
     int fd;
     sh_buf buf;

@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "index.h"
@@ -509,11 +510,17 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     sh_segw sw;
     int sw_open = 0, rc;
     sh_buf post = {0}, pbuf = {0};
-    uint64_t post_total = 0, nterms = 0, ntokens = 0;
+    uint64_t post_total = 0, nterms = 0, ntokens = 0, released = 0;
     if (nsrc > 64) return sh_err(err, SAHEL_EINVAL, "internal error: more than 64 segments in one merge");
     /* opening a small segment reads it whole (its checksums): start from
      * an empty resident set, then keep it small as the sources are read */
-    for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
+    for (size_t i = 0; i < nsrc; i++) {
+        sh_segment_release(src[i].seg);
+        /* no read-around: a merge of many sources reads a little of each
+         * at a time, and pages brought in around those reads would add up
+         * to a megabyte a source between two releases */
+        if (src[i].seg->map) madvise(src[i].seg->map, src[i].seg->size, MADV_RANDOM);
+    }
     if ((rc = map_docs(&m))) goto out;
     m.runs = sh_calloc(nsrc ? nsrc : 1, sizeof *m.runs);
     m.next_term = sh_calloc(nsrc ? nsrc : 1, sizeof *m.next_term);
@@ -580,17 +587,22 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         }
         nterms++;
         ntokens += m.npos;
-        if (post.len >= SPILL_CHUNK / 4) {
+        if (post.len >= SPILL_CHUNK) {
             if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
             post_total += post.len;
             post.len = 0;
-            /* the sources are read front to back: what was read leaves
-             * the resident set (it stays in the page cache) */
-            for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
         }
         if (pbuf.len >= SPILL_CHUNK) {
             if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;
             pbuf.len = 0;
+        }
+        /* the sources are read front to back, about as many bytes as are
+         * written: what was read leaves the resident set (it stays in the
+         * page cache) every few megabytes */
+        uint64_t written = post_total + post.len + pos.total + pbuf.len;
+        if (written - released >= 2 * SPILL_CHUNK) {
+            for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
+            released = written;
         }
     }
     if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;

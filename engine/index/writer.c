@@ -532,6 +532,15 @@ static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
 
 static int flush_builder(builder *b, sahel_error *err);
 
+/* What a flush allocates beside what the builder holds: the sort keys of
+ * its terms and ids; one term at a time, its bytes joined and decoded into
+ * arrays of 4-byte numbers (at most one per byte); the output chunks and
+ * spill buffers (SH_SPILL_CHUNK each, a few, plus one term's output). */
+static size_t flush_overhead(const builder *b) {
+    return (SH_MAX(b->nterms, (size_t)b->ndocs) + b->ndocs) * 16 + 7 * (size_t)b->max_post +
+           6 * SH_SPILL_CHUNK;
+}
+
 /* Invert one article, number `gseq` of the stream, into b's segment. */
 static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_error *err) {
     int rc;
@@ -587,10 +596,8 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lent += lt;
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
-    /* a flush holds, beside the pages, one term at a time: its bytes
-     * joined, and decoded into arrays of 4-byte numbers (at most one per
-     * byte) */
-    if (b->mem + 5 * (size_t)b->max_post >= b->share) return flush_builder(b, err);
+    if (b->mem + sh_analyzer_memory(b->an) + flush_overhead(b) >= b->share)
+        return flush_builder(b, err);
     return 0;
 nomem:
     /* the term buffers may hold part of this article: the segment is lost */
@@ -803,16 +810,27 @@ static size_t default_threads(void) {
 static int init_builders(sahel_writer *w, sahel_error *err) {
     w->b = sh_calloc(w->nthreads, sizeof *w->b);
     if (!w->b) return sh_err(err, SAHEL_ENOMEM, "out of memory");
-    /* the batches in flight come off the top of the budget */
-    size_t reserve = w->nthreads > 1 ? (2 * w->nthreads + 1) * batch_target(w) : 0;
-    size_t share = (w->budget > reserve ? w->budget - reserve : 0) / w->nthreads;
+    /* the batches in flight come off the top of the budget (a batch's
+     * buffer may grow to twice its target) */
+    size_t reserve = w->nthreads > 1 ? (2 * w->nthreads + 1) * 2 * batch_target(w) : 0;
+    /* and what no builder counts: the process's own (libraries, stdio,
+     * the reading side's buffers, compression contexts), about 4 MiB, and
+     * a margin of 5% for the allocator's own overhead */
+    size_t fixed = ((size_t)4 << 20) + reserve + w->budget / 20;
+    size_t share = (w->budget > fixed ? w->budget - fixed : 0) / w->nthreads;
+    /* a budget too small for all that still gets its flushes (tests use
+     * kilobytes to make many segments) */
+    share = SH_MAX(share, SH_MIN(w->budget / w->nthreads, (size_t)1 << 20));
+    share = SH_MAX(share, (size_t)1);
     for (size_t i = 0; i < w->nthreads; i++) {
         builder *b = &w->b[i];
         b->w = w;
-        b->share = share ? share : 1;
+        b->share = share;
         b->memo_epoch = 1; /* a fresh memo is zero: never a valid epoch */
         int rc = sh_analyzer_new(w->lang, &b->an, err);
         if (rc) return rc;
+        /* the stem cache is part of the builder's share */
+        sh_analyzer_set_cache_limit(b->an, b->share / 8);
     }
     return 0;
 }
@@ -1487,11 +1505,14 @@ out:
  * is then the same whatever the number of threads or flushes. */
 static int combine_new(sahel_writer *w, sahel_error *err) {
     for (;;) {
-        size_t slots[64], n = 0, live = 0;
+        /* at most SH_MERGE_FACTOR at a time: a merge maps a little of
+         * every source at once, and the kernel maps file pages by the
+         * folio, so many sources would add up in the resident set */
+        size_t slots[SH_MERGE_FACTOR], n = 0, live = 0;
         for (size_t i = 0; i < w->nsegs; i++)
             if (!w->segs[i].gone) {
                 live++;
-                if (n < 64) slots[n++] = i;
+                if (n < SH_MERGE_FACTOR) slots[n++] = i;
             }
         if (live <= 1) return 0;
         int rc = combine_group(w, slots, n, err);
