@@ -272,8 +272,9 @@ int sahel_search(sahel_index *ix, const char *query, size_t query_len,
 void sahel_hits_free(sahel_hits *hits);
 size_t sahel_hits_count(const sahel_hits *hits);
 /* Documents that matched: all of them when sahel_hits_total_exact says
- * so (always with opts.count_all); otherwise a lower bound, since a ranked
- * OR skips documents that cannot enter the top k (as Lucene's totalHits). */
+ * so (always with opts.count_all); otherwise a lower bound, since ranked
+ * OR, AND and phrase evaluation skip documents that cannot enter the top k
+ * (as Lucene's totalHits). */
 uint64_t sahel_hits_total(const sahel_hits *hits);
 int sahel_hits_total_exact(const sahel_hits *hits);
 

@@ -12,7 +12,10 @@
  * equal the oracle's.  Evaluating the AST (rather than our own reading of
  * the query string) tests evaluation, not the parser, and covers every node
  * kind the parser can produce.  Every later fast path (block-max WAND, SIMD,
- * ...) must keep this file passing.
+ * ...) must keep this file passing.  The fast loops of search.c (block-max
+ * MaxScore for ranked OR, block-max conjunctions, bounded phrases) also
+ * get a corpus and query families of their own, shaped so that their
+ * skipping happens, which the test requires to have happened.
  *
  * Scoring spec (the engine implements exactly this):
  *   - Fields title and body.  len_f(d) = positions used in field f (the npos
@@ -1067,6 +1070,8 @@ typedef struct harness {
     uint64_t nchecks;   /* (query, options, index) triples compared */
     uint64_t nfail;
     uint64_t nmatched;  /* checks where the oracle matched at least one document */
+    uint64_t nskipped;  /* searches without count_all whose total was inexact: the
+                           fast loop skipped documents (search.c) */
     scored *want;
     double *score;
     uint8_t *match;
@@ -1180,7 +1185,7 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
             report(h, i, qno, q, root, &all, sb_str(&why), h->want, nwant, got, ngot);
         }
         free(got);
-        /* with skipping (MaxScore for ranked OR): the very same top k */
+        /* with skipping (the fast loops of search.c): the very same top k */
         sahel_search_opts fast = *o;
         fast.count_all = 0;
         got = NULL;
@@ -1189,6 +1194,7 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
         h->nchecks++;
         h->nmatched += nwant > 0;
         rc = index_search(c, h->ix[i], q, &fast, &got, &ngot, &total, &why);
+        h->nskipped += rc == 0 && total == UINT64_MAX;
         if (rc != 0 || !compare_topk(&e, got, ngot, total, &why)) {
             h->nfail++;
             report(h, i, qno, q, root, &fast, sb_str(&why), h->want, nwant, got, ngot);
@@ -1729,4 +1735,169 @@ Test(oracle, flat_vocabulary_agrees) {
                        .zipf = 0.6, .p_empty_title = 0.1, .p_empty_body = 0.1, .p_copy = 0.02,
                        .nqueries = 450};
     run_corpus(&p);
+}
+
+/* ---- phrase starts ------------------------------------------------------- */
+
+/* "attack-ing" puts its whole ("attacking", stemmed to attack) and its
+ * first part (attack) at one position: a phrase starting there starts
+ * there once, as the spec counts positions s. */
+Test(oracle, a_start_shared_by_a_whole_and_its_first_part_counts_once) {
+    static const char *const titles[] = {"x", "y", "z"};
+    static const char *const bodies[] = {"the attack-ing force", "attack ing", "nothing here"};
+    corpus c;
+    corpus_from_texts(&c, titles, bodies, 3);
+    harness h;
+    harness_init(&h, &c, 0);
+    harness_build(&h, "shared-start");
+    static const char *const queries[] = {"\"attack ing\"", "\"attack ing\" force",
+                                          "\"the attack ing\"", "body:\"attack ing\""};
+    for (uint32_t i = 0; i < NELEM(queries); i++) {
+        sahel_search_opts o = {.k = 10};
+        check_query(&h, i, queries[i], &o);
+    }
+    /* by hand: df(attack) = df(ing) = 2 of 3; doc 0's body has 4 positions
+     * (the, attack, ing, force), the average body 8 / 3 */
+    const double idf = log(1.0 + (3 - 2 + 0.5) / (2 + 0.5));
+    const double x = 1 / (0.25 + 0.75 * 4.0 / (8.0 / 3.0));
+    scored *got = NULL;
+    size_t ngot = 0;
+    uint64_t total = 0;
+    strb why = {0};
+    sahel_search_opts o = {.k = 10};
+    cr_assert_eq(index_search(&c, h.ix[0], "\"attack ing\"", &o, &got, &ngot, &total, &why), 0,
+                 "%s", sb_str(&why));
+    cr_assert_eq(ngot, 2);
+    cr_assert_eq(got[1].doc, 0);
+    cr_assert(close_enough(got[1].score, sat(2 * idf, x, 1.2)), "phrase score %.17g, by hand %.17g",
+              got[1].score, sat(2 * idf, x, 1.2));
+    free(got);
+    sb_free(&why);
+    uint64_t nfail = h.nfail;
+    harness_free(&h);
+    corpus_free(&c);
+    cr_assert_eq(nfail, 0);
+}
+
+/* ---- the fast loops of search.c ---------------------------------------- */
+
+/* Query families, one per shape search.c answers with a loop of its own
+ * (and near misses of them).  The corpus is long (many 128-document
+ * blocks per frequent word) and its vocabulary small and steep, so that
+ * block bounds, the division-free bounds, the prefill of a rare word and
+ * the phrase bounds all get to skip. */
+enum { FAM_TERM, FAM_OR, FAM_RARE_OR, FAM_AND, FAM_PHRASE, FAM_FIELDS, FAM_COUNT };
+static const char *const FAM_NAME[FAM_COUNT] = {
+    "one word", "ranked OR", "a rare word OR frequent ones", "conjunction", "phrase",
+    "field-restricted words"};
+
+static void q_vocab_word(qgen *g, bool rare) {
+    const corpus *c = g->c;
+    /* rare: from the least frequent fifth of the vocabulary */
+    uint32_t w = rare ? c->nvocab - 1 - rng_below(&g->r, c->nvocab / 5 + 1) : zipf_word(c, &g->r);
+    put_cased(&g->q, c->word[w], &g->r, !is_operator_word(c->word[w]));
+}
+
+static void gen_fast_query(qgen *g, int fam) {
+    g->q.len = 0;
+    sb_puts(&g->q, "");
+    uint32_t n;
+    switch (fam) {
+    case FAM_TERM:
+        q_vocab_word(g, rng_chance(&g->r, 0.2));
+        break;
+    case FAM_OR:
+        n = 2 + rng_below(&g->r, 3);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i) sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " OR " : " ");
+            q_vocab_word(g, false);
+        }
+        break;
+    case FAM_RARE_OR:
+        n = 1 + rng_below(&g->r, 2);
+        for (uint32_t i = 0; i <= n; i++) {
+            if (i) sb_puts(&g->q, " ");
+            q_vocab_word(g, i == n / 2);
+        }
+        break;
+    case FAM_AND:
+        n = 2 + rng_below(&g->r, 2);
+        if (rng_chance(&g->r, 0.3)) {
+            for (uint32_t i = 0; i < n; i++) {
+                sb_puts(&g->q, i ? " +" : "+");
+                q_vocab_word(g, false);
+            }
+        } else {
+            for (uint32_t i = 0; i < n; i++) {
+                if (i) sb_puts(&g->q, " AND ");
+                q_vocab_word(g, false);
+            }
+        }
+        break;
+    case FAM_PHRASE:
+        q_phrase(g);
+        break;
+    default: /* FAM_FIELDS */
+        n = 2 + rng_below(&g->r, 2);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i) sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " AND " : " ");
+            if (rng_chance(&g->r, 0.7)) q_field(g);
+            q_vocab_word(g, false);
+        }
+        break;
+    }
+}
+
+/* Small k (where skipping pays), and the ranking options, b = 1 included:
+ * an empty field then has a norm of 0 and its block bounds are infinite. */
+static void gen_fast_opts(rng *r, sahel_search_opts *o) {
+    memset(o, 0, sizeof *o);
+    static const size_t K[] = {1, 3, 10, 10, 40};
+    o->k = K[rng_below(r, NELEM(K))];
+    static const double TW[] = {0, 1, 3.5};
+    o->title_weight = TW[rng_below(r, NELEM(TW))];
+    static const double K1[] = {0, 0, 0.5, 2.0};
+    o->k1 = K1[rng_below(r, NELEM(K1))];
+    static const double B[] = {0, 0, 1.0, 0.3, -1};
+    o->b = B[rng_below(r, NELEM(B))];
+}
+
+Test(oracle, fast_loops_agree_and_skip) {
+    corpus_params prm = {.seed = 7, .ndocs = 3000, .max_title = 8, .max_body = 60,
+                         .nvocab = 90, .zipf = 1.1, .p_empty_title = 0.2,
+                         .p_empty_body = 0.1, .p_copy = 0.02, .nqueries = 0};
+    corpus c;
+    corpus_generate(&c, &prm);
+    harness h;
+    harness_init(&h, &c, prm.seed);
+    harness_build(&h, "fast");
+    qgen g = {.r = {prm.seed ^ 0xfa57100b5u}, .c = &c};
+    rng ro = {prm.seed * 131 + 3};
+    uint64_t fails[FAM_COUNT] = {0}, skipped[FAM_COUNT] = {0}, checks[FAM_COUNT] = {0};
+    uint32_t qno = 0;
+    for (int fam = 0; fam < FAM_COUNT; fam++)
+        for (int i = 0; i < 36; i++) {
+            gen_fast_query(&g, fam);
+            sahel_search_opts o;
+            gen_fast_opts(&ro, &o);
+            uint64_t f0 = h.nfail, s0 = h.nskipped, c0 = h.nchecks;
+            check_query(&h, qno++, sb_str(&g.q), &o);
+            fails[fam] += h.nfail - f0;
+            skipped[fam] += h.nskipped - s0;
+            checks[fam] += h.nchecks - c0;
+        }
+    sb_free(&g.q);
+    harness_free(&h);
+    corpus_free(&c);
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        cr_expect_eq(fails[fam], 0, "%s: %llu of %llu checks disagree with the oracle",
+                     FAM_NAME[fam], (unsigned long long)fails[fam],
+                     (unsigned long long)checks[fam]);
+        /* half the checks use count_all, which never skips */
+        cr_expect_gt(skipped[fam] * 8, checks[fam],
+                     "%s: only %llu of %llu searches skipped anything: the fast loop did not "
+                     "run, or its bounds never bit",
+                     FAM_NAME[fam], (unsigned long long)skipped[fam],
+                     (unsigned long long)checks[fam]);
+    }
 }

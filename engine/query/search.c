@@ -4,7 +4,8 @@
  *   plan     The parsed query with prefixes expanded against the whole
  *            index and every distinct term given its index-wide document
  *            frequency and idf, so that a query ranks alike over one
- *            segment or ten.
+ *            segment or ten.  Each term's dictionary entry in every
+ *            segment is looked up once, here, and kept.
  *   scorers  For each segment the plan becomes a tree of cursors, each
  *            positioned on its first matching document when made, with
  *            next (the following match) and advance (the first match >= a
@@ -13,18 +14,44 @@
  *            SHOULD disjunction, MUST_NOT exclusion).
  *   top-k    Document at a time: every match is scored and offered to a
  *            min-heap of the k best (ties: the earlier document wins).
- *            A ranked OR of plain terms, the common query, goes through
- *            MaxScore instead (below), which skips documents that cannot
- *            enter the top k and returns the very same hits.
+ *            Three common shapes have their own loops, which skip what
+ *            cannot enter the top k and return the very same hits:
+ *              - a ranked OR of plain terms (one term included): block-max
+ *                MaxScore over windows of documents, the docs of a much
+ *                rarer term scored first to set the bar;
+ *              - a conjunction of plain terms: leapfrog led by the rarest,
+ *                windows whose summed block bounds are too low skipped;
+ *              - a single phrase: the same, and per document a bound from
+ *                the terms' frequencies before any position is read.
+ *            Candidates are held against per-document bounds that need no
+ *            division (bm_tangent) before they are scored exactly.
+ *
+ * Skipping is exact: a bound is only ever compared with the k-th best
+ * score lowered by a hair (topk_limit), and documents are visited in
+ * increasing order, so a skipped document could at best have tied the
+ * k-th hit, and the earlier document wins ties.  The bounds come from the
+ * skip records (postings.c: per block the largest title and body
+ * frequencies and the smallest title and body lengths), are computed with
+ * the same expression as the score, and are monotone in each input for
+ * 0 <= b <= 1; with b > 1 (a length can make a norm negative) no fast
+ * loop is used.  A document's score is always the sum of its clauses'
+ * scores in clause order, whatever loop found it: the same bits.
+ *
+ * Positions are read only for documents that hold every phrase term in a
+ * field and whose bound can still enter; the positions of the block's
+ * earlier documents are stepped over by counting varint ends.
  *
  * Scoring (README "Ranking" has the derivation; tests/test_oracle.c checks
  * every result against a brute-force scorer):
  *   idf(t)  = ln(1 + (N - df + 0.5) / (df + 0.5))     df, N over the index
  *   norm_f  = 1 - b + b * len_f / avg_f                f in {title, body}
+ *             (computed as (1 - b) + (b / avg_f) * len_f: no division)
  *   x       = w_title * tf_title / norm_title + tf_body / norm_body
  *             (only the named field's part for title: / body: terms)
  *   term    = idf * x / (k1 + x)                       BM25F, Lucene's form
  *   phrase  = the same with phrase frequencies, idf = sum of the terms' idfs
+ *             (a phrase frequency counts start positions: a hyphenated
+ *             whole and its first part sharing one start count once)
  *   boolean = sum of the scores of the clauses that match.
  * All arithmetic is in double.
  */
@@ -73,11 +100,17 @@ static int qterm_get(sh_plan *pl, const char *s, size_t len, int positive, uint3
         }
         h = (h + 1) & (pl->tcap - 1);
     }
+    size_t nsegs = pl->ix->nsegs;
     if (pl->nterms == pl->cap_terms) {
         size_t cap = pl->cap_terms ? pl->cap_terms * 2 : 32;
         sh_qterm *t = sh_reallocarray(pl->terms, cap, sizeof *t);
         if (!t) return SAHEL_ENOMEM;
         pl->terms = t;
+        if (nsegs) {
+            sh_terminfo *ti = sh_reallocarray(pl->tinfo, cap * nsegs, sizeof *ti);
+            if (!ti) return SAHEL_ENOMEM;
+            pl->tinfo = ti;
+        }
         pl->cap_terms = cap;
     }
     sh_qterm *t = &pl->terms[pl->nterms];
@@ -88,14 +121,17 @@ static int qterm_get(sh_plan *pl, const char *s, size_t len, int positive, uint3
     t->hash = hash;
     t->positive = positive;
     uint64_t df = 0;
-    for (size_t i = 0; i < pl->ix->nsegs; i++) {
-        sh_terminfo ti;
-        int rc = sh_segment_lookup(&pl->ix->segs[i], s, len, &ti, pl->err);
+    for (size_t i = 0; i < nsegs; i++) {
+        sh_terminfo *ti = &pl->tinfo[pl->nterms * nsegs + i];
+        int rc = sh_segment_lookup(&pl->ix->segs[i], s, len, ti, pl->err);
         if (rc < 0) {
             sh_free(t->s);
             return rc;
         }
-        if (rc) df += ti.df;
+        if (rc)
+            df += ti->df;
+        else
+            ti->idx = SH_TERM_ABSENT;
     }
     t->df = df;
     double N = (double)pl->ix->ndocs;
@@ -224,6 +260,7 @@ void sh_plan_free(sh_plan *pl) {
     pnode_free(pl->root);
     for (size_t i = 0; i < pl->nterms; i++) sh_free(pl->terms[i].s);
     sh_free(pl->terms);
+    sh_free(pl->tinfo);
     sh_free(pl->slots);
     memset(pl, 0, sizeof *pl);
 }
@@ -239,6 +276,9 @@ int sh_plan_build(sahel_index *ix, const char *query, size_t len, const sahel_se
     double N = (double)ix->ndocs;
     pl->avgt = ix->ndocs && ix->sum_len_title ? (double)ix->sum_len_title / N : 1.0;
     pl->avgb = ix->ndocs && ix->sum_len_body ? (double)ix->sum_len_body / N : 1.0;
+    pl->norm0 = 1 - pl->b;
+    pl->normt = pl->b / pl->avgt;
+    pl->normb = pl->b / pl->avgb;
     sh_qnode *q = NULL;
     int rc = sh_query_parse(ix->analyzer, query, len, &q, err);
     if (rc) return rc;
@@ -269,17 +309,27 @@ struct scorer {
 typedef struct seg_ctx {
     const sh_plan *pl;
     const sh_segment *seg;
+    uint32_t si; /* the segment's number in the index */
     sahel_error *err;
 } seg_ctx;
+
+/* Term tid's dictionary entry in the context's segment, as the plan
+ * looked it up: 1 and *ti, or 0 when the segment does not hold it. */
+static int seg_term(const seg_ctx *c, uint32_t tid, sh_terminfo *ti) {
+    const sh_terminfo *x = &c->pl->tinfo[(size_t)tid * c->pl->ix->nsegs + c->si];
+    if (x->idx == SH_TERM_ABSENT) return 0;
+    *ti = *x;
+    return 1;
+}
 
 static double bm25(const seg_ctx *c, sh_field field, double idf, uint32_t tft, uint32_t tfb,
                    uint32_t doc, double *xout) {
     const sh_plan *pl = c->pl;
     double x = 0;
     if (field != SH_FIELD_BODY && tft)
-        x += pl->wt * tft / (1 - pl->b + pl->b * sh_segment_len_title(c->seg, doc) / pl->avgt);
+        x += pl->wt * tft / (pl->norm0 + pl->normt * sh_segment_len_title(c->seg, doc));
     if (field != SH_FIELD_TITLE && tfb)
-        x += tfb / (1 - pl->b + pl->b * sh_segment_len_body(c->seg, doc) / pl->avgb);
+        x += tfb / (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, doc));
     if (xout) *xout = x;
     return x > 0 ? idf * x / (pl->k1 + x) : 0.0;
 }
@@ -359,22 +409,36 @@ static void plain_destroy(scorer *b) { sh_free(b); }
 static const scorer_ops term_ops = {term_next, term_advance, term_score, term_explain,
                                     plain_destroy};
 
-/* Returns 0 with *out NULL when the term is not in this segment. */
-static int term_make(const seg_ctx *c, const sh_pnode *n, uint32_t tid, scorer **out) {
-    *out = NULL;
-    const sh_qterm *t = &c->pl->terms[tid];
+/* Set up *s (zeroed by the caller) over the postings of term node n, on
+ * its first match.  *found = 0, with nothing to undo, when the segment
+ * does not hold the term.  A term scorer owns no memory of its own. */
+static int term_init(term_scorer *s, const seg_ctx *c, const sh_pnode *n, int *found) {
+    *found = 0;
     sh_terminfo ti;
-    int rc = sh_segment_lookup(c->seg, t->s, t->len, &ti, c->err);
-    if (rc <= 0) return rc;
-    term_scorer *s = sh_calloc(1, sizeof *s);
-    if (!s) return sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+    if (!seg_term(c, n->tid, &ti)) return 0;
     s->base.ops = &term_ops;
+    s->base.doc = SH_NO_DOC;
     s->base.cost = ti.df;
     s->c = c;
-    s->t = t;
+    s->t = &c->pl->terms[n->tid];
     s->field = n->field;
+    *found = 1;
+    int rc;
     if ((rc = sh_postings_init(&s->pc, c->seg, &ti, c->err)) || (rc = sh_postings_next(&s->pc)) ||
-        (rc = term_settle(s))) {
+        (rc = term_settle(s)))
+        return rc;
+    return 0;
+}
+
+/* Returns 0 with *out NULL when the term is not in this segment. */
+static int term_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
+    *out = NULL;
+    sh_terminfo ti;
+    if (!seg_term(c, n->tid, &ti)) return 0;
+    term_scorer *s = sh_calloc(1, sizeof *s);
+    if (!s) return sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+    int found, rc = term_init(s, c, n, &found);
+    if (rc) {
         sh_free(s);
         return rc;
     }
@@ -384,14 +448,22 @@ static int term_make(const seg_ctx *c, const sh_pnode *n, uint32_t tid, scorer *
 
 /* -- phrase -- */
 
+/* Where a phrase term's positions are being read: p points at those of
+ * doc i of block blk (blk UINT32_MAX: nowhere yet). */
+typedef struct posrun {
+    const uint8_t *p;
+    uint32_t blk, i;
+} posrun;
+
 typedef struct phrase_scorer {
     scorer base;
     const seg_ctx *c;
     const sh_pnode *n;
     size_t nt;
     sh_postings *pc;         /* one cursor per phrase term */
-    uint32_t **pos;          /* positions scratch per term */
-    uint32_t *cap;           /* capacity of pos[i] */
+    posrun *run;             /* one per phrase term */
+    uint32_t **pos;          /* positions scratch: [2i] title, [2i + 1] body of term i */
+    uint32_t *cap;           /* capacity of pos[j] (2nt), then how many it holds (2nt) */
     uint32_t pft, pfb;       /* phrase frequencies of the current doc */
     size_t lead;             /* the cursor with the fewest documents */
 } phrase_scorer;
@@ -406,46 +478,147 @@ static int grow_pos(phrase_scorer *s, size_t i, uint32_t need) {
     return 0;
 }
 
+/* Step over n LEB128 varints in [*pp, end).  Each ends at its one byte
+ * below 0x80, so the ends are counted, eight bytes at a time, and nothing
+ * is decoded.  -1 when the input ends first. */
+static int skip_varints(const uint8_t **pp, const uint8_t *end, uint64_t n) {
+    const uint8_t *p = *pp;
+    while (n && end - p >= 8) {
+        uint64_t stops = ~sh_load_u64(p) & 0x8080808080808080u;
+        uint64_t c = (uint64_t)__builtin_popcountll(stops);
+        if (c < n) {
+            n -= c;
+            p += 8;
+            continue;
+        }
+        /* the n-th end is in this word: drop the n - 1 before it */
+        for (uint64_t k = 1; k < n; k++) stops &= stops - 1;
+        p += (unsigned)__builtin_ctzll(stops) / 8 + 1;
+        n = 0;
+    }
+    for (; n; n--) {
+        do {
+            if (p >= end) return -1;
+        } while (*p++ & 0x80);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* Decode a run of n positions (the first absolute, then differences). */
+static int read_positions(const uint8_t **pp, const uint8_t *end, uint32_t n, uint32_t *out) {
+    const uint8_t *p = *pp;
+    uint32_t last = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t v;
+        if (sh_varint_get32(&p, end, &v)) return -1;
+        if (k) {
+            if (v > UINT32_MAX - last) return -1;
+            v += last;
+        }
+        out[k] = v;
+        last = v;
+    }
+    *pp = p;
+    return 0;
+}
+
+static int positions_damaged(const phrase_scorer *s, size_t i) {
+    const sh_segment *seg = s->c->seg;
+    const sh_postings *pc = &s->pc[i];
+    return sh_err(s->c->err, SAHEL_ECORRUPT, "%s: damaged positions of term %u at byte %llu",
+                  seg->path, pc->ti.idx,
+                  (unsigned long long)(seg->sec[SH_SEC_POSITIONS].off + pc->ti.pos_off));
+}
+
+/* Term i's positions in the current doc, for the fields asked for, into
+ * pos[2i] (title) and pos[2i + 1] (body).  The positions of the block's
+ * earlier docs are stepped over (postings.c: per doc its title run, then
+ * its body run; a block's first doc at the skip record's pos_off). */
+static int phrase_load(phrase_scorer *s, size_t i, int want_t, int want_b) {
+    sh_postings *pc = &s->pc[i];
+    /* the accessors decode the held block's tfs when a cursor defers it */
+    uint32_t tft = sh_postings_tft(pc), tfb = sh_postings_tfb(pc);
+    posrun *r = &s->run[i];
+    if (r->blk != pc->block || r->i > pc->i) {
+        uint64_t off = 0;
+        if (pc->skip) off = sh_load_u64(pc->skip + (size_t)pc->block * SH_SKIPREC + 8);
+        if (off > pc->ti.pos_len) return positions_damaged(s, i);
+        r->p = pc->posbase + off;
+        r->blk = pc->block;
+        r->i = 0;
+    }
+    uint64_t skip = 0;
+    for (uint32_t j = r->i; j < pc->i; j++) skip += (uint64_t)pc->tft[j] + pc->tfb[j];
+    if (skip_varints(&r->p, pc->posend, skip)) return positions_damaged(s, i);
+    r->i = pc->i;
+    const uint8_t *p = r->p;
+    uint32_t *held = s->cap + 2 * s->nt;
+    int rc = 0;
+    if ((want_t && (rc = grow_pos(s, 2 * i, tft))) || (want_b && (rc = grow_pos(s, 2 * i + 1, tfb))))
+        return rc;
+    if (want_t ? read_positions(&p, pc->posend, tft, s->pos[2 * i])
+               : want_b && skip_varints(&p, pc->posend, tft))
+        return positions_damaged(s, i);
+    if (want_b && read_positions(&p, pc->posend, tfb, s->pos[2 * i + 1]))
+        return positions_damaged(s, i);
+    held[2 * i] = want_t ? tft : 0;
+    held[2 * i + 1] = want_b ? tfb : 0;
+    return 0;
+}
+
 /* Count starts s with term i at s + rel[i] for all i, within one field:
- * a merge walk, every list ascending. */
-static uint32_t count_phrase(phrase_scorer *s, int body) {
+ * a merge walk, every list ascending.  A start is counted once, even
+ * where two tokens of the first term share it (a hyphenated whole and
+ * its first part). */
+static uint32_t count_phrase(const phrase_scorer *s, int body) {
     size_t nt = s->nt;
-    uint32_t cnt[64];
-    uint32_t *counts = nt <= 64 ? cnt : NULL;
-    uint32_t pf = 0;
-    if (!counts) return 0; /* phrases are limited to 64 terms at plan time */
-    for (size_t i = 0; i < nt; i++)
-        counts[i] = body ? sh_postings_tfb(&s->pc[i]) : sh_postings_tft(&s->pc[i]);
-    size_t base = body ? 1 : 0;
-    uint32_t *idx = s->cap + 2 * nt; /* scratch cursors, nt of them, after the 2nt capacities */
+    const uint32_t *held = s->cap + 2 * s->nt;
+    uint32_t idx[64]; /* phrases are limited to 64 terms (phrase_open) */
     for (size_t i = 0; i < nt; i++) idx[i] = 0;
-    const uint32_t *p0 = s->pos[2 * 0 + base];
-    for (uint32_t a = 0; a < counts[0]; a++) {
-        uint64_t start = (uint64_t)p0[a] - 0; /* rel[0] is 0 */
+    const uint32_t *p0 = s->pos[body];
+    uint32_t n0 = held[body], pf = 0;
+    for (uint32_t a = 0; a < n0; a++) {
+        if (a && p0[a] == p0[a - 1]) continue;
+        uint64_t start = p0[a]; /* rel[0] is 0 */
         int ok = 1;
         for (size_t i = 1; i < nt && ok; i++) {
             uint64_t want = start + s->n->pos[i];
-            const uint32_t *pi = s->pos[2 * i + base];
-            while (idx[i] < counts[i] && pi[idx[i]] < want) idx[i]++;
-            ok = idx[i] < counts[i] && pi[idx[i]] == want;
+            const uint32_t *pi = s->pos[2 * i + (size_t)body];
+            uint32_t ni = held[2 * i + (size_t)body];
+            while (idx[i] < ni && pi[idx[i]] < want) idx[i]++;
+            ok = idx[i] < ni && pi[idx[i]] == want;
         }
-        if (ok) pf++;
+        pf += (uint32_t)ok;
     }
     return pf;
 }
 
-static int phrase_check(phrase_scorer *s) {
-    /* load positions for every term of the current doc */
+/* The smallest title and body frequencies of the phrase's terms in the
+ * current doc (every cursor on it): bounds on the phrase frequencies, 0
+ * for a field the phrase does not search. */
+static void phrase_min_tfs(const phrase_scorer *s, uint32_t *mt, uint32_t *mb) {
+    uint32_t t = UINT32_MAX, b = UINT32_MAX;
     for (size_t i = 0; i < s->nt; i++) {
-        uint32_t t = sh_postings_tft(&s->pc[i]), b = sh_postings_tfb(&s->pc[i]);
-        int rc;
-        if ((rc = grow_pos(s, 2 * i, t)) || (rc = grow_pos(s, 2 * i + 1, b)) ||
-            (rc = sh_postings_positions(&s->pc[i], s->pos[2 * i], s->pos[2 * i + 1])))
-            return rc;
+        t = SH_MIN(t, sh_postings_tft(&s->pc[i]));
+        b = SH_MIN(b, sh_postings_tfb(&s->pc[i]));
     }
-    s->pft = s->n->field != SH_FIELD_BODY ? count_phrase(s, 0) : 0;
-    s->pfb = s->n->field != SH_FIELD_TITLE ? count_phrase(s, 1) : 0;
-    return s->pft + s->pfb > 0;
+    *mt = s->n->field == SH_FIELD_BODY ? 0 : t;
+    *mb = s->n->field == SH_FIELD_TITLE ? 0 : b;
+}
+
+/* Phrase frequencies of the current doc; a field is read only when every
+ * term occurs in it (mt, mb from phrase_min_tfs). */
+static int phrase_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb) {
+    s->pft = s->pfb = 0;
+    if (!mt && !mb) return 0;
+    for (size_t i = 0; i < s->nt; i++) {
+        int rc = phrase_load(s, i, mt > 0, mb > 0);
+        if (rc) return rc;
+    }
+    if (mt) s->pft = count_phrase(s, 0);
+    if (mb) s->pfb = count_phrase(s, 1);
+    return 0;
 }
 
 /* From the cursors' current state, find the next doc where every term is
@@ -472,14 +645,15 @@ static int phrase_settle(phrase_scorer *s) {
             }
         }
         if (!aligned) continue;
-        int ok = phrase_check(s);
-        if (ok < 0) return ok;
-        if (ok) {
+        uint32_t mt, mb;
+        phrase_min_tfs(s, &mt, &mb);
+        int rc = phrase_freqs(s, mt, mb);
+        if (rc) return rc;
+        if (s->pft + s->pfb > 0) {
             s->base.doc = d;
             return 0;
         }
-        int rc = sh_postings_next(lead);
-        if (rc) return rc;
+        if ((rc = sh_postings_next(lead))) return rc;
     }
     s->base.doc = SH_NO_DOC;
     return 0;
@@ -523,6 +697,7 @@ static void phrase_destroy(scorer *b) {
         for (size_t i = 0; i < 2 * s->nt; i++) sh_free(s->pos[i]);
     sh_free(s->pos);
     sh_free(s->cap);
+    sh_free(s->run);
     sh_free(s->pc);
     sh_free(s);
 }
@@ -530,11 +705,16 @@ static void phrase_destroy(scorer *b) {
 static const scorer_ops phrase_ops = {phrase_next, phrase_advance, phrase_score, phrase_explain,
                                       phrase_destroy};
 
-static int phrase_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
+/* The phrase's cursors, each on its term's first doc, not yet settled on
+ * a match; *out NULL when a term is missing from the segment. */
+static int phrase_open(const seg_ctx *c, const sh_pnode *n, phrase_scorer **out) {
     *out = NULL;
     if (n->nterms == 0) return 0;
     if (n->nterms > 64)
         return sh_err(c->err, SAHEL_ETOOBIG, "a phrase may hold at most 64 words");
+    sh_terminfo ti[64];
+    for (size_t i = 0; i < n->nterms; i++)
+        if (!seg_term(c, n->tids[i], &ti[i])) return 0; /* the phrase cannot match here */
     phrase_scorer *s = sh_calloc(1, sizeof *s);
     if (!s) return sh_err(c->err, SAHEL_ENOMEM, "out of memory");
     s->base.ops = &phrase_ops;
@@ -542,31 +722,40 @@ static int phrase_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
     s->n = n;
     s->nt = n->nterms;
     s->pc = sh_calloc(s->nt, sizeof *s->pc);
+    s->run = sh_calloc(s->nt, sizeof *s->run);
     s->pos = sh_calloc(2 * s->nt, sizeof *s->pos);
-    s->cap = sh_calloc(3 * s->nt, sizeof *s->cap); /* 2nt capacities + nt cursors */
+    s->cap = sh_calloc(4 * s->nt, sizeof *s->cap);
     int rc = 0;
-    if (!s->pc || !s->pos || !s->cap) {
+    if (!s->pc || !s->run || !s->pos || !s->cap) {
         rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < s->nt; i++) {
-        const sh_qterm *t = &c->pl->terms[n->tids[i]];
-        sh_terminfo ti;
-        rc = sh_segment_lookup(c->seg, t->s, t->len, &ti, c->err);
-        if (rc <= 0) goto fail; /* a missing word: the phrase cannot match here */
-        if ((rc = sh_postings_init(&s->pc[i], c->seg, &ti, c->err))) goto fail;
-    }
-    for (size_t i = 0; i < s->nt; i++) {
-        if ((rc = sh_postings_next(&s->pc[i]))) goto fail;
+        s->run[i].blk = UINT32_MAX;
+        if ((rc = sh_postings_init(&s->pc[i], c->seg, &ti[i], c->err)) ||
+            (rc = sh_postings_next(&s->pc[i])))
+            goto fail;
         if (s->pc[i].ti.df < s->pc[s->lead].ti.df) s->lead = i;
     }
     s->base.cost = s->pc[s->lead].ti.df;
-    if ((rc = phrase_settle(s))) goto fail;
-    *out = &s->base;
+    *out = s;
     return 0;
 fail:
     phrase_destroy(&s->base);
     return rc;
+}
+
+static int phrase_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
+    *out = NULL;
+    phrase_scorer *s;
+    int rc = phrase_open(c, n, &s);
+    if (rc || !s) return rc;
+    if ((rc = phrase_settle(s))) {
+        phrase_destroy(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
 }
 
 /* -- boolean -- */
@@ -785,7 +974,7 @@ fail:
 
 static int scorer_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
     switch (n->kind) {
-    case SH_Q_TERM: return term_make(c, n, n->tid, out);
+    case SH_Q_TERM: return term_make(c, n, out);
     case SH_Q_PHRASE: return phrase_make(c, n, out);
     default: return bool_make(c, n, out);
     }
@@ -836,6 +1025,7 @@ typedef struct topk {
 } topk;
 
 static void topk_offer(topk *t, const sh_hitref *h) {
+    if (t->n == t->cap && h->score < t->h[0].score) return; /* the common case, early */
     if (t->n < t->cap) {
         t->h[t->n] = *h;
         sift_up(t->h, t->n++);
@@ -854,55 +1044,265 @@ static double topk_limit(const topk *t) {
     return th - fabs(th) * 1e-9;
 }
 
-/* ---- MaxScore ----------------------------------------------------------- */
+/* ---- block bounds ------------------------------------------------------- */
 
-/* The largest score term scorer s can give any document of its segment.
- * With a skip table: from each block's maximum frequencies and minimum
- * lengths (a bound, whatever the weights); a single block is scanned. */
-static double term_bound(term_scorer *s) {
-    const sh_plan *pl = s->c->pl;
-    const sh_postings *pc = &s->pc;
-    double best = 0;
-    if (pc->skip) {
-        for (uint32_t b = 0; b < pc->nblocks; b++) {
-            const uint8_t *r = pc->skip + (size_t)b * SH_SKIPREC;
-            uint32_t max_tft = sh_load_u32(r + 16), max_tfb = sh_load_u32(r + 20);
-            uint32_t min_lent = sh_load_u32(r + 24), min_lenb = sh_load_u32(r + 28);
-            double x = 0;
-            if (s->field != SH_FIELD_BODY && max_tft)
-                x += pl->wt * max_tft / (1 - pl->b + pl->b * min_lent / pl->avgt);
-            if (s->field != SH_FIELD_TITLE && max_tfb)
-                x += max_tfb / (1 - pl->b + pl->b * min_lenb / pl->avgb);
-            best = SH_MAX(best, x);
+/* What a skip record says of its block (postings.c): every doc in it has
+ * tft <= max_tft and tfb <= max_tfb, title length >= min_lent and body
+ * length >= min_lenb. */
+typedef struct blockrec {
+    uint32_t max_tft, max_tfb, min_lent, min_lenb;
+} blockrec;
+
+static const blockrec EMPTY_BLOCK = {0, 0, UINT32_MAX, UINT32_MAX};
+
+/* A bound on any score idf * x / (k1 + x) of documents within r: bm25's
+ * own expression at the largest frequencies and smallest lengths, so
+ * that for 0 <= b <= 1 it is at least the score, rounding included (each
+ * step is monotone), but for the last division, whose rounding the
+ * margin of topk_limit absorbs.  A zero norm (b = 1, an empty field)
+ * makes x infinite: the bound is then idf, the supremum. */
+static double bound_of(const sh_plan *pl, sh_field field, double idf, const blockrec *r) {
+    double x = 0;
+    if (field != SH_FIELD_BODY && r->max_tft)
+        x += pl->wt * r->max_tft / (pl->norm0 + pl->normt * r->min_lent);
+    if (field != SH_FIELD_TITLE && r->max_tfb)
+        x += r->max_tfb / (pl->norm0 + pl->normb * r->min_lenb);
+    if (!(x > 0)) return 0;
+    return isinf(x) ? idf : idf * x / (pl->k1 + x);
+}
+
+static uint32_t skip_last(const sh_postings *pc, uint32_t blk) {
+    return sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC);
+}
+
+/* The first block >= from whose last doc is >= target (nblocks when
+ * none), by galloping then bisecting over the skip table.  A damaged
+ * table can only make the answer wrong, never the reads wild. */
+static uint32_t find_block(const sh_postings *pc, uint32_t from, uint32_t target) {
+    uint32_t nb = pc->nblocks;
+    if (from >= nb || skip_last(pc, from) >= target) return from;
+    uint32_t lo = from, hi, step = 1; /* last(lo) < target */
+    for (;;) {
+        if (step >= nb - lo) {
+            hi = nb;
+            break;
         }
-        return s->t->idf * best / (pl->k1 + best);
+        hi = lo + step;
+        if (skip_last(pc, hi) >= target) break;
+        lo = hi;
+        step *= 2;
     }
-    /* one block, held by the cursor since it was made */
+    while (hi - lo > 1) { /* last(lo) < target, and hi = nb or last(hi) >= target */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (skip_last(pc, mid) >= target)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* A shallow cursor over one term's blocks: the block that advance(target)
+ * would land in and what its skip record says, read from the skip table
+ * alone: nothing is decoded and the real cursor does not move.  A term of
+ * one block has no skip table: its record is made from the block, which
+ * its cursor holds whole from the first doc on. */
+typedef struct shallow {
+    const sh_postings *pc;
+    uint32_t blk;  /* nblocks once no doc >= the target is left */
+    uint32_t last; /* the block's last doc; SH_NO_DOC past the end */
+    blockrec r;
+} shallow;
+
+static void shallow_load(shallow *sh) {
+    const sh_postings *pc = sh->pc;
+    if (sh->blk >= pc->nblocks) {
+        sh->last = SH_NO_DOC;
+        sh->r = EMPTY_BLOCK;
+        return;
+    }
+    const uint8_t *rec = pc->skip + (size_t)sh->blk * SH_SKIPREC;
+    sh->last = sh_load_u32(rec);
+    sh->r.max_tft = sh_load_u32(rec + 16);
+    sh->r.max_tfb = sh_load_u32(rec + 20);
+    sh->r.min_lent = sh_load_u32(rec + 24);
+    sh->r.min_lenb = sh_load_u32(rec + 28);
+}
+
+/* pc must be on a doc (not exhausted). */
+static void shallow_init(shallow *sh, const sh_postings *pc) {
+    sh->pc = pc;
+    sh->blk = 0;
+    if (pc->skip) {
+        shallow_load(sh);
+        return;
+    }
+    (void)sh_postings_tft(pc); /* the block's tfs decoded, if the cursor defers it */
+    sh->r = EMPTY_BLOCK;
     for (uint32_t i = 0; i < pc->n; i++) {
-        double x;
+        uint32_t d = pc->docs[i];
+        sh->r.max_tft = SH_MAX(sh->r.max_tft, pc->tft[i]);
+        sh->r.max_tfb = SH_MAX(sh->r.max_tfb, pc->tfb[i]);
+        sh->r.min_lent = SH_MIN(sh->r.min_lent, sh_segment_len_title(pc->seg, d));
+        sh->r.min_lenb = SH_MIN(sh->r.min_lenb, sh_segment_len_body(pc->seg, d));
+    }
+    sh->last = pc->n ? pc->docs[pc->n - 1] : SH_NO_DOC;
+}
+
+/* Move to the block of the first doc >= target (never back): 1 when the
+ * block changed. */
+static int shallow_to(shallow *sh, uint32_t target) {
+    if (SH_LIKELY(sh->last >= target)) return 0; /* also past the end: SH_NO_DOC */
+    const sh_postings *pc = sh->pc;
+    sh->blk = pc->skip ? find_block(pc, sh->blk + 1, target) : pc->nblocks;
+    shallow_load(sh);
+    return 1;
+}
+
+/* -- a term with its shallow cursor -- */
+
+typedef struct bm_term {
+    term_scorer s;
+    shallow sh;
+    double one_ub;  /* a term of one block: the best score it gives */
+    double ub;      /* bound on its score in the shallow block */
+    double ta, tb;  /* its score is at most ta + tb * x (bm_tangent) */
+    double tv;      /* the score at which that tangent was taken */
+    double contrib; /* its score at doc cdoc, when computed there */
+    uint32_t cdoc;
+} bm_term;
+
+/* The best score a term of one block gives: its block scanned. */
+static double one_block_max(term_scorer *s) {
+    const sh_postings *pc = &s->pc;
+    (void)sh_postings_tft(pc);
+    double best = 0;
+    for (uint32_t i = 0; i < pc->n; i++) {
         uint32_t tft = pc->tft[i], tfb = pc->tfb[i];
         if (s->field == SH_FIELD_TITLE) tfb = 0;
         if (s->field == SH_FIELD_BODY) tft = 0;
-        (void)bm25(s->c, s->field, s->t->idf, tft, tfb, pc->docs[i], &x);
-        best = SH_MAX(best, x);
+        best = SH_MAX(best, bm25(s->c, s->field, s->t->idf, tft, tfb, pc->docs[i], NULL));
     }
-    return s->t->idf * best / (pl->k1 + best);
+    return best;
 }
 
-typedef struct ms_term {
-    term_scorer *s;
-    double ub;
-    double contrib; /* its score for the current candidate */
-    size_t kid;     /* its clause number: scores are added in clause order */
-} ms_term;
-
-static int cmp_ub(const void *a, const void *b) {
-    const ms_term *x = a, *y = b;
-    return x->ub < y->ub ? -1 : x->ub > y->ub;
+static void bm_term_bound(bm_term *b) {
+    const sh_plan *pl = b->s.c->pl;
+    if (b->sh.last == SH_NO_DOC)
+        b->ub = 0;
+    else if (!b->s.pc.skip)
+        b->ub = b->one_ub;
+    else
+        b->ub = bound_of(pl, b->s.field, b->s.t->idf, &b->sh.r);
 }
 
-/* Is this plan a ranked OR of plain terms (the common query), which
- * MaxScore can answer without scoring every matching document? */
+/* Per-document bounds without division.  The score idf * x / (k1 + x)
+ * is concave in x, so any tangent lies above it: ta + tb * x with the
+ * tangent taken where the score is v, the share of the k-th best score
+ * that the term would have to bring, is tight for the documents near the
+ * cut (past saturation the constant idf is used).  All terms at a doc
+ * share its norms nt and nb, and x * nt * nb = w_title * tft * nb +
+ * tfb * nt, so the bound of a doc, scaled by p = nt * nb, costs a few
+ * products per term, where its score costs three divisions.  It is only
+ * ever compared as (bound) * (1 + 1e-7) < limit * p: the margin is far
+ * above the rounding of either side, so no doc that could enter is
+ * skipped, and one that passes is then scored exactly. */
+#define BOUND_MARGIN (1 + 1e-7)
+
+static void bm_tangent(bm_term *b, double k1, double v) {
+    if (v == b->tv) return; /* made already */
+    b->tv = v;
+    double idf = b->s.t->idf;
+    if (!(v > 0)) { /* the tangent at 0 */
+        b->ta = 0;
+        b->tb = idf / k1;
+    } else if (!(v < idf * (1 - 1e-6))) {
+        b->ta = idf;
+        b->tb = 0;
+    } else {
+        double x0 = k1 * v / (idf - v), den = (k1 + x0) * (k1 + x0);
+        b->ta = idf * x0 * x0 / den;
+        b->tb = idf * k1 / den;
+    }
+}
+
+/* Tangents for terms [0, n) of ts chosen by idx (NULL: all).  In a
+ * conjunction (share) every doc holds every term: the k-th best score is
+ * shared among them in proportion to their block bounds.  In a ranked OR
+ * most docs hold one of the terms, which must then reach the k-th best
+ * score alone: the tangent is taken there (or at the term's bound). */
+static void bm_tangents(bm_term *ts, const size_t *idx, size_t n, double k1, double limit,
+                        int share) {
+    double sum = 0;
+    for (size_t j = 0; j < n; j++) sum += ts[idx ? idx[j] : j].ub;
+    for (size_t j = 0; j < n; j++) {
+        bm_term *b = &ts[idx ? idx[j] : j];
+        double v = share ? (sum > 0 ? limit * b->ub / sum : 0) : SH_MIN(limit, b->ub);
+        bm_tangent(b, k1, v);
+    }
+}
+
+/* The norms of doc d: nt, nb; and p = nt * nb. */
+static double doc_norms(const seg_ctx *c, uint32_t d, double *nt, double *nb) {
+    const sh_plan *pl = c->pl;
+    *nt = pl->norm0 + pl->normt * sh_segment_len_title(c->seg, d);
+    *nb = pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d);
+    return *nt * *nb;
+}
+
+/* Term b's bound at its current doc, scaled by p: the smaller of its
+ * tangent and its block bound. */
+static double scaled_bound(const bm_term *b, double nt, double nb, double p) {
+    const term_scorer *s = &b->s;
+    uint32_t tft = s->field == SH_FIELD_BODY ? 0 : sh_postings_tft(&s->pc);
+    uint32_t tfb = s->field == SH_FIELD_TITLE ? 0 : sh_postings_tfb(&s->pc);
+    double y = s->c->pl->wt * tft * nb + tfb * nt;
+    double t = b->ta * p + b->tb * y, u = b->ub * p;
+    return t < u ? t : u;
+}
+
+/* Set up the terms of `kids` (TERM nodes) that this segment holds and
+ * that match something in it, in clause order: *out (NULL when none) and
+ * *nout.  The caller frees *out. */
+static int bm_terms_make(const seg_ctx *c, sh_pnode *const *kids, size_t nkids, bm_term **out,
+                         size_t *nout) {
+    *out = NULL;
+    *nout = 0;
+    size_t have = 0;
+    sh_terminfo ti;
+    for (size_t i = 0; i < nkids; i++) have += (size_t)seg_term(c, kids[i]->tid, &ti);
+    if (!have) return 0;
+    bm_term *ts = sh_calloc(have, sizeof *ts);
+    if (!ts) return sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < nkids; i++) {
+        bm_term *b = &ts[n];
+        int found, rc = term_init(&b->s, c, kids[i], &found);
+        if (rc) {
+            sh_free(ts);
+            return rc;
+        }
+        if (!found) continue;
+        if (b->s.base.doc == SH_NO_DOC) { /* a field restriction left nothing */
+            memset(b, 0, sizeof *b);
+            continue;
+        }
+        shallow_init(&b->sh, &b->s.pc);
+        b->cdoc = SH_NO_DOC;
+        b->tv = -1; /* no tangent yet (scores are never negative) */
+        b->one_ub = b->s.pc.skip ? 0 : one_block_max(&b->s);
+        bm_term_bound(b);
+        n++;
+    }
+    *out = ts;
+    *nout = n;
+    return 0;
+}
+
+/* ---- block-max MaxScore for a ranked OR of terms ------------------------ */
+
+/* Is this plan a ranked OR of plain terms (the common query, one term
+ * included)? */
 static int maxscore_applies(const sh_pnode *root) {
     if (root->kind != SH_Q_BOOL || root->nkids == 0) return 0;
     for (size_t i = 0; i < root->nkids; i++)
@@ -910,96 +1310,504 @@ static int maxscore_applies(const sh_pnode *root) {
     return 1;
 }
 
-/* MaxScore (Turtle and Flood, 1995), document at a time: terms sorted by
- * their score bound; the longest prefix whose bounds add up to less than
- * the k-th best score is "non-essential": a document holding none of the
- * other terms cannot enter, so only the essential terms' postings are
- * walked, and non-essential ones are probed (advance) for candidates,
- * stopping as soon as the bound says the candidate cannot enter. */
-static int maxscore_segment(const seg_ctx *c, uint32_t si, topk *t, uint64_t *total, int *pruned) {
-    const sh_pnode *root = c->pl->root;
-    size_t n = 0;
+/* When a single term is essential, a doc of it can only enter if the
+ * term's score reaches need = limit - (the non-essential bounds), that
+ * is (the score rising with x) if x >= k1 * need / (idf - need).  Tested
+ * as x * nt * nb >= that * nt * nb, in products, it costs no division.
+ * The threshold is lowered by margins far above any rounding, so the test
+ * only ever lets too much through (the doc is then scored exactly); 0,
+ * no test, where need is not positive or the inversion is ill-conditioned
+ * (need within a millionth of idf). */
+static double x_needed(const sh_plan *pl, double idf, double limit, double nonessential) {
+    double need = limit - nonessential - fabs(limit) * 1e-7;
+    if (!(need > 0) || !(need < idf * (1 - 1e-6))) return 0;
+    return pl->k1 * need / (idf - need) * (1 - 1e-7);
+}
+
+/* Move term s (the only essential one) past the docs up to wlast whose
+ * x falls short of xneed, reading its cursor directly: a doc outside a
+ * restricted field has x = 0 and falls short too.  *skipped: whether any
+ * doc was passed over. */
+static int x_skip(term_scorer *s, double xneed, uint32_t wlast, int *skipped) {
+    const sh_plan *pl = s->c->pl;
+    const sh_segment *seg = s->c->seg;
+    sh_postings *pc = &s->pc;
+    uint32_t mt = s->field == SH_FIELD_BODY ? 0 : UINT32_MAX;
+    uint32_t mb = s->field == SH_FIELD_TITLE ? 0 : UINT32_MAX;
+    int moved = 0;
+    while (pc->doc != SH_NO_DOC && pc->doc <= wlast) {
+        uint32_t doc = pc->doc;
+        uint32_t tft = sh_postings_tft(pc) & mt, tfb = sh_postings_tfb(pc) & mb;
+        double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
+        double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
+        if (pl->wt * tft * nb + tfb * nt >= xneed * nt * nb) break;
+        moved = 1;
+        int rc = sh_postings_next(pc);
+        if (rc) return rc;
+    }
+    if (!moved) return 0; /* the common case: the candidate stands */
+    *skipped = 1;
+    return term_settle(s);
+}
+
+/* A term of the current window, in the order of their bounds. */
+typedef struct bm_slot {
+    double ub;  /* the term's bound in the window */
+    double pre; /* the sum of the bounds of this slot and those before */
+    size_t t;   /* the term */
+} bm_slot;
+
+static int cmp_slot(const void *a, const void *b) {
+    const bm_slot *x = a, *y = b;
+    return x->ub < y->ub ? -1 : x->ub > y->ub;
+}
+
+static void sort_slots(bm_slot *o, size_t n) {
+    if (n > 16) {
+        qsort(o, n, sizeof *o, cmp_slot);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        bm_slot x = o[i];
+        size_t j = i;
+        for (; j > 0 && o[j - 1].ub > x.ub; j--) o[j] = o[j - 1];
+        o[j] = x;
+    }
+}
+
+/* Prefill: when one term is much rarer than the others, its documents
+ * are scored first, fully (every other term probed with cursors of its
+ * own), and offered, so that the k-th best score is high from the start
+ * and the long lists are mostly skipped.  The heap orders hits by score,
+ * then (segment, doc), a total order, so the k best do not depend on
+ * the order in which documents are offered; *seen (ascending) lists the
+ * documents offered here, which the main loop must not offer again. */
+#define PREFILL_RATIO 16   /* the rarest term's df at most 1/16 of the others' */
+#define PREFILL_MAX 65536  /* and at most this: the list of docs seen is kept */
+
+static int maxscore_prefill(const seg_ctx *c, const bm_term *ts, size_t n, topk *t,
+                            uint64_t *total, uint32_t **seen, size_t *nseen) {
+    *seen = NULL;
+    *nseen = 0;
+    if (n < 2 || t->cap == 0) return 0;
+    size_t r = 0;
+    uint64_t others = 0;
+    for (size_t j = 1; j < n; j++)
+        if (ts[j].s.base.cost < ts[r].s.base.cost) r = j;
+    for (size_t j = 0; j < n; j++)
+        if (j != r) others += ts[j].s.base.cost;
+    uint64_t df = ts[r].s.base.cost;
+    /* worth it only when its docs fill the heap: the k-th score is then known */
+    if (df > PREFILL_MAX || df * PREFILL_RATIO > others || t->n + df < t->cap) return 0;
+    term_scorer *tmp = sh_calloc(n, sizeof *tmp);
+    uint32_t *docs = sh_calloc(df ? df : 1, sizeof *docs);
     int rc = 0;
-    ms_term *ts = sh_calloc(root->nkids, sizeof *ts);
-    double *prefix = sh_calloc(root->nkids, sizeof *prefix);
-    size_t *byclause = sh_calloc(root->nkids, sizeof *byclause);
-    if (!ts || !prefix || !byclause) {
+    if (!tmp || !docs) {
+        rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const term_scorer *src = &ts[j].s;
+        term_scorer *s = &tmp[j];
+        s->base = src->base;
+        s->c = src->c;
+        s->t = src->t;
+        s->field = src->field;
+        if ((rc = sh_postings_init(&s->pc, c->seg, &src->pc.ti, c->err)) ||
+            (rc = sh_postings_next(&s->pc)) || (rc = term_settle(s)))
+            goto fail;
+    }
+    const uint8_t *deleted = c->seg->deleted;
+    size_t nd = 0;
+    for (scorer *lead = &tmp[r].base; lead->doc != SH_NO_DOC && nd < df;) {
+        uint32_t d = lead->doc;
+        if (!sh_bit_get(deleted, d)) {
+            double sum = 0; /* in clause order, as everywhere */
+            for (size_t j = 0; j < n; j++) {
+                if (j != r && (rc = term_advance(&tmp[j].base, d))) goto fail;
+                if (tmp[j].base.doc == d) sum += term_score(&tmp[j].base);
+            }
+            sh_hitref h = {sum, c->si, d};
+            (*total)++;
+            topk_offer(t, &h);
+            docs[nd++] = d;
+        }
+        if ((rc = term_next(lead))) goto fail;
+    }
+    sh_free(tmp);
+    *seen = docs;
+    *nseen = nd;
+    return 0;
+fail:
+    sh_free(tmp);
+    sh_free(docs);
+    return rc;
+}
+
+/* MaxScore (Turtle and Flood, 1995) over windows of documents, with the
+ * bounds of the blocks in each window (block-max MaxScore, as in Lucene's
+ * MaxScoreBulkScorer).  A window runs from the smallest doc still to see
+ * to the first end of a block among the terms, so that every term's bound
+ * in it is its block's.  Terms are sorted by that bound; the longest
+ * prefix whose bounds add up to less than the k-th best score is
+ * "non-essential": a document holding none of the other terms cannot
+ * enter.  A window whose bounds all add up to less is skipped without
+ * decoding a block; in the others only the essential terms' postings are
+ * walked, a candidate held against its bounds: without division when
+ * one term is essential (x_skip) or all are (tangents); else the
+ * essential terms' exact scores, then the non-essential terms probed
+ * (advance) while their bounds say it could still enter. */
+static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pruned) {
+    const sh_pnode *root = c->pl->root;
+    bm_term *ts;
+    size_t n;
+    int rc = bm_terms_make(c, root->kids, root->nkids, &ts, &n);
+    if (rc || !n) {
+        sh_free(ts);
+        return rc;
+    }
+    uint32_t *seen = NULL;
+    size_t nseen = 0, iseen = 0;
+    bm_slot *o = sh_calloc(n, sizeof *o);
+    size_t *ord = sh_calloc(n, sizeof *ord); /* the terms of o, in its order */
+    if (!o || !ord) {
         rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < root->nkids; i++) {
-        scorer *sc;
-        if ((rc = term_make(c, root->kids[i], root->kids[i]->tid, &sc))) goto out;
-        if (!sc) continue;
-        if (sc->doc == SH_NO_DOC) {
-            sc->ops->destroy(sc);
-            continue;
-        }
-        ts[n].s = (term_scorer *)sc;
-        ts[n].ub = term_bound(ts[n].s);
-        ts[n].kid = i;
-        n++;
-    }
-    qsort(ts, n, sizeof *ts, cmp_ub);
-    /* byclause[j]: the term of the j-th clause present here, so that a
-     * document's score is summed in clause order, as the generic path
-     * does: the same bits whatever the segments or the skipping */
-    for (size_t i = 0; i < n; i++) byclause[i] = i;
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && ts[byclause[j - 1]].kid > ts[byclause[j]].kid; j--) {
-            size_t t2 = byclause[j];
-            byclause[j] = byclause[j - 1];
-            byclause[j - 1] = t2;
-        }
-    for (size_t i = 0; i < n; i++) prefix[i] = (i ? prefix[i - 1] : 0) + ts[i].ub;
+    if ((rc = maxscore_prefill(c, ts, n, t, total, &seen, &nseen))) goto out;
     const uint8_t *deleted = c->seg->deleted;
     double limit = topk_limit(t);
-    size_t e = 0; /* terms [0, e) are non-essential */
-    while (e < n && prefix[e] < limit) e++;
-    if (e) *pruned = 1;
-    for (;;) {
-        uint32_t d = SH_NO_DOC;
-        for (size_t i = e; i < n; i++) d = SH_MIN(d, ts[i].s->base.doc);
-        if (d == SH_NO_DOC) break;
-        double sum = 0;
-        for (size_t i = e; i < n; i++)
-            if (ts[i].s->base.doc == d) sum += ts[i].contrib = term_score(&ts[i].s->base);
-        int keep = !sh_bit_get(deleted, d);
-        for (size_t i = e; keep && i-- > 0;) {
-            if (sum + prefix[i] < limit) {
-                keep = 0;
-                *pruned = 1;
-                break;
-            }
-            scorer *sc = &ts[i].s->base;
-            if ((rc = term_advance(sc, d))) goto out;
-            if (sc->doc == d) sum += ts[i].contrib = term_score(sc);
+    uint32_t start = SH_NO_DOC;
+    for (size_t j = 0; j < n; j++) start = SH_MIN(start, ts[j].s.base.doc);
+    while (start != SH_NO_DOC) {
+        uint32_t wlast = SH_NO_DOC; /* the window is [start, wlast] */
+        size_t live = 0;
+        for (size_t j = 0; j < n; j++) {
+            bm_term *b = &ts[j];
+            uint32_t d = b->s.base.doc;
+            if (d == SH_NO_DOC) continue;
+            if (shallow_to(&b->sh, SH_MAX(start, d))) bm_term_bound(b);
+            wlast = SH_MIN(wlast, b->sh.last);
+            o[live].ub = b->ub;
+            o[live++].t = j;
         }
-        if (keep) {
-            /* every term is now at d or past it: the exact score */
-            sum = 0;
-            for (size_t j = 0; j < n; j++)
-                if (ts[byclause[j]].s->base.doc == d) sum += ts[byclause[j]].contrib;
-            sh_hitref h = {sum, si, d};
-            (*total)++;
-            topk_offer(t, &h);
-            double nl = topk_limit(t);
-            if (nl > limit) {
-                limit = nl;
-                while (e < n && prefix[e] < limit) e++;
-                if (e) *pruned = 1;
+        sort_slots(o, live);
+        for (size_t q = 0; q < live; q++) o[q].pre = (q ? o[q - 1].pre : 0) + o[q].ub;
+        size_t e = 0; /* slots [0, e) are non-essential */
+        while (e < live && o[e].pre < limit) e++;
+        if (e) *pruned = 1;
+        for (size_t q = e; q < live; q++) {
+            scorer *sc = &ts[o[q].t].s.base;
+            if (sc->doc < start && (rc = term_advance(sc, start))) goto out;
+        }
+        double xneed = 0;
+        int tangents = 0; /* made when a candidate first needs them */
+        for (size_t q = 0; q < live; q++) ord[q] = o[q].t;
+        if (limit > -HUGE_VAL && e + 1 == live)
+            xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
+        while (e < live) {
+            uint32_t d = SH_NO_DOC;
+            for (size_t q = e; q < live; q++) d = SH_MIN(d, ts[o[q].t].s.base.doc);
+            if (d == SH_NO_DOC || d > wlast) break;
+            if (xneed > 0) {
+                term_scorer *es = &ts[o[e].t].s;
+                if ((rc = x_skip(es, xneed, wlast, pruned))) goto out;
+                d = es->base.doc;
+                if (d == SH_NO_DOC || d > wlast) break;
+            }
+            while (iseen < nseen && seen[iseen] < d) iseen++;
+            int keep = !sh_bit_get(deleted, d) && !(iseen < nseen && seen[iseen] == d);
+            if (keep && limit > -HUGE_VAL) {
+                if (e) {
+                    /* the essential terms' exact scores, then the others
+                     * probed, best first, while their bounds could still
+                     * lift d: probing a long list costs blocks, which
+                     * exact scores save better than bounds */
+                    double sum = 0;
+                    for (size_t q = e; q < live; q++) {
+                        bm_term *b = &ts[o[q].t];
+                        if (b->s.base.doc != d) continue;
+                        sum += b->contrib = term_score(&b->s.base);
+                        b->cdoc = d;
+                    }
+                    for (size_t q = e; q-- > 0;) {
+                        if (sum + o[q].pre < limit) {
+                            keep = 0;
+                            *pruned = 1;
+                            break;
+                        }
+                        bm_term *b = &ts[o[q].t];
+                        if ((rc = term_advance(&b->s.base, d))) goto out;
+                        if (b->s.base.doc != d) continue;
+                        sum += b->contrib = term_score(&b->s.base);
+                        b->cdoc = d;
+                    }
+                } else {
+                    /* every term essential: nothing to probe, and the
+                     * bounds without division settle most candidates */
+                    if (!tangents) {
+                        bm_tangents(ts, ord, live, c->pl->k1, limit, 0);
+                        tangents = 1;
+                    }
+                    double nt, nb, p = doc_norms(c, d, &nt, &nb), sum = 0;
+                    for (size_t q = 0; q < live; q++) {
+                        const bm_term *b = &ts[o[q].t];
+                        if (b->s.base.doc == d) sum += scaled_bound(b, nt, nb, p);
+                    }
+                    if (sum * BOUND_MARGIN < limit * p) {
+                        keep = 0;
+                        *pruned = 1;
+                    }
+                }
+            } else if (keep) {
+                for (size_t q = 0; q < e; q++)
+                    if ((rc = term_advance(&ts[o[q].t].s.base, d))) goto out;
+            }
+            if (keep) {
+                /* every term is at d or past it: the exact score, summed
+                 * in clause order as the generic path does */
+                double sum = 0;
+                for (size_t j = 0; j < n; j++) {
+                    bm_term *b = &ts[j];
+                    if (b->s.base.doc == d)
+                        sum += b->cdoc == d ? b->contrib : term_score(&b->s.base);
+                }
+                sh_hitref h = {sum, c->si, d};
+                (*total)++;
+                topk_offer(t, &h);
+                double nl = topk_limit(t);
+                if (nl > limit) {
+                    limit = nl;
+                    while (e < live && o[e].pre < limit) e++;
+                    if (e) *pruned = 1;
+                    if (e + 1 == live)
+                        xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
+                    tangents = 0;
+                }
+            }
+            for (size_t q = e; q < live; q++) {
+                scorer *sc = &ts[o[q].t].s.base;
+                if (sc->doc == d && (rc = term_next(sc))) goto out;
             }
         }
-        for (size_t i = e; i < n; i++)
-            if (ts[i].s->base.doc == d && (rc = term_next(&ts[i].s->base))) goto out;
+        if (wlast == SH_NO_DOC) break; /* the window ran to the end */
+        start = SH_NO_DOC;
+        for (size_t j = 0; j < n; j++) {
+            uint32_t d = ts[j].s.base.doc;
+            if (d != SH_NO_DOC) start = SH_MIN(start, SH_MAX(d, wlast + 1));
+        }
     }
 out:
-    for (size_t i = 0; i < n; i++) ts[i].s->base.ops->destroy(&ts[i].s->base);
+    sh_free(seen);
+    sh_free(o);
+    sh_free(ord);
     sh_free(ts);
-    sh_free(prefix);
-    sh_free(byclause);
     return rc;
 }
+
+/* ---- block-max conjunction of terms ------------------------------------ */
+
+/* Is this plan a conjunction of plain terms ("a AND b", "+a +b")?  The
+ * BOOL whose clauses are those terms, or NULL.  Either way the score is
+ * the sum of the terms' scores in clause order. */
+static const sh_pnode *conj_applies(const sh_pnode *root) {
+    if (root->kind != SH_Q_BOOL || root->nkids == 0) return NULL;
+    const sh_pnode *b = root;
+    if (root->nkids == 1 && root->occur[0] != SH_OCCUR_MUST_NOT &&
+        root->kids[0]->kind == SH_Q_BOOL)
+        b = root->kids[0];
+    if (b->nkids == 0) return NULL;
+    for (size_t i = 0; i < b->nkids; i++)
+        if (b->occur[i] != SH_OCCUR_MUST || b->kids[i]->kind != SH_Q_TERM) return NULL;
+    return b;
+}
+
+static int cmp_cost(const void *a, const void *b) {
+    const bm_term *const *x = a, *const *y = b;
+    uint64_t cx = (*x)->s.base.cost, cy = (*y)->s.base.cost;
+    return cx < cy ? -1 : cx > cy;
+}
+
+/* Leapfrog led by the rarest term.  Before the other terms are moved to a
+ * candidate, the bounds of the blocks holding it are added up: when they
+ * cannot reach the k-th best score, every doc up to the first end of one
+ * of those blocks is skipped. */
+static int conj_segment(const seg_ctx *c, const sh_pnode *b, topk *t, uint64_t *total,
+                        int *pruned) {
+    bm_term *ts;
+    size_t n;
+    int rc = bm_terms_make(c, b->kids, b->nkids, &ts, &n);
+    if (rc || n < b->nkids) { /* a term the segment lacks: nothing matches here */
+        sh_free(ts);
+        return rc;
+    }
+    bm_term **drive = sh_calloc(n, sizeof *drive);
+    if (!drive) {
+        rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) drive[j] = &ts[j];
+    qsort(drive, n, sizeof *drive, cmp_cost);
+    const uint8_t *deleted = c->seg->deleted;
+    double limit = topk_limit(t), tsum = -1, tlimit = -HUGE_VAL;
+    scorer *lead = &drive[0]->s.base;
+    uint32_t d = lead->doc;
+    double bsum = 0;
+    for (;;) {
+        if ((rc = term_advance(lead, d))) goto out;
+        d = lead->doc;
+        if (d == SH_NO_DOC) break;
+        if (limit > -HUGE_VAL) {
+            bsum = 0;
+            uint32_t wlast = SH_NO_DOC;
+            for (size_t j = 0; j < n; j++) {
+                if (shallow_to(&ts[j].sh, d)) bm_term_bound(&ts[j]);
+                bsum += ts[j].ub;
+                wlast = SH_MIN(wlast, ts[j].sh.last);
+            }
+            if (wlast == SH_NO_DOC) break; /* a term has no doc >= d */
+            if (bsum < limit) {
+                *pruned = 1;
+                d = wlast + 1;
+                continue;
+            }
+        }
+        int aligned = 1;
+        for (size_t j = 1; j < n; j++) {
+            scorer *sc = &drive[j]->s.base;
+            if ((rc = term_advance(sc, d))) goto out;
+            if (sc->doc == SH_NO_DOC) goto out;
+            if (sc->doc != d) {
+                d = sc->doc;
+                aligned = 0;
+                break;
+            }
+        }
+        if (!aligned) continue;
+        int keep = !sh_bit_get(deleted, d);
+        if (keep && limit > -HUGE_VAL) {
+            if (bsum != tsum || limit != tlimit) { /* new blocks or a new k-th score */
+                bm_tangents(ts, NULL, n, c->pl->k1, limit, 1);
+                tsum = bsum;
+                tlimit = limit;
+            }
+            double nt, nb, p = doc_norms(c, d, &nt, &nb), sum = 0;
+            for (size_t j = 0; j < n; j++) sum += scaled_bound(&ts[j], nt, nb, p);
+            if (sum * BOUND_MARGIN < limit * p) {
+                keep = 0;
+                *pruned = 1;
+            }
+        }
+        if (keep) {
+            double sum = 0;
+            for (size_t j = 0; j < n; j++) sum += term_score(&ts[j].s.base);
+            sh_hitref h = {sum, c->si, d};
+            (*total)++;
+            topk_offer(t, &h);
+            limit = topk_limit(t);
+        }
+        d++; /* d < ndocs <= SH_NO_DOC - 1 */
+    }
+out:
+    sh_free(drive);
+    sh_free(ts);
+    return rc;
+}
+
+/* ---- block-max phrase --------------------------------------------------- */
+
+/* Is this plan a single phrase?  The phrase node, or NULL. */
+static const sh_pnode *phrase_applies(const sh_pnode *root) {
+    if (root->kind != SH_Q_BOOL || root->nkids != 1 || root->occur[0] == SH_OCCUR_MUST_NOT ||
+        root->kids[0]->kind != SH_Q_PHRASE)
+        return NULL;
+    return root->kids[0];
+}
+
+/* A phrase's frequency in a field is at most the frequency of each of its
+ * terms there (a start is counted once, and each start puts term i on a
+ * distinct position), so the blocks holding a candidate bound its score
+ * by their smallest largest frequencies and largest smallest lengths, and
+ * the candidate's own term frequencies bound it more tightly.  Positions
+ * are read only when neither bound rules the candidate out. */
+static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_t *total,
+                          int *pruned) {
+    phrase_scorer *s;
+    int rc = phrase_open(c, pn, &s);
+    if (rc || !s) return rc;
+    size_t nt = s->nt;
+    shallow *sh = sh_calloc(nt, sizeof *sh);
+    if (!sh) {
+        rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        if (s->pc[i].doc == SH_NO_DOC) goto out;
+        shallow_init(&sh[i], &s->pc[i]);
+    }
+    const sh_plan *pl = c->pl;
+    const uint8_t *deleted = c->seg->deleted;
+    double limit = topk_limit(t);
+    sh_postings *lead = &s->pc[s->lead];
+    uint32_t d = lead->doc;
+    for (;;) {
+        if ((rc = sh_postings_advance(lead, d))) goto out;
+        d = lead->doc;
+        if (d == SH_NO_DOC) break;
+        if (limit > -HUGE_VAL) {
+            blockrec r = {UINT32_MAX, UINT32_MAX, 0, 0};
+            uint32_t wlast = SH_NO_DOC;
+            for (size_t i = 0; i < nt; i++) {
+                shallow_to(&sh[i], d);
+                r.max_tft = SH_MIN(r.max_tft, sh[i].r.max_tft);
+                r.max_tfb = SH_MIN(r.max_tfb, sh[i].r.max_tfb);
+                r.min_lent = SH_MAX(r.min_lent, sh[i].r.min_lent);
+                r.min_lenb = SH_MAX(r.min_lenb, sh[i].r.min_lenb);
+                wlast = SH_MIN(wlast, sh[i].last);
+            }
+            if (wlast == SH_NO_DOC) break; /* a term has no doc >= d */
+            if (bound_of(pl, pn->field, pn->idf, &r) < limit) {
+                *pruned = 1;
+                d = wlast + 1;
+                continue;
+            }
+        }
+        int aligned = 1;
+        for (size_t i = 0; i < nt; i++) {
+            if (i == s->lead) continue;
+            if ((rc = sh_postings_advance(&s->pc[i], d))) goto out;
+            if (s->pc[i].doc == SH_NO_DOC) goto out;
+            if (s->pc[i].doc != d) {
+                d = s->pc[i].doc;
+                aligned = 0;
+                break;
+            }
+        }
+        if (!aligned) continue;
+        uint32_t mt, mb;
+        phrase_min_tfs(s, &mt, &mb);
+        if ((mt || mb) && !sh_bit_get(deleted, d)) {
+            if (limit > -HUGE_VAL && bm25(c, pn->field, pn->idf, mt, mb, d, NULL) < limit) {
+                *pruned = 1;
+            } else {
+                if ((rc = phrase_freqs(s, mt, mb))) goto out;
+                if (s->pft + s->pfb > 0) {
+                    sh_hitref h = {bm25(c, pn->field, pn->idf, s->pft, s->pfb, d, NULL), c->si, d};
+                    (*total)++;
+                    topk_offer(t, &h);
+                    limit = topk_limit(t);
+                }
+            }
+        }
+        d++; /* d < ndocs <= SH_NO_DOC - 1 */
+    }
+out:
+    sh_free(sh);
+    phrase_destroy(&s->base);
+    return rc;
+}
+
+/* ---- running a plan ----------------------------------------------------- */
 
 int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, size_t *nout,
                 uint64_t *total, int *total_exact, sahel_error *err) {
@@ -1011,11 +1819,23 @@ int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, siz
     t.h = sh_calloc(t.cap ? t.cap : 1, sizeof *t.h);
     if (!t.h) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     int rc = 0, pruned = 0;
-    int fast = !count_all && maxscore_applies(pl->root);
+    /* the fast loops skip by bounds, which need 0 <= b <= 1 (see above) */
+    int fast = !count_all && pl->b >= 0 && pl->b <= 1;
+    const sh_pnode *conj = NULL, *phrase = NULL;
+    int ms = fast && maxscore_applies(pl->root);
+    if (fast && !ms && !(conj = conj_applies(pl->root))) phrase = phrase_applies(pl->root);
     for (size_t si = 0; si < pl->ix->nsegs && !rc; si++) {
-        seg_ctx c = {pl, &pl->ix->segs[si], err};
-        if (fast) {
-            rc = maxscore_segment(&c, (uint32_t)si, &t, total, &pruned);
+        seg_ctx c = {pl, &pl->ix->segs[si], (uint32_t)si, err};
+        if (ms) {
+            rc = maxscore_segment(&c, &t, total, &pruned);
+            continue;
+        }
+        if (conj) {
+            rc = conj_segment(&c, conj, &t, total, &pruned);
+            continue;
+        }
+        if (phrase) {
+            rc = phrase_segment(&c, phrase, &t, total, &pruned);
             continue;
         }
         scorer *s;
@@ -1043,7 +1863,7 @@ int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, siz
 }
 
 int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err) {
-    seg_ctx c = {pl, &pl->ix->segs[h->seg], err};
+    seg_ctx c = {pl, &pl->ix->segs[h->seg], h->seg, err};
     scorer *s;
     int rc = scorer_make(&c, pl->root, &s);
     if (rc) return rc;

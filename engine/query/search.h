@@ -34,13 +34,21 @@ struct sh_pnode {
     size_t nkids, cap;
 };
 
+#define SH_TERM_ABSENT UINT32_MAX
+
 typedef struct sh_plan {
     sahel_index *ix;
     sahel_error *err;
     double k1, b, wt, avgt, avgb;
+    double norm0, normt, normb; /* 1 - b, b / avgt, b / avgb: the norm of a
+                                   field is norm0 + norm{t,b} * its length */
     sh_pnode *root;
     sh_qterm *terms;
     size_t nterms, cap_terms;
+    /* each term's dictionary entry in each segment, looked up once:
+     * term t in segment s at [t * ix->nsegs + s]; idx SH_TERM_ABSENT when
+     * the segment does not hold it */
+    sh_terminfo *tinfo;
     uint32_t *slots; /* hash table over terms: index + 1 */
     size_t tcap;
     uint32_t nmarks; /* prefix expansions made so far */

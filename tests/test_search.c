@@ -1,0 +1,313 @@
+/*
+ * test_search.c - the fast loops of query evaluation (engine/query/search.c)
+ * against its generic scorers, on an index with deletions.
+ *
+ * search.c answers three common shapes with loops of their own that skip
+ * documents by bounds: a ranked OR of words (block-max MaxScore, with a
+ * prefill from a rare word), a conjunction of words, and a single phrase.
+ * With opts.count_all every match is scored by the generic scorers
+ * instead.  Both must give the same hits in the same order with the same
+ * scores, bit for bit (a score is always summed in clause order), and no
+ * deleted article may come back.  test_oracle.c checks both against a
+ * brute-force scorer on fresh indexes; this file adds what the oracle
+ * does not model: deletions (the skipped documents of a segment's bitmap)
+ * and articles replaced in later segments, over several segments.
+ *
+ * The corpus is generated (fixed seed): a small, steep vocabulary, so that
+ * frequent words span many 128-document blocks and the bounds bite, plus a
+ * tail of rare words.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sahel.h"
+
+#define NDOCS 4000
+#define NVOCAB 80
+#define NQUERIES 60 /* per family */
+
+/* ---- a deterministic corpus --------------------------------------------- */
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r) { /* splitmix64 */
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rng_below(rng *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
+static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+
+static const char *const SYLL[] = {"ka", "lo", "mi", "ra", "du", "se", "ti", "na",
+                                   "bo", "gu", "fe", "zi", "wa", "ye", "po", "sa"};
+
+typedef struct corpus {
+    char word[NVOCAB][16];
+    double cdf[NVOCAB]; /* Zipf, exponent 1.1 */
+    char *title[NDOCS], *body[NDOCS];
+} corpus;
+
+static uint32_t zipf(const corpus *c, rng *r) {
+    double u = rng_unit(r);
+    uint32_t lo = 0, hi = NVOCAB - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (c->cdf[mid] < u) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static char *gen_text(const corpus *c, rng *r, uint32_t nwords) {
+    char *s = malloc((size_t)nwords * 17 + 1);
+    cr_assert_not_null(s);
+    size_t len = 0;
+    for (uint32_t i = 0; i < nwords; i++)
+        len += (size_t)sprintf(s + len, "%s%s", i ? " " : "", c->word[zipf(c, r)]);
+    s[len] = '\0';
+    return s;
+}
+
+static void corpus_make(corpus *c, uint64_t seed) {
+    rng r = {seed};
+    for (uint32_t w = 0; w < NVOCAB; w++) /* distinct: three syllables from w's digits */
+        snprintf(c->word[w], sizeof c->word[w], "%s%s%s", SYLL[w % 16], SYLL[(w / 16) % 16],
+                 SYLL[(w * 7 + 3) % 16]);
+    double sum = 0;
+    for (uint32_t w = 0; w < NVOCAB; w++) sum += 1 / pow(w + 1, 1.1);
+    double acc = 0;
+    for (uint32_t w = 0; w < NVOCAB; w++) c->cdf[w] = (acc += 1 / pow(w + 1, 1.1) / sum);
+    c->cdf[NVOCAB - 1] = 1;
+    for (uint32_t d = 0; d < NDOCS; d++) {
+        /* some empty titles: their norm is 0 when b = 1 */
+        c->title[d] = gen_text(c, &r, rng_below(&r, 5) ? 1 + rng_below(&r, 8) : 0);
+        c->body[d] = gen_text(c, &r, 1 + rng_below(&r, 80));
+    }
+}
+
+static void corpus_free(corpus *c) {
+    for (uint32_t d = 0; d < NDOCS; d++) {
+        free(c->title[d]);
+        free(c->body[d]);
+    }
+}
+
+/* ---- the index ---------------------------------------------------------- */
+
+static void rm_rf(const char *path) {
+    DIR *dir = opendir(path);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        closedir(dir);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void add_doc(sahel_writer *w, uint32_t id, const char *title, const char *body) {
+    char ids[16];
+    snprintf(ids, sizeof ids, "d%u", id);
+    sahel_doc doc = {.id = ids, .id_len = strlen(ids), .title = title,
+                     .title_len = strlen(title), .body = body, .body_len = strlen(body)};
+    sahel_error err = {0};
+    int rc = sahel_writer_add(w, &doc, &err);
+    cr_assert(rc >= 0, "sahel_writer_add(%s): %s", ids, err.msg);
+}
+
+static sahel_writer *writer(const char *dir, int update) {
+    sahel_writer_opts wo = {.force = !update, .update = update, .threads = 1};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &wo, &w, &err), 0, "open %s: %s", dir, err.msg);
+    return w;
+}
+
+static void commit(sahel_writer *w) {
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "commit: %s", err.msg);
+    sahel_writer_close(w);
+}
+
+/* Three commits of a third of the corpus each (three segments), then an
+ * update that deletes every 7th article and replaces every 11th: deletion
+ * bitmaps in all three, the replacements in a fourth segment.  dead[d]:
+ * article d is gone (deleted, not replaced). */
+static void build(const corpus *c, const char *dir, uint8_t *dead) {
+    rm_rf(dir);
+    for (uint32_t part = 0; part < 3; part++) {
+        sahel_writer *w = writer(dir, part > 0);
+        for (uint32_t d = part * NDOCS / 3; d < (part + 1) * NDOCS / 3; d++)
+            add_doc(w, d, c->title[d], c->body[d]);
+        commit(w);
+    }
+    sahel_writer *w = writer(dir, 1);
+    memset(dead, 0, NDOCS);
+    for (uint32_t d = 0; d < NDOCS; d++) {
+        if (d % 11 == 5) {
+            add_doc(w, d, c->body[d], c->title[d]); /* title and body swapped */
+        } else if (d % 7 == 3) {
+            char ids[16];
+            snprintf(ids, sizeof ids, "d%u", d);
+            sahel_error err = {0};
+            cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "delete %s: %s",
+                         ids, err.msg);
+            dead[d] = 1;
+        }
+    }
+    commit(w);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+enum { FAM_TERM, FAM_OR, FAM_RARE_OR, FAM_AND, FAM_PHRASE, FAM_FIELDS, FAM_COUNT };
+static const char *const FAM_NAME[FAM_COUNT] = {"one word", "ranked OR", "rare word OR",
+                                                "conjunction", "phrase", "fields"};
+
+static const char *freq_word(const corpus *c, rng *r) { return c->word[zipf(c, r)]; }
+static const char *rare_word(const corpus *c, rng *r) {
+    return c->word[NVOCAB - 1 - rng_below(r, NVOCAB / 5)];
+}
+
+static void gen_query(const corpus *c, rng *r, int fam, char *q, size_t cap) {
+    size_t len = 0;
+#define PUT(...) (len += (size_t)snprintf(q + len, cap - len, __VA_ARGS__))
+    uint32_t n = 2 + rng_below(r, 2);
+    switch (fam) {
+    case FAM_TERM:
+        PUT("%s", rng_below(r, 4) ? freq_word(c, r) : rare_word(c, r));
+        break;
+    case FAM_OR:
+        for (uint32_t i = 0; i < n; i++) PUT("%s%s", i ? " " : "", freq_word(c, r));
+        break;
+    case FAM_RARE_OR:
+        PUT("%s %s", freq_word(c, r), rare_word(c, r));
+        if (rng_below(r, 2)) PUT(" %s", freq_word(c, r));
+        break;
+    case FAM_AND:
+        for (uint32_t i = 0; i < n; i++) PUT("%s%s", i ? " AND " : "", freq_word(c, r));
+        break;
+    case FAM_PHRASE: { /* two words that stand side by side in some body */
+        const char *b = c->body[rng_below(r, NDOCS)];
+        const char *sp = strchr(b, ' ');
+        if (!sp) {
+            PUT("\"%s %s\"", freq_word(c, r), freq_word(c, r));
+            break;
+        }
+        const char *end = strchr(sp + 1, ' ');
+        size_t l = end ? (size_t)(end - b) : strlen(b);
+        PUT("\"%.*s\"", (int)l, b);
+        break;
+    }
+    default:
+        for (uint32_t i = 0; i < n; i++)
+            PUT("%s%s%s", i ? (rng_below(r, 2) ? " AND " : " ") : "",
+                rng_below(r, 3) ? (rng_below(r, 2) ? "title:" : "body:") : "", freq_word(c, r));
+        break;
+    }
+#undef PUT
+    cr_assert_lt(len, cap);
+}
+
+typedef struct hit {
+    char id[16];
+    double score;
+} hit;
+
+/* Run q; the hits into out (at most cap), their number returned. */
+static size_t search(sahel_index *ix, const char *q, const sahel_search_opts *o, hit *out,
+                     size_t cap, uint64_t *total, int *exact) {
+    sahel_hits *hits = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_search(ix, q, strlen(q), o, &hits, &err), 0, "%s: %s", q, err.msg);
+    size_t n = sahel_hits_count(hits);
+    cr_assert_leq(n, cap);
+    for (size_t i = 0; i < n; i++) {
+        const char *id;
+        size_t len;
+        cr_assert_eq(sahel_hits_id(hits, i, &id, &len, &out[i].score, &err), 0, "%s", err.msg);
+        cr_assert_lt(len, sizeof out[i].id);
+        memcpy(out[i].id, id, len);
+        out[i].id[len] = '\0';
+    }
+    *total = sahel_hits_total(hits);
+    *exact = sahel_hits_total_exact(hits);
+    sahel_hits_free(hits);
+    return n;
+}
+
+Test(search, fast_loops_give_the_generic_hits_bit_for_bit_despite_deletions) {
+    static corpus c;
+    corpus_make(&c, 20240611);
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-deletions", SAHEL_TEST_TMP);
+    static uint8_t dead[NDOCS];
+    build(&c, dir, dead);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index_info info;
+    sahel_index_get_info(ix, &info);
+    cr_assert_geq(info.nsegments, 2, "one segment: the test needs several");
+
+    rng r = {77};
+    static const size_t K[] = {1, 5, 10, 10, 50};
+    static const double B[] = {0, 0, 1.0, 0.3};
+    static hit fast[64], all[64];
+    uint64_t skipped[FAM_COUNT] = {0};
+    for (int fam = 0; fam < FAM_COUNT; fam++)
+        for (int i = 0; i < NQUERIES; i++) {
+            char q[256];
+            gen_query(&c, &r, fam, q, sizeof q);
+            sahel_search_opts o = {.k = K[rng_below(&r, 5)], .b = B[rng_below(&r, 4)],
+                                   .title_weight = rng_below(&r, 2) ? 0 : 1.5};
+            uint64_t tf, ta;
+            int ef, ea;
+            size_t nf = search(ix, q, &o, fast, 64, &tf, &ef);
+            o.count_all = 1;
+            size_t na = search(ix, q, &o, all, 64, &ta, &ea);
+            cr_assert(ea, "%s: count_all gave an inexact total", q);
+            cr_assert_eq(nf, na, "%s (k %zu, b %g): %zu hits, %zu from the generic path", q, o.k,
+                         o.b, nf, na);
+            for (size_t h = 0; h < nf; h++) {
+                cr_assert_str_eq(fast[h].id, all[h].id, "%s (k %zu, b %g): hit %zu", q, o.k, o.b,
+                                 h);
+                cr_assert(fast[h].score == all[h].score,
+                          "%s (k %zu, b %g): hit %zu scores %.17g, the generic path %.17g", q,
+                          o.k, o.b, h, fast[h].score, all[h].score);
+                uint32_t d = (uint32_t)strtoul(fast[h].id + 1, NULL, 10);
+                cr_assert(d < NDOCS && !dead[d], "%s: deleted article %s returned", q,
+                          fast[h].id);
+            }
+            if (ef)
+                cr_assert_eq(tf, ta, "%s: an exact total of %llu, count_all says %llu", q,
+                             (unsigned long long)tf, (unsigned long long)ta);
+            else
+                cr_assert_leq(tf, ta, "%s: a lower bound above the true total", q);
+            skipped[fam] += !ef;
+        }
+    sahel_index_close(ix);
+    rm_rf(dir);
+    corpus_free(&c);
+    for (int fam = 0; fam < FAM_COUNT; fam++)
+        cr_expect_gt(skipped[fam] * 4, NQUERIES, "%s: %llu of %d searches skipped anything",
+                     FAM_NAME[fam], (unsigned long long)skipped[fam], NQUERIES);
+}
