@@ -37,7 +37,10 @@ static long long build(bench_corpus *c, const char *corpus_path, const char *dir
     (void)c;
     sahel_error err = {0};
     sahel_writer *w = NULL;
-    sahel_writer_opts wopts = {0};
+    /* one indexing thread, as the peers; SAHEL_BENCH_THREADS=0 gives one
+     * per core (macro.sh's "sahel-mt" build row) */
+    const char *th = getenv("SAHEL_BENCH_THREADS");
+    sahel_writer_opts wopts = {.threads = th ? (unsigned)strtoul(th, NULL, 10) : 1};
     unsigned long nwarn = 0;
     sahel_ingest_opts iopts = {.warn = on_warn, .ctx = &nwarn};
     sahel_ingest_stats st = {0};
@@ -110,10 +113,12 @@ static long run(void *ctx, const bench_query *q, const char *text, size_t len, s
 }
 
 int main(int argc, char **argv) {
-    static const bench_build_spec b = {
-        .engine = "sahel",
+    const char *th = getenv("SAHEL_BENCH_THREADS");
+    bench_build_spec b = {
+        .engine = th && strcmp(th, "1") != 0 ? "sahel-mt" : "sahel",
         .settings = "sahelsearch " SAHEL_VERSION_STRING ": sahel_ingest, default writer options "
-                    "(one thread, 256 MiB budget, fsync at commit)",
+                    "(256 MiB budget, fsync at commit), one indexing thread unless "
+                    "SAHEL_BENCH_THREADS says otherwise (0: one per core)",
         .reads_file = 1,
         .build = build,
     };

@@ -143,6 +143,13 @@ for e in "${engines[@]}"; do
   run_step "$e queries" "$out/$e-query.log" \
     "$p" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name"
   rm -rf "$tmp/index-$e"
+  if [[ $e == sahel ]]; then
+    # the same build on every core: a build row of its own ("sahel-mt")
+    echo "macro.sh: sahel: building on every core (runs: $build_repeat)..." >&2
+    run_step "sahel-mt build" "$out/sahel-mt-build.log" env SAHEL_BENCH_THREADS=0 \
+      "$p" build "$corpus" "$tmp/index-sahel-mt" --repeat "$build_repeat" --name "$name"
+    rm -rf "$tmp/index-sahel-mt"
+  fi
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
@@ -159,7 +166,8 @@ echo "- corpus: \`$corpus\` ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6
      "$(awk '$4 == "metric=docs" && $2 == "engine=sahel" { sub("value=", "", $6); print $6 }' "$results") articles)"
 echo "- queries: $nqueries ($nq per class: $classes), querygen \`${qargs[*]}\`, $words, k = $k;" \
      "1 warm-up + $repeat timed passes; per query the median of its passes, per class p50 / p95 / p99 of those"
-echo "- builds: $build_repeat per engine, one thread each; build s is the median and the minimum;" \
+echo "- builds: $build_repeat per engine, one indexing thread each (sahel-mt: sahel on every core);" \
+     "build s is the median and the minimum;" \
      "MB/s and articles/s from the median; peak RSS of the whole build process (getrusage)"
 echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load at start, $load_end at end"
 echo "- compilers: $("${cc_path:-cc}" --version 2>/dev/null | head -1); $("${cxx_path:-c++}" --version 2>/dev/null | head -1 || echo 'no C++')"
@@ -193,21 +201,27 @@ awk -v engines="${engines[*]}" -v classes="$classes" -v bytes="$bytes" '
     print ""
     print "| engine | build s (median / min) | MB/s | articles/s | index MB | index / input | peak RSS MB |"
     print "|---|---|---|---|---|---|---|"
-    for (e = 1; e <= ne; e++) {
-      x = E[e]
+    B[1] = "sahel"; nb = 1
+    if (v["sahel-mt", "build_s", "-"] != "") B[++nb] = "sahel-mt"
+    for (e = 2; e <= ne; e++) B[++nb] = E[e]
+    for (e = 1; e <= nb; e++) {
+      x = B[e]
       ix = v[x, "index_mb", "-"]
       print "| " x " | " num(v[x, "build_s", "-"]) " / " num(v[x, "build_s_min", "-"]) " | " \
             num(v[x, "build_mbps", "-"]) " | " num(v[x, "docs_per_s", "-"]) " | " num(ix) " | " \
             (ix == "" ? "–" : sprintf("%.2f", ix * 1e6 / bytes)) " | " num(v[x, "peak_rss_mb", "-"]) " |"
     }
-    for (e = 2; e <= ne; e++) {
-      x = E[e]
-      print "| sahel/" x " | " ratio(v["sahel", "build_s", "-"], v[x, "build_s", "-"]) " / " \
-            ratio(v["sahel", "build_s_min", "-"], v[x, "build_s_min", "-"]) " | " \
-            ratio(v["sahel", "build_mbps", "-"], v[x, "build_mbps", "-"]) " | " \
-            ratio(v["sahel", "docs_per_s", "-"], v[x, "docs_per_s", "-"]) " | " \
-            ratio(v["sahel", "index_mb", "-"], v[x, "index_mb", "-"]) " | | " \
-            ratio(v["sahel", "peak_rss_mb", "-"], v[x, "peak_rss_mb", "-"]) " |"
+    for (m = 1; m <= (nb > ne ? 2 : 1); m++) {
+      me = m == 1 ? "sahel" : "sahel-mt"
+      for (e = 2; e <= ne; e++) {
+        x = E[e]
+        print "| " me "/" x " | " ratio(v[me, "build_s", "-"], v[x, "build_s", "-"]) " / " \
+              ratio(v[me, "build_s_min", "-"], v[x, "build_s_min", "-"]) " | " \
+              ratio(v[me, "build_mbps", "-"], v[x, "build_mbps", "-"]) " | " \
+              ratio(v[me, "docs_per_s", "-"], v[x, "docs_per_s", "-"]) " | " \
+              ratio(v[me, "index_mb", "-"], v[x, "index_mb", "-"]) " | | " \
+              ratio(v[me, "peak_rss_mb", "-"], v[x, "peak_rss_mb", "-"]) " |"
+      }
     }
     print ""
     print "Query latency in-process, p50 / p95 / p99 µs per class (all: every query of the set):"

@@ -205,8 +205,9 @@ static inline uint32_t sh_postings_tfb(const sh_postings *pc) {
 /* Positions of the current doc: title ones into t[0..tft), body into
  * b[0..tfb) (callers size the arrays from the tfs). */
 int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b);
-/* The current doc's positions as they are encoded (checked as they would
- * be decoded): *p points into the segment, *len bytes. */
+/* The current doc's positions as they are encoded: *p points into the
+ * segment, *len bytes, checked to hold tft + tfb varints inside the term's
+ * positions (their values are not decoded). */
 int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len);
 
 /* Block-max support, from the skip table alone (nothing is decoded and

@@ -14,8 +14,8 @@
  * Nothing is re-analysed: terms are merged in dictionary order, each
  * term's doc ids and frequencies are decoded, renumbered, interleaved and
  * encoded again with postings.c, and each doc's positions are copied as
- * they are encoded (a doc's run does not depend on its number; reading it
- * checks it), so the output is exactly the segment a single writer
+ * they are encoded (a doc's run does not depend on its number; its extent
+ * is checked), so the output is exactly the segment a single writer
  * would have built from the same articles in the same order (the document
  * store aside: its blocks may be cut differently).  Stored records are
  * copied: a whole compressed block when its documents are all kept and
@@ -173,7 +173,7 @@ static int gather(merger *m, uint32_t s, term_run *run) {
         m->tft[m->nent] = t;
         m->tfb[m->nent] = b;
         m->spanp[m->nent] = sp;
-        m->spanl[m->nent] = (uint32_t)sl; /* at most 10 bytes a position, checked on reading */
+        m->spanl[m->nent] = (uint32_t)sl; /* inside the term's positions: under 4 GiB */
         m->nent++;
         m->npos += (uint64_t)t + b;
     }

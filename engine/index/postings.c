@@ -415,8 +415,15 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
                     sh_buf_put_varint(post, tfb[first + i]))
                     return SAHEL_ENOMEM;
         }
-        for (size_t i = 0; i < cnt && span; i++)
-            if (sh_buf_put(pos, span[first + i], span_len[first + i])) return SAHEL_ENOMEM;
+        if (span) {
+            size_t total = 0;
+            for (size_t i = 0; i < cnt; i++) total += span_len[first + i];
+            if (sh_buf_reserve(pos, total)) return SAHEL_ENOMEM;
+            for (size_t i = 0; i < cnt; i++) {
+                memcpy(pos->p + pos->len, span[first + i], span_len[first + i]);
+                pos->len += span_len[first + i];
+            }
+        }
         for (size_t i = 0; i < cnt && !span; i++) {
             uint32_t runs[2] = {tft[first + i], tfb[first + i]};
             for (int r = 0; r < 2; r++) {
@@ -968,16 +975,15 @@ int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len) {
     if (pc->doc == SH_NO_DOC) return 0;
     int rc = seek_positions(pc);
     if (rc) return rc;
-    const uint8_t *save = pc->pos_p;
-    /* read (and so checked) like positions, but not kept */
-    rc = read_run(pc, pc->tft[pc->i], NULL);
-    if (!rc) rc = read_run(pc, pc->tfb[pc->i], NULL);
-    if (!rc) {
-        *p = save;
-        *len = (size_t)(pc->pos_p - save);
-    }
-    pc->pos_p = save;
-    return rc;
+    /* the run's end: as many varint ends as positions, inside the term's
+     * positions (the values are copied, not used: no need to decode them) */
+    const uint8_t *q = pc->pos_p, *end = pc->posend;
+    uint64_t n = (uint64_t)pc->tft[pc->i] + pc->tfb[pc->i];
+    while (n && q < end) n -= (*q++ & 0x80) == 0;
+    if (n) return corrupt(pc, "positions", q);
+    *p = pc->pos_p;
+    *len = (size_t)(q - pc->pos_p);
+    return 0;
 }
 
 int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b) {

@@ -402,7 +402,19 @@ static int slice_next(builder *b, term_ent *e) {
     return 0;
 }
 
-static inline int term_put_varint(builder *b, term_ent *e, uint32_t v) {
+static inline __attribute__((always_inline)) int term_put_varint(builder *b, term_ent *e,
+                                                                  uint32_t v) {
+    if (SH_LIKELY(e->wend - e->wp >= 5)) { /* room for any varint */
+        uint8_t *p = e->wp;
+        while (v >= 0x80) {
+            *p++ = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        *p++ = (uint8_t)v;
+        e->nbytes += (uint32_t)(p - e->wp);
+        e->wp = p;
+        return 0;
+    }
     for (;;) {
         if (SH_UNLIKELY(e->wp == e->wend) && slice_next(b, e)) return SAHEL_ENOMEM;
         e->nbytes++;
@@ -533,11 +545,11 @@ static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
 static int flush_builder(builder *b, sahel_error *err);
 
 /* What a flush allocates beside what the builder holds: the sort keys of
- * its terms and ids; one term at a time, its bytes joined and decoded into
- * arrays of 4-byte numbers (at most one per byte); the output chunks and
+ * its terms and ids; one term at a time, its bytes joined and an entry of
+ * 24 bytes per doc (a doc takes 3 bytes at least); the output chunks and
  * spill buffers (SH_SPILL_CHUNK each, a few, plus one term's output). */
 static size_t flush_overhead(const builder *b) {
-    return (SH_MAX(b->nterms, (size_t)b->ndocs) + b->ndocs) * 16 + 7 * (size_t)b->max_post +
+    return (SH_MAX(b->nterms, (size_t)b->ndocs) + b->ndocs) * 16 + 9 * (size_t)b->max_post +
            6 * SH_SPILL_CHUNK;
 }
 
@@ -1208,31 +1220,55 @@ out:
     return rc;
 }
 
-/* Growable u32 scratch */
-typedef struct u32v {
-    uint32_t *v;
+/* One term's postings, decoded for the encoder: per doc its number, tfs
+ * and the bytes of its positions, which the in-memory form already holds
+ * as the segment stores them (postings.c), so they are pointed at, not
+ * decoded.  Arrays hold `cap` entries. */
+typedef struct term_out {
+    uint32_t *docs, *tft, *tfb, *span_len;
+    const uint8_t **span;
     size_t n, cap;
-} u32v;
+} term_out;
 
-static int u32v_push(u32v *a, uint32_t x) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 1024;
-        uint32_t *v = sh_reallocarray(a->v, cap, sizeof *v);
+static int term_out_reserve(term_out *o, size_t n) {
+    if (n <= o->cap) return 0;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < n) cap *= 2;
+    uint32_t **arrs[] = {&o->docs, &o->tft, &o->tfb, &o->span_len};
+    for (size_t i = 0; i < 4; i++) {
+        uint32_t *v = sh_reallocarray(*arrs[i], cap, sizeof *v);
         if (!v) return SAHEL_ENOMEM;
-        a->v = v;
-        a->cap = cap;
+        *arrs[i] = v;
     }
-    a->v[a->n++] = x;
+    const uint8_t **sp = sh_reallocarray((void *)o->span, cap, sizeof *sp);
+    if (!sp) return SAHEL_ENOMEM;
+    o->span = sp;
+    o->cap = cap;
     return 0;
 }
 
-/* Decode a term's in-memory postings back into arrays; its slices are
- * joined in `bytes` first. */
-static int unpack_term(const term_ent *e, sh_buf *bytes, u32v *docs, u32v *tft, u32v *tfb,
-                       u32v *pos) {
-    docs->n = tft->n = tfb->n = pos->n = 0;
+static void term_out_free(term_out *o) {
+    sh_free(o->docs);
+    sh_free(o->tft);
+    sh_free(o->tfb);
+    sh_free(o->span_len);
+    sh_free((void *)o->span);
+    memset(o, 0, sizeof *o);
+}
+
+/* Skip n varints; NULL past end. */
+static const uint8_t *skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n) {
+    while (n && p < end) n -= (*p++ & 0x80) == 0;
+    return n ? NULL : p;
+}
+
+/* A term's in-memory postings into `o`; its slices are joined in `bytes`
+ * first (o's spans point into it). */
+static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
+    o->n = 0;
     bytes->len = 0;
-    if (sh_buf_reserve(bytes, e->nbytes)) return SAHEL_ENOMEM;
+    /* a doc takes three bytes at least */
+    if (sh_buf_reserve(bytes, e->nbytes) || term_out_reserve(o, e->df)) return SAHEL_ENOMEM;
     const uint8_t *s = e->head;
     for (uint32_t level = 0, left = e->nbytes; left; level++) {
         size_t n = SH_MIN((size_t)left, slice_size(level) - SLICE_LINK);
@@ -1245,25 +1281,24 @@ static int unpack_term(const term_ent *e, sh_buf *bytes, u32v *docs, u32v *tft, 
     uint32_t next = 0;
     while (p < end) {
         uint32_t gap, t, b;
-        if (sh_varint_get32(&p, end, &gap) || sh_varint_get32(&p, end, &t) ||
+        if (o->n == o->cap || sh_varint_get32(&p, end, &gap) || sh_varint_get32(&p, end, &t) ||
             sh_varint_get32(&p, end, &b))
             return SAHEL_EINVAL;
+        const uint8_t *q = skip_varints(p, end, (uint64_t)t + b);
+        if (!q) return SAHEL_EINVAL;
         uint32_t d = next + gap;
         next = d + 1;
-        if (u32v_push(docs, d) || u32v_push(tft, t) || u32v_push(tfb, b)) return SAHEL_ENOMEM;
-        uint32_t runs[2] = {t, b};
-        for (int r = 0; r < 2; r++) {
-            uint32_t last = 0;
-            for (uint32_t k = 0; k < runs[r]; k++) {
-                uint32_t delta;
-                if (sh_varint_get32(&p, end, &delta)) return SAHEL_EINVAL;
-                last += delta;
-                if (u32v_push(pos, last)) return SAHEL_ENOMEM;
-            }
-        }
+        o->docs[o->n] = d;
+        o->tft[o->n] = t;
+        o->tfb[o->n] = b;
+        o->span[o->n] = p;
+        o->span_len[o->n] = (uint32_t)(q - p);
+        o->n++;
+        p = q;
     }
     return 0;
 }
+
 /* The builder's segment to a file.  Postings go to the file as they are
  * encoded and the other per-term streams to spills, each term's buffer
  * freed once encoded: a flush holds little beyond what it frees. */
@@ -1274,7 +1309,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     uint32_t *idorder = NULL;
     sort_key *keys = NULL;
     sh_buf post = {0}, pos = {0}, joined = {0};
-    u32v docs = {0}, tft = {0}, tfb = {0}, positions = {0};
+    term_out to = {0};
     sh_spill pspill, tspill, ispill;
     sh_spill *spills[3] = {&pspill, &tspill, &ispill};
     for (int k = 0; k < 3; k++) {
@@ -1317,13 +1352,14 @@ static int flush_builder(builder *b, sahel_error *err) {
         if ((rc = sh_spill_put(&ispill, trec, sizeof trec, err)) ||
             (rc = sh_spill_put(&tspill, b->pool.p + e->str_off, e->len, err)))
             goto out;
-        rc = unpack_term(e, &joined, &docs, &tft, &tfb, &positions);
+        rc = unpack_term(e, &joined, &to);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
             rc = sh_err(err, SAHEL_EINVAL, "internal error: bad in-memory postings");
             goto out;
         }
-        rc = sh_postings_encode(docs.v, tft.v, tfb.v, positions.v, docs.n, lent, lenb, &post, &pos);
+        rc = sh_postings_encode_spans(to.docs, to.tft, to.tfb, to.span, to.span_len, to.n, lent,
+                                      lenb, &post, &pos);
         if (rc == SAHEL_ENOMEM) goto nomem;
         if (rc) {
             rc = sh_err(err, rc, "a term's postings exceed the format's limits");
@@ -1419,10 +1455,7 @@ out:
     sh_buf_free(&post);
     sh_buf_free(&pos);
     sh_buf_free(&joined);
-    sh_free(docs.v);
-    sh_free(tft.v);
-    sh_free(tfb.v);
-    sh_free(positions.v);
+    term_out_free(&to);
     return rc;
 }
 
