@@ -178,6 +178,8 @@ typedef struct builder {
     int tok_rc;
 
     uint64_t total_tokens; /* over all its segments */
+    size_t shared_mem;     /* its part of what the writer holds for all
+                              builders (ids seen): taken off its share */
     int rc;                /* first error; it then only drains the queue */
 } builder;
 
@@ -214,6 +216,7 @@ struct sahel_writer {
     int async_rc;  /* first builder error, and its message */
     sahel_error async_err;
     uint64_t stream; /* articles handed to builders */
+    size_t shared_mem; /* the id set and segments' stream numbers (under mu) */
 
     idset seen;
 
@@ -294,6 +297,10 @@ static int idset_add(idset *s, const char *id, size_t len) {
     s->slots[h] = (uint32_t)s->n + 1;
     s->n++;
     return 1;
+}
+
+static size_t idset_memory(const idset *s) {
+    return s->cap * sizeof *s->slots + s->pool.cap + s->offs.cap;
 }
 
 static void idset_free(idset *s) {
@@ -608,7 +615,7 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lent += lt;
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
-    if (b->mem + sh_analyzer_memory(b->an) + flush_overhead(b) >= b->share)
+    if (b->mem + sh_analyzer_memory(b->an) + flush_overhead(b) + b->shared_mem >= b->share)
         return flush_builder(b, err);
     return 0;
 nomem:
@@ -685,6 +692,7 @@ static void *builder_main(void *arg) {
         w->qhead = (w->qhead + 1) % w->qcap;
         w->qlen--;
         int skip = w->abandon;
+        b->shared_mem = w->shared_mem / w->nthreads;
         pthread_mutex_unlock(&w->mu);
         sahel_error e = {0};
         /* after an error the builder only drains the queue */
@@ -739,7 +747,9 @@ static void submit_batch(sahel_writer *w) {
         pthread_mutex_unlock(&w->mu);
         return;
     }
+    size_t shared = idset_memory(&w->seen) + (size_t)w->stream * 4;
     pthread_mutex_lock(&w->mu);
+    w->shared_mem = shared;
     /* there is always room: batches in the ring are fewer than qcap + 1
      * only while the caller holds one, and it waits for a free one */
     while (w->qlen == w->qcap) pthread_cond_wait(&w->cv_free, &w->mu);
@@ -992,6 +1002,7 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     }
     if (w->nthreads == 1) {
         /* one thread: the caller's own, no queue */
+        w->b[0].shared_mem = idset_memory(&w->seen) + (size_t)w->stream * 4;
         if ((rc = index_doc(&w->b[0], doc, (uint32_t)w->stream, err))) {
             w->failed = 1;
             return rc;
@@ -1148,8 +1159,11 @@ static int cmp_key(const void *a, const void *b) {
 
 static void reset_builder(builder *b) {
     b->memo_epoch++; /* term ids restart with the next segment */
-    /* the pages stay, for the next segment's slices */
+    /* the pages stay, for the next segment's slices, as many as it may
+     * use: what the writer holds for all builders grows meanwhile */
     b->page_at = b->page_off = 0;
+    size_t keep = (b->share > b->shared_mem ? b->share - b->shared_mem : 0) / PAGE_BYTES;
+    while (b->npages > keep) sh_free(b->pages[--b->npages]);
     sh_free(b->terms);
     sh_free(b->hot);
     b->terms = NULL;
@@ -1799,6 +1813,8 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
     /* the builders are done: their memory goes back before the merge
      * runs, so that the two do not add up */
     for (size_t i = 0; i < w->nthreads; i++) builder_release(&w->b[i]);
+    /* a build has no recorded sources to settle: the ids seen are done */
+    if (!w->ix) idset_free(&w->seen);
     for (size_t i = 0; i < w->nfree; i++) batch_free(w->freeb[i]);
     w->nfree = 0;
 #ifdef __GLIBC__
