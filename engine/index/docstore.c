@@ -140,8 +140,8 @@ int sh_store_parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out)
     return sh_varint_get(p, end, &out->line);
 }
 
-int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t *cached_block,
-                 sh_stored *out, sahel_error *err) {
+int sh_store_block_of(const sh_segment *seg, uint32_t doc, uint32_t *blk, uint32_t *first,
+                      uint32_t *next, sahel_error *err) {
     const sh_section *ix = &seg->sec[SH_SEC_STOREIDX];
     uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
     if (doc >= seg->ndocs || nblocks == 0)
@@ -155,11 +155,19 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
         else
             hi = mid;
     }
-    uint32_t first = sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8);
-    uint32_t next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
-    if (first > doc || next <= doc)
+    *blk = lo;
+    *first = sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8);
+    *next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
+    if (*first > doc || *next <= doc || *next > seg->ndocs)
         return store_damaged(seg, ix->off, "index does not cover the document", err);
-    int rc;
+    return 0;
+}
+
+int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t *cached_block,
+                 sh_stored *out, sahel_error *err) {
+    uint32_t lo, first, next;
+    int rc = sh_store_block_of(seg, doc, &lo, &first, &next, err);
+    if (rc) return rc;
     if (*cached_block != lo) {
         *cached_block = UINT32_MAX;
         if ((rc = sh_store_load_block(seg, lo, blockbuf, err))) return rc;
@@ -168,7 +176,8 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
     const uint8_t *p = blockbuf->p, *end = blockbuf->p + blockbuf->len;
     for (uint32_t d = first; d <= doc; d++)
         if (sh_store_parse_record(&p, end, out))
-            return store_damaged(seg, ix->off + (uint64_t)lo * SH_STOREREC, "bad record", err);
+            return store_damaged(seg, seg->sec[SH_SEC_STOREIDX].off + (uint64_t)lo * SH_STOREREC,
+                                 "bad record", err);
     return 0;
 }
 

@@ -405,22 +405,8 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
         uint32_t s = m->src_of[d], l = m->loc_of[d];
         const sh_segment *sg = m->src[s].seg;
         const sh_section *ix = &sg->sec[SH_SEC_STOREIDX];
-        uint32_t nblocks = (uint32_t)(ix->len / SH_STOREREC) - 1;
-        uint32_t lo = 0, hi = nblocks;
-        while (hi - lo > 1) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (sh_load_u32(ix->p + (size_t)mid * SH_STOREREC + 8) <= l)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        uint32_t first = sh_load_u32(ix->p + (size_t)lo * SH_STOREREC + 8);
-        uint32_t next = sh_load_u32(ix->p + (size_t)(lo + 1) * SH_STOREREC + 8);
-        if (nblocks == 0 || first > l || next <= l || next > sg->ndocs) {
-            rc = sh_err(m->err, SAHEL_ECORRUPT, "%s: index file is damaged: document store index",
-                        sg->path);
-            goto out;
-        }
+        uint32_t lo, first, next;
+        if ((rc = sh_store_block_of(sg, l, &lo, &first, &next, m->err))) goto out;
         int whole = l == first && next - first <= m->ndocs - d;
         for (uint32_t k = 0; whole && k < next - first; k++)
             whole = m->src_of[d + k] == s && m->loc_of[d + k] == first + k;
