@@ -294,6 +294,8 @@ typedef struct sh_segw {
     char *tmp_path, *final_path;
     uint64_t off, sec_start;
     uint32_t nsec;
+    int no_sync; /* finish without fsync: the caller syncs it before it is
+                    named by a manifest (sh_fsync_file), or never names it */
     void *hash; /* XXH3_state_t of the section being written */
     uint8_t table[SH_SEC_COUNT * SH_SEC_ENTRY];
 } sh_segw;
@@ -412,6 +414,8 @@ void sh_manifest_free(sh_manifest *m);
 
 char *sh_path_join(const char *dir, const char *name);
 int sh_fsync_dir(const char *dir, sahel_error *err);
+/* fsync a file of dir that was written without it. */
+int sh_fsync_file(const char *dir, const char *name, sahel_error *err);
 /* Write name.tmp in dir, fsync, rename to name (the directory is fsynced
  * by the commit that follows). */
 int sh_write_file_atomic(const char *dir, const char *name, const void *data, size_t len,

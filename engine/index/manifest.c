@@ -55,6 +55,19 @@ int sh_fsync_dir(const char *dir, sahel_error *err) {
     return rc;
 }
 
+int sh_fsync_file(const char *dir, const char *name, sahel_error *err) {
+    char *path = sh_path_join(dir, name);
+    if (!path) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot open", path);
+    else if (fsync(fd) != 0)
+        rc = sh_err_errno(err, SAHEL_EIO, errno, "%s: fsync", path);
+    if (fd >= 0) close(fd);
+    sh_free(path);
+    return rc;
+}
+
 void sh_manifest_free(sh_manifest *m) {
     if (!m) return;
     for (size_t i = 0; i < m->nsegs; i++) sh_free(m->segs[i].name);

@@ -961,9 +961,12 @@ static int seek_positions(sh_postings *pc) {
         pc->pos_i = 0;
     }
     while (pc->pos_i < pc->i) {
-        int rc = read_run(pc, pc->tft[pc->pos_i], NULL);
-        if (!rc) rc = read_run(pc, pc->tfb[pc->pos_i], NULL);
-        if (rc) return rc;
+        /* skipped, not decoded: as many varint ends as positions */
+        uint64_t n = (uint64_t)pc->tft[pc->pos_i] + pc->tfb[pc->pos_i];
+        const uint8_t *q = pc->pos_p, *end = pc->posend;
+        while (n && q < end) n -= (*q++ & 0x80) == 0;
+        if (n) return corrupt(pc, "positions", q);
+        pc->pos_p = q;
         pc->pos_i++;
     }
     return 0;
@@ -983,6 +986,9 @@ int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len) {
     if (n) return corrupt(pc, "positions", q);
     *p = pc->pos_p;
     *len = (size_t)(q - pc->pos_p);
+    /* the next doc's run starts here: a merge reads every doc in turn */
+    pc->pos_p = q;
+    pc->pos_i = pc->i + 1;
     return 0;
 }
 

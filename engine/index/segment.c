@@ -198,7 +198,8 @@ int sh_segw_finish(sh_segw *w, sahel_error *err) {
     if ((rc = write_all(w->fd, w->table, tlen, w->tmp_path, err)) ||
         (rc = write_all(w->fd, foot, sizeof foot, w->tmp_path, err)))
         return rc;
-    if (fsync(w->fd) != 0) return sh_err_errno(err, SAHEL_EIO, errno, "%s: fsync", w->tmp_path);
+    if (!w->no_sync && fsync(w->fd) != 0)
+        return sh_err_errno(err, SAHEL_EIO, errno, "%s: fsync", w->tmp_path);
     if (close(w->fd) != 0) {
         w->fd = -1;
         return sh_err_errno(err, SAHEL_EIO, errno, "%s: close", w->tmp_path);

@@ -190,6 +190,7 @@ typedef struct newseg {
     uint64_t nterms;
     uint32_t *gseq; /* builder output: stream numbers of its docs */
     int gone;       /* merged into another before commit; file removed */
+    int unsynced;   /* written without fsync: synced only if the commit names it */
 } newseg;
 
 struct sahel_writer {
@@ -1347,6 +1348,9 @@ static int flush_builder(builder *b, sahel_error *err) {
         if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
     if ((rc = sh_segw_open(&sw, w->dir, name, err))) goto out;
     sw_open = 1;
+    /* most builder segments are merged before any commit names them:
+     * they are synced at commit, and only if they are named then */
+    sw.no_sync = 1;
     if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
 
     const uint32_t *lent = (const uint32_t *)(const void *)b->lent.p;
@@ -1455,6 +1459,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     s->nterms = b->nterms;
     s->gseq = (uint32_t *)(void *)b->gseq.p; /* the array moves to the segment's entry */
     s->gone = 0;
+    s->unsynced = 1;
     pthread_mutex_unlock(&w->mu);
     b->gseq = (sh_buf){0};
     reset_builder(b);
@@ -1877,6 +1882,11 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
         m.sources_gen = w->generation;
     }
     /* every file the manifest names is durable before the manifest is */
+    for (size_t i = 0; i < w->nsegs; i++)
+        if (!w->segs[i].gone && w->segs[i].unsynced) {
+            if ((rc = sh_fsync_file(w->dir, w->segs[i].name, err))) goto out;
+            w->segs[i].unsynced = 0;
+        }
     int renamed = 0;
     if ((rc = sh_fsync_dir(w->dir, err)) || (rc = sh_manifest_write(w->dir, &m, &renamed, err))) {
         if (renamed) {
