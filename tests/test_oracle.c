@@ -1737,6 +1737,17 @@ Test(oracle, flat_vocabulary_agrees) {
     run_corpus(&p);
 }
 
+/* Few, very long bodies over a large vocabulary: the gaps between a
+ * word's positions take one, two and at times three bytes (from 16384
+ * words on), and phrases have many candidates with long position runs
+ * (phrase2_freqs; test_search.c places a three-byte gap on purpose). */
+Test(oracle, long_bodies_agree) {
+    corpus_params p = {.seed = 8, .ndocs = 40, .max_title = 12, .max_body = 40000, .nvocab = 3000,
+                       .zipf = 1.0, .p_empty_title = 0.05, .p_empty_body = 0.05, .p_copy = 0.02,
+                       .nqueries = 150};
+    run_corpus(&p);
+}
+
 /* ---- phrase starts ------------------------------------------------------- */
 
 /* "attack-ing" puts its whole ("attacking", stemmed to attack) and its

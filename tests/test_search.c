@@ -311,3 +311,63 @@ Test(search, fast_loops_give_the_generic_hits_bit_for_bit_despite_deletions) {
         cr_expect_gt(skipped[fam] * 4, NQUERIES, "%s: %llu of %d searches skipped anything",
                      FAM_NAME[fam], (unsigned long long)skipped[fam], NQUERIES);
 }
+
+/* Long documents: a phrase's positions are read gap by gap, and a gap of
+ * a document this long takes one, two or three bytes.  Doc j (0..4) holds
+ * "alpha beta" j times, 17000 words apart, among 60000 words, and the two
+ * words apart and in the other order, placed so that the gaps of the two
+ * words differ (a three-byte gap of alpha where beta has two two-byte
+ * ones); doc 5 holds the phrase in its title only.  All bodies are alike
+ * in length, so that more occurrences rank higher. */
+Test(search, phrase_in_long_documents_counts_every_occurrence) {
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-long", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    enum { LEN = 60000 };
+    char *body = malloc((size_t)LEN * 6 + 1);
+    cr_assert(body);
+    sahel_writer *w = writer(dir, 0);
+    for (uint32_t j = 0; j < 6; j++) {
+        size_t len = 0;
+        for (uint32_t p = 0; p < LEN; p++) {
+            const char *word = "zz";
+            /* alpha without beta next, beta without alpha before */
+            if (p == 100 || p == 301 || p == 25000 || p == 40002) word = "alpha";
+            if (p == 200 || p == 300 || p == 10000 || p == 59000) word = "beta";
+            for (uint32_t k = 0; k < j && j < 5; k++) {
+                if (p == 3 + k * 17000) word = "alpha";
+                if (p == 4 + k * 17000) word = "beta";
+            }
+            len += (size_t)sprintf(body + len, "%s%s", p ? " " : "", word);
+        }
+        add_doc(w, j, j == 5 ? "alpha beta gamma" : "plain", body);
+    }
+    commit(w);
+    free(body);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    static hit fast[16], all[16];
+    for (int ca = 0; ca < 2; ca++) {
+        sahel_search_opts o = {.k = 10, .count_all = ca};
+        uint64_t total;
+        int exact;
+        hit *h = ca ? all : fast;
+        size_t n = search(ix, "\"alpha beta\"", &o, h, 16, &total, &exact);
+        cr_assert_eq(n, 5, "%zu hits", n);
+        cr_assert_eq(total, 5);
+        uint32_t next = 4; /* docs 4, 3, 2, 1 in turn, doc 5 anywhere */
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(h[i].id, "d5")) continue;
+            char want[16];
+            snprintf(want, sizeof want, "d%u", next--);
+            cr_assert_str_eq(h[i].id, want, "hit %zu", i);
+        }
+        n = search(ix, "\"beta alpha\"", &o, h, 16, &total, &exact);
+        cr_assert_eq(n, 6, "\"beta alpha\": %zu hits", n); /* words 300, 301 of every doc */
+    }
+    for (size_t i = 0; i < 5; i++) cr_assert(fast[i].score == all[i].score);
+    sahel_index_close(ix);
+    rm_rf(dir);
+}

@@ -38,8 +38,12 @@
  * scores in clause order, whatever loop found it: the same bits.
  *
  * Positions are read only for documents that hold every phrase term in a
- * field and whose bound can still enter; the positions of the block's
- * earlier documents are stepped over by counting varint ends.
+ * field and whose bound can still enter (the rarest term's frequency alone
+ * is tried first, before the other cursors move); the positions of the
+ * block's earlier documents are stepped over by counting varint ends.  A
+ * two-word phrase, the common case, is counted by phrase2_freqs: each
+ * run decoded without per-byte bounds checks where 5 bytes a value are
+ * there, the two merged by compares rather than branches.
  *
  * Scoring (README "Ranking" has the derivation; tests/test_oracle.c checks
  * every result against a brute-force scorer):
@@ -505,9 +509,48 @@ static int skip_varints(const uint8_t **pp, const uint8_t *end, uint64_t n) {
     return 0;
 }
 
+/* read_positions when the run cannot pass end (5 bytes a varint at most):
+ * no bounds checks, and the length of a one- or two-byte gap (every gap
+ * of a document under 16384 words) taken from its first byte's top bit,
+ * not branched on.  A varint longer than 5 bytes or a sum beyond 32 bits
+ * gives NULL, and the checked loop then decides (it accepts what the
+ * writer never makes but still reads as a position). */
+static const uint8_t *read_gaps(const uint8_t *p, uint32_t n, uint32_t *out) {
+    uint64_t acc = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t w = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+        uint32_t two = (w >> 7) & 1;
+        if (SH_UNLIKELY(two & (w >> 15))) { /* three bytes or more */
+            uint64_t v = (w & 0x7f) | ((w >> 8) & 0x7f) << 7;
+            unsigned len = 2;
+            for (;;) {
+                uint64_t c = p[len];
+                v |= (c & 0x7f) << (7 * len);
+                len++;
+                if (c < 0x80) break;
+                if (len == 5) return NULL;
+            }
+            acc += v;
+            p += len;
+        } else {
+            acc += (w & 0x7f) | (((w >> 8) & 0x7f) << 7 & (0u - two));
+            p += 1 + two;
+        }
+        out[k] = (uint32_t)acc;
+    }
+    return acc > UINT32_MAX ? NULL : p;
+}
+
 /* Decode a run of n positions (the first absolute, then differences). */
 static int read_positions(const uint8_t **pp, const uint8_t *end, uint32_t n, uint32_t *out) {
     const uint8_t *p = *pp;
+    if ((uint64_t)(end - p) >= 5 * (uint64_t)n) {
+        const uint8_t *q = read_gaps(p, n, out);
+        if (q) {
+            *pp = q;
+            return 0;
+        }
+    }
     uint32_t last = 0;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t v;
@@ -531,37 +574,42 @@ static int positions_damaged(const phrase_scorer *s, size_t i) {
                   (unsigned long long)(seg->sec[SH_SEC_POSITIONS].off + pc->ti.pos_off));
 }
 
-/* Term i's positions in the current doc, for the fields asked for, into
- * pos[2i] (title) and pos[2i + 1] (body).  The positions of the block's
- * earlier docs are stepped over (postings.c: per doc its title run, then
- * its body run; a block's first doc at the skip record's pos_off). */
-static int phrase_load(phrase_scorer *s, size_t i, int want_t, int want_b) {
+/* Move term i's position reader to the current doc's runs (postings.c:
+ * per doc its title run, then its body run; a block's first doc at the
+ * skip record's pos_off), stepping over the block's earlier docs: the
+ * start of the doc's runs, or NULL when the positions are damaged. */
+static const uint8_t *phrase_seek(phrase_scorer *s, size_t i) {
     sh_postings *pc = &s->pc[i];
-    /* the accessors decode the held block's tfs when a cursor defers it */
-    uint32_t tft = sh_postings_tft(pc), tfb = sh_postings_tfb(pc);
+    (void)sh_postings_tft(pc); /* the held block's tfs, when a cursor defers them */
     posrun *r = &s->run[i];
     if (r->blk != pc->block || r->i > pc->i) {
         uint64_t off = 0;
         if (pc->skip) off = sh_load_u64(pc->skip + (size_t)pc->block * SH_SKIPREC + 8);
-        if (off > pc->ti.pos_len) return positions_damaged(s, i);
+        if (off > pc->ti.pos_len) return NULL;
         r->p = pc->posbase + off;
         r->blk = pc->block;
         r->i = 0;
     }
     uint64_t skip = 0;
     for (uint32_t j = r->i; j < pc->i; j++) skip += (uint64_t)pc->tft[j] + pc->tfb[j];
-    if (skip_varints(&r->p, pc->posend, skip)) return positions_damaged(s, i);
+    if (skip_varints(&r->p, pc->posend, skip)) return NULL;
     r->i = pc->i;
-    const uint8_t *p = r->p;
+    return r->p;
+}
+
+/* Term i's positions in the current doc, for the fields asked for, into
+ * pos[2i] (title) and pos[2i + 1] (body). */
+static int phrase_load(phrase_scorer *s, size_t i, int want_t, int want_b) {
+    const uint8_t *p = phrase_seek(s, i), *end = s->pc[i].posend;
+    if (!p) return positions_damaged(s, i);
+    uint32_t tft = sh_postings_tft(&s->pc[i]), tfb = sh_postings_tfb(&s->pc[i]);
     uint32_t *held = s->cap + 2 * s->nt;
     int rc = 0;
     if ((want_t && (rc = grow_pos(s, 2 * i, tft))) || (want_b && (rc = grow_pos(s, 2 * i + 1, tfb))))
         return rc;
-    if (want_t ? read_positions(&p, pc->posend, tft, s->pos[2 * i])
-               : want_b && skip_varints(&p, pc->posend, tft))
+    if (want_t ? read_positions(&p, end, tft, s->pos[2 * i]) : want_b && skip_varints(&p, end, tft))
         return positions_damaged(s, i);
-    if (want_b && read_positions(&p, pc->posend, tfb, s->pos[2 * i + 1]))
-        return positions_damaged(s, i);
+    if (want_b && read_positions(&p, end, tfb, s->pos[2 * i + 1])) return positions_damaged(s, i);
     held[2 * i] = want_t ? tft : 0;
     held[2 * i + 1] = want_b ? tfb : 0;
     return 0;
@@ -607,15 +655,75 @@ static void phrase_min_tfs(const phrase_scorer *s, uint32_t *mt, uint32_t *mb) {
     *mb = s->n->field == SH_FIELD_TITLE ? 0 : b;
 }
 
+/* count_phrase of two lists: a merge whose steps are compares, not
+ * branches.  On a match both lists move; a start of term 0 that repeats
+ * the one before it is not counted again. */
+static uint32_t count_pairs(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
+                            uint64_t rel) {
+    uint32_t i = 0, j = 0, pf = 0;
+    while (i < na && j < nb) {
+        uint64_t x = a[i] + rel, y = b[j];
+        pf += (uint32_t)(x == y && (i == 0 || a[i] != a[i - 1]));
+        i += x <= y;
+        j += y <= x;
+    }
+    return pf;
+}
+
+/* phrase_freqs of a two-word phrase, the common case: each term's runs
+ * read once from where phrase_seek finds them, and the position reader
+ * left past them for the next doc.  0 when done (*rc set); 1 when the
+ * runs are short of 5 bytes a varint or hold a value the checked path
+ * must judge (nothing has changed: it starts over). */
+static int phrase2_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb, int *rc) {
+    const uint8_t *p[2];
+    uint32_t tf[2][2]; /* [term][title, body] */
+    *rc = 0;
+    for (size_t i = 0; i < 2; i++) {
+        sh_postings *pc = &s->pc[i];
+        if (!(p[i] = phrase_seek(s, i))) {
+            *rc = positions_damaged(s, i);
+            return 0;
+        }
+        tf[i][0] = sh_postings_tft(pc);
+        tf[i][1] = sh_postings_tfb(pc);
+        if ((uint64_t)(pc->posend - p[i]) < 5 * ((uint64_t)tf[i][0] + tf[i][1])) return 1;
+        if ((mt && (*rc = grow_pos(s, 2 * i, tf[i][0]))) ||
+            (mb && (*rc = grow_pos(s, 2 * i + 1, tf[i][1]))))
+            return 0;
+    }
+    uint32_t pf[2] = {0, 0};
+    for (int f = 0; f < 2; f++) {
+        if (!(f ? mb : mt)) {
+            if (f) break;
+            /* not read by the checked path either: stepped over */
+            for (size_t i = 0; i < 2; i++)
+                if (skip_varints(&p[i], s->pc[i].posend, tf[i][0])) return 1;
+            continue;
+        }
+        for (size_t i = 0; i < 2; i++)
+            if (!(p[i] = read_gaps(p[i], tf[i][f], s->pos[2 * i + (size_t)f]))) return 1;
+        pf[f] = count_pairs(s->pos[f], tf[0][f], s->pos[2 + f], tf[1][f], s->n->pos[1]);
+        if (f)
+            for (size_t i = 0; i < 2; i++) {
+                s->run[i].p = p[i];
+                s->run[i].i = s->pc[i].i + 1;
+            }
+    }
+    s->pft = pf[0];
+    s->pfb = pf[1];
+    return 0;
+}
+
 /* Phrase frequencies of the current doc; a field is read only when every
  * term occurs in it (mt, mb from phrase_min_tfs). */
 static int phrase_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb) {
     s->pft = s->pfb = 0;
     if (!mt && !mb) return 0;
-    for (size_t i = 0; i < s->nt; i++) {
-        int rc = phrase_load(s, i, mt > 0, mb > 0);
-        if (rc) return rc;
-    }
+    int rc;
+    if (s->nt == 2 && !phrase2_freqs(s, mt, mb, &rc)) return rc;
+    for (size_t i = 0; i < s->nt; i++)
+        if ((rc = phrase_load(s, i, mt > 0, mb > 0))) return rc;
     if (mt) s->pft = count_phrase(s, 0);
     if (mb) s->pfb = count_phrase(s, 1);
     return 0;
@@ -1724,12 +1832,23 @@ static const sh_pnode *phrase_applies(const sh_pnode *root) {
     return root->kids[0];
 }
 
+/* The least body x (bm25's tf / norm) a document must exceed to have a
+ * score of at least limit, lowered by a margin far above rounding: a
+ * document with no title part and tfb < xcut * norm cannot enter, and no
+ * division is needed to see it.  0 (nothing ruled out this way) when the
+ * limit is not in (0, idf). */
+static double phrase_xcut(const sh_plan *pl, double idf, double limit) {
+    if (!(limit > 0 && limit < idf)) return 0;
+    return pl->k1 * limit / (idf - limit) * (1 - 1e-6);
+}
+
 /* A phrase's frequency in a field is at most the frequency of each of its
  * terms there (a start is counted once, and each start puts term i on a
  * distinct position), so the blocks holding a candidate bound its score
  * by their smallest largest frequencies and largest smallest lengths, and
  * the candidate's own term frequencies bound it more tightly.  Positions
- * are read only when neither bound rules the candidate out. */
+ * are read only when neither bound rules the candidate out.  The blocks'
+ * bound is worked out again only when a block or the limit changes. */
 static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_t *total,
                           int *pruned) {
     phrase_scorer *s;
@@ -1747,7 +1866,8 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
     }
     const sh_plan *pl = c->pl;
     const uint8_t *deleted = c->seg->deleted;
-    double limit = topk_limit(t);
+    double limit = topk_limit(t), xcut = phrase_xcut(pl, pn->idf, limit), bbound = 0;
+    int bstale = 1;
     sh_postings *lead = &s->pc[s->lead];
     uint32_t d = lead->doc;
     for (;;) {
@@ -1755,22 +1875,38 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
         d = lead->doc;
         if (d == SH_NO_DOC) break;
         if (limit > -HUGE_VAL) {
-            blockrec r = {UINT32_MAX, UINT32_MAX, 0, 0};
             uint32_t wlast = SH_NO_DOC;
             for (size_t i = 0; i < nt; i++) {
-                shallow_to(&sh[i], d);
-                r.max_tft = SH_MIN(r.max_tft, sh[i].r.max_tft);
-                r.max_tfb = SH_MIN(r.max_tfb, sh[i].r.max_tfb);
-                r.min_lent = SH_MAX(r.min_lent, sh[i].r.min_lent);
-                r.min_lenb = SH_MAX(r.min_lenb, sh[i].r.min_lenb);
+                bstale |= shallow_to(&sh[i], d);
                 wlast = SH_MIN(wlast, sh[i].last);
             }
             if (wlast == SH_NO_DOC) break; /* a term has no doc >= d */
-            if (bound_of(pl, pn->field, pn->idf, &r) < limit) {
+            if (bstale) {
+                blockrec r = {UINT32_MAX, UINT32_MAX, 0, 0};
+                for (size_t i = 0; i < nt; i++) {
+                    r.max_tft = SH_MIN(r.max_tft, sh[i].r.max_tft);
+                    r.max_tfb = SH_MIN(r.max_tfb, sh[i].r.max_tfb);
+                    r.min_lent = SH_MAX(r.min_lent, sh[i].r.min_lent);
+                    r.min_lenb = SH_MAX(r.min_lenb, sh[i].r.min_lenb);
+                }
+                bbound = bound_of(pl, pn->field, pn->idf, &r);
+                bstale = 0;
+            }
+            if (bbound < limit) {
                 *pruned = 1;
                 d = wlast + 1;
                 continue;
             }
+        }
+        /* the lead's own frequencies bound the phrase's too: a doc they
+         * rule out is passed without moving the other cursors */
+        if (xcut > 0 && pn->field != SH_FIELD_TITLE &&
+            (pn->field == SH_FIELD_BODY || !sh_postings_tft(lead)) &&
+            sh_postings_tfb(lead) <
+                xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d))) {
+            *pruned = 1;
+            d++;
+            continue;
         }
         int aligned = 1;
         for (size_t i = 0; i < nt; i++) {
@@ -1787,7 +1923,9 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
         uint32_t mt, mb;
         phrase_min_tfs(s, &mt, &mb);
         if ((mt || mb) && !sh_bit_get(deleted, d)) {
-            if (limit > -HUGE_VAL && bm25(c, pn->field, pn->idf, mt, mb, d, NULL) < limit) {
+            if (limit > -HUGE_VAL &&
+                ((!mt && mb < xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d))) ||
+                 bm25(c, pn->field, pn->idf, mt, mb, d, NULL) < limit)) {
                 *pruned = 1;
             } else {
                 if ((rc = phrase_freqs(s, mt, mb))) goto out;
@@ -1795,7 +1933,11 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
                     sh_hitref h = {bm25(c, pn->field, pn->idf, s->pft, s->pfb, d, NULL), c->si, d};
                     (*total)++;
                     topk_offer(t, &h);
-                    limit = topk_limit(t);
+                    double nl = topk_limit(t);
+                    if (nl != limit) {
+                        limit = nl;
+                        xcut = phrase_xcut(pl, pn->idf, limit);
+                    }
                 }
             }
         }
