@@ -3101,11 +3101,13 @@ typedef struct failing_alloc {
     int64_t live;
 } failing_alloc;
 
+/* The writer allocates on its builder threads too: the counters are
+ * atomic, so that live stays exact; which call fails then depends on the
+ * threads' timing, and every outcome must be sound. */
 static int fa_fail(failing_alloc *fa) {
-    fa->calls++;
-    int fail =
-        fa->fail_at && (fa->persistent ? fa->calls >= fa->fail_at : fa->calls == fa->fail_at);
-    if (fail) fa->failures++;
+    uint64_t call = __atomic_add_fetch(&fa->calls, 1, __ATOMIC_RELAXED);
+    int fail = fa->fail_at && (fa->persistent ? call >= fa->fail_at : call == fa->fail_at);
+    if (fail) __atomic_add_fetch(&fa->failures, 1, __ATOMIC_RELAXED);
     return fail;
 }
 
@@ -3113,7 +3115,7 @@ static void *fa_malloc(size_t size, void *ctx) {
     failing_alloc *fa = ctx;
     if (fa_fail(fa)) return NULL;
     void *p = malloc(size);
-    if (p) fa->live++;
+    if (p) __atomic_add_fetch(&fa->live, 1, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -3121,13 +3123,13 @@ static void *fa_realloc(void *ptr, size_t size, void *ctx) {
     failing_alloc *fa = ctx;
     if (fa_fail(fa)) return NULL;
     void *p = realloc(ptr, size);
-    if (p && !ptr) fa->live++;
+    if (p && !ptr) __atomic_add_fetch(&fa->live, 1, __ATOMIC_RELAXED);
     return p;
 }
 
 static void fa_free(void *ptr, void *ctx) {
     failing_alloc *fa = ctx;
-    if (ptr) fa->live--;
+    if (ptr) __atomic_sub_fetch(&fa->live, 1, __ATOMIC_RELAXED);
     free(ptr);
 }
 

@@ -14,8 +14,11 @@
  *             dropped (deleted): the output equals a fresh build of the
  *             kept articles, section by section as above; a map that is
  *             not one to one is refused without writing anything.
- *   writer    options: more than 64 threads is an error; a writer closed
- *             without commit leaves no file behind whatever its threads.
+ *   threads   also: more than 64 threads is an error; a writer closed
+ *             without commit leaves no file behind; duplicates are refused
+ *             while builders run; allocation failures from any point on
+ *             (any thread: the test allocator is atomic) give SAHEL_ENOMEM
+ *             and no file, or a whole index, and never a leak or a hang.
  *
  * The corpus is random (fixed seeds): words from a small vocabulary with a
  * skew, so terms have long and short postings lists, one and many blocks;
@@ -338,5 +341,91 @@ Test(merge, a_map_that_is_not_one_to_one_is_refused) {
                  SAHEL_EINVAL);
     cr_assert_eq(count_files(out), 0, "nothing written");
     sh_segment_close(&s);
+    free_corpus(&c);
+}
+
+/* ---- allocation failures while builders run ---------------------------- */
+
+typedef struct failing {
+    uint64_t calls, fail_at, failures;
+    int64_t live;
+} failing;
+
+static int f_fail(failing *f) {
+    uint64_t c = __atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
+    int fail = f->fail_at && c >= f->fail_at; /* persistent: memory stays short */
+    if (fail) __atomic_add_fetch(&f->failures, 1, __ATOMIC_RELAXED);
+    return fail;
+}
+static void *f_malloc(size_t size, void *ctx) {
+    failing *f = ctx;
+    if (f_fail(f)) return NULL;
+    void *p = malloc(size);
+    if (p) __atomic_add_fetch(&f->live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+static void *f_realloc(void *ptr, size_t size, void *ctx) {
+    failing *f = ctx;
+    if (f_fail(f)) return NULL;
+    void *p = realloc(ptr, size);
+    if (p && !ptr) __atomic_add_fetch(&f->live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+static void f_free(void *ptr, void *ctx) {
+    failing *f = ctx;
+    if (ptr) __atomic_sub_fetch(&f->live, 1, __ATOMIC_RELAXED);
+    free(ptr);
+}
+
+/* One threaded build under the failing allocator: SAHEL_ENOMEM reported
+ * (from add or commit, whichever sees it first) and nothing left behind,
+ * or a committed index holding every article; never a leak or a hang. */
+static void oom_build(const char *dir, const corpus *c, failing *f) {
+    char cmd[PATH_LEN + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    sahel_allocator a = {f_malloc, f_realloc, f_free, f};
+    sahel_set_allocator(&a);
+    sahel_writer_opts o = {.memory_budget = 24 * 1024, .threads = 3};
+    sahel_writer *w = NULL;
+    sahel_error err = {0};
+    int rc = sahel_writer_open(dir, &o, &w, &err);
+    for (uint32_t d = 0; !rc && d < c->n; d++) rc = sahel_writer_add(w, &c->docs[d], &err);
+    if (!rc) rc = sahel_writer_commit(w, &err);
+    sahel_writer_close(w);
+    sahel_set_allocator(NULL);
+    cr_assert_eq(f->live, 0, "fail from call %llu: %lld blocks leaked",
+                 (unsigned long long)f->fail_at, (long long)f->live);
+    if (rc) {
+        cr_assert_eq(rc, SAHEL_ENOMEM, "fail from call %llu: %d (%s)",
+                     (unsigned long long)f->fail_at, rc, err.msg);
+        cr_assert_eq(err.code, rc);
+        struct stat st;
+        if (stat(dir, &st) == 0)
+            cr_assert_eq(count_files(dir), 0, "fail from call %llu: files left behind",
+                         (unsigned long long)f->fail_at);
+    } else {
+        sh_segment s;
+        open_only_segment(dir, &s);
+        cr_assert_eq(s.ndocs, c->n);
+        sh_segment_close(&s);
+    }
+}
+
+Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
+    corpus c = make_corpus(240, 0x00F);
+    char dir[PATH_LEN];
+    scratch(dir, "oom");
+    failing f = {0};
+    oom_build(dir, &c, &f);
+    uint64_t total = f.calls;
+    cr_assert_gt(total, 100);
+    /* forty points spread over the build, from the first call on: early
+     * in open, while builders invert and flush, in the final merge */
+    for (uint64_t k = 0; k < 40; k++) {
+        failing g = {0};
+        g.fail_at = 1 + k * total / 40;
+        oom_build(dir, &c, &g);
+    }
     free_corpus(&c);
 }
