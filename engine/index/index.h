@@ -496,8 +496,10 @@ typedef struct sh_merge_src {
     const uint32_t *newdoc;
 } sh_merge_src;
 
-/* Write segment `name` in dir from up to 64 sources, without re-analysing
- * anything; *nterms (may be NULL): its dictionary size. */
+#define SH_MERGE_MAX_SOURCES 64
+/* Write segment `name` in dir from up to SH_MERGE_MAX_SOURCES sources,
+ * without re-analysing anything; *nterms (may be NULL): its dictionary
+ * size. */
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
                    uint32_t ndocs, const char *lang, uint64_t *nterms, sahel_error *err);
 

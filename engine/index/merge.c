@@ -201,7 +201,7 @@ static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint
         *spanl = m->spanl;
         return 0;
     }
-    uint32_t at[64];
+    uint32_t at[SH_MERGE_MAX_SOURCES];
     for (size_t r = 0; r < nruns; r++) at[r] = 0;
     for (size_t o = 0; o < m->nent; o++) {
         size_t best = SIZE_MAX;
@@ -497,7 +497,9 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     int sw_open = 0, rc;
     sh_buf post = {0}, pbuf = {0};
     uint64_t post_total = 0, nterms = 0, ntokens = 0, released = 0;
-    if (nsrc > 64) return sh_err(err, SAHEL_EINVAL, "internal error: more than 64 segments in one merge");
+    if (nsrc > SH_MERGE_MAX_SOURCES)
+        return sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
+                      SH_MERGE_MAX_SOURCES);
     /* opening a small segment reads it whole (its checksums): start from
      * an empty resident set, then keep it small as the sources are read */
     for (size_t i = 0; i < nsrc; i++) {

@@ -1738,7 +1738,13 @@ static int apply_merge_policy(sahel_writer *w, fseg **fp, size_t *nf, sahel_erro
     if (w->optimize) {
         int any_deleted = 0;
         for (size_t i = 0; i < *nf; i++) any_deleted |= f[i].ndeleted > 0;
-        if (*nf > 1 || any_deleted) return merge_run(w, fp, nf, 0, *nf, err);
+        if (!any_deleted && *nf <= 1) return 0;
+        /* a merge takes SH_MERGE_MAX_SOURCES at most: more are merged in
+         * turns, the first sources first, so that order is kept */
+        do {
+            if ((rc = merge_run(w, fp, nf, 0, SH_MIN(*nf, (size_t)SH_MERGE_MAX_SOURCES), err)))
+                return rc;
+        } while (*nf > 1);
         return 0;
     }
     for (size_t i = 0; i < *nf; i++)
