@@ -472,6 +472,66 @@ Test(json, malformed_lines_name_the_column) {
     assert_json_error("{\"a\":\xC3\xA9}", "column 6: unexpected byte 0xC3, expected a value");
 }
 
+/* Strings are scanned sixteen bytes at a time: whatever byte stops the
+ * scan must be found at every offset within and across those steps. */
+Test(json, special_bytes_are_found_at_every_offset_of_a_long_string) {
+    static const char head[] = "{\"text\":\"";
+    for (size_t k = 0; k < 48; k++) {
+        char line[128], want[128];
+        size_t n = 0;
+        memcpy(line, head, sizeof head - 1);
+        n = sizeof head - 1;
+        memset(line + n, 'a', k);
+        memset(want, 'a', k);
+        n += k;
+        parsed p;
+        /* an escape at k */
+        memcpy(line + n, "\\nbb\"}", 6);
+        parse(&p, line, n + 6);
+        cr_assert_eq(p.rc, 0, "%s", p.err.msg);
+        memcpy(want + k, "\nbb", 3);
+        assert_field(p.a.text, want, k + 3);
+        sh_buf_free(&p.scratch);
+        /* a control character at k: column of the byte */
+        memcpy(line + n, "\x01" "b\"}", 4);
+        parse(&p, line, n + 4);
+        cr_assert_eq(p.rc, SAHEL_EINVAL, "offset %zu", k);
+        char msg[96];
+        snprintf(msg, sizeof msg, "column %zu: control character U+0001 in a string must be escaped",
+                 sizeof head + k);
+        cr_assert_str_eq(p.err.msg, msg);
+        sh_buf_free(&p.scratch);
+        /* an invalid byte at k, then plain bytes past the next step */
+        memset(line + n, 'b', 40);
+        line[n] = (char)0xFF;
+        memcpy(line + n + 40, "\"}", 2);
+        parse(&p, line, n + 42);
+        cr_assert_eq(p.rc, 0, "%s", p.err.msg);
+        memcpy(want + k, R, sizeof R - 1);
+        memset(want + k + sizeof R - 1, 'b', 39);
+        assert_field(p.a.text, want, k + sizeof R - 1 + 39);
+        cr_assert_eq(p.a.nrepl, 1);
+        cr_assert_eq(p.a.repl_column, sizeof head + k);
+        sh_buf_free(&p.scratch);
+        /* a valid two-byte character at k: kept as it is */
+        line[n] = (char)0xC3;
+        line[n + 1] = (char)0xA9;
+        parse(&p, line, n + 42);
+        cr_assert_eq(p.rc, 0, "%s", p.err.msg);
+        memcpy(want + k, "\xC3\xA9", 2);
+        memset(want + k + 2, 'b', 38);
+        assert_field(p.a.text, want, k + 40);
+        cr_assert_eq(p.a.nrepl, 0);
+        sh_buf_free(&p.scratch);
+        /* the closing quote at k */
+        memcpy(line + n, "\"}", 2);
+        parse(&p, line, n + 2);
+        cr_assert_eq(p.rc, 0, "%s", p.err.msg);
+        assert_field(p.a.text, want, k);
+        sh_buf_free(&p.scratch);
+    }
+}
+
 /* Every proper prefix of a valid line is invalid JSON, and reading it must
  * stay inside the prefix (parse() gives ASan an exact-size block). */
 Test(json, every_truncation_is_rejected_without_reading_past_the_end) {

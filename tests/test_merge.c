@@ -193,7 +193,26 @@ static void assert_same_segment(const sh_segment *a, const sh_segment *b, const 
     sh_buf_free(&bb);
 }
 
+/* dir_a/name and dir_b/name hold the same bytes. */
+static void assert_same_file(const char *dir_a, const char *dir_b, const char *name) {
+    char pa[PATH_LEN + 64], pb[PATH_LEN + 64];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    cr_assert(fa && fb, "%s, %s", pa, pb);
+    uint64_t at = 0;
+    for (;;) {
+        int a = getc(fa), b = getc(fb);
+        cr_assert_eq(a, b, "%s and %s differ at byte %llu", pa, pb, (unsigned long long)at);
+        if (a == EOF) break;
+        at++;
+    }
+    fclose(fa);
+    fclose(fb);
+}
+
 Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
+    sh_merge_split_min = 0; /* the final merges split too, small as they are */
     corpus c = make_corpus(800, 0x7EADull);
     char ref[PATH_LEN];
     scratch(ref, "ref");
@@ -296,7 +315,7 @@ Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
     cr_assert_eq(mkdir(out, 0755), 0);
     sahel_error err = {0};
     uint64_t nterms = 0;
-    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", src, 3, kept, "english", &nterms, &err),
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", src, 3, kept, "english", 1, &nterms, &err),
                  0, "%s", err.msg);
     sh_segment m;
     cr_assert_eq(sh_segment_open(out, "seg-000001-0000.sseg", &m, &err), 0, "%s", err.msg);
@@ -309,6 +328,21 @@ Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
     assert_same_segment(&rs, &m, "merge with deletions");
     sh_segment_close(&rs);
     sh_segment_close(&m);
+    /* on several threads, each merging a range of the dictionary: the
+     * very same file */
+    sh_merge_split_min = 0;
+    for (unsigned t = 2; t <= 9; t += 7) {
+        char outt[PATH_LEN], name[32];
+        snprintf(name, sizeof name, "merged-t%u", t);
+        scratch(outt, name);
+        cr_assert_eq(mkdir(outt, 0755), 0);
+        uint64_t nt = 0;
+        cr_assert_eq(sh_merge_write(outt, "seg-000001-0000.sseg", src, 3, kept, "english", t, &nt,
+                                    &err),
+                     0, "%s", err.msg);
+        cr_assert_eq(nt, nterms);
+        assert_same_file(out, outt, "seg-000001-0000.sseg");
+    }
     for (int p = 0; p < 3; p++) {
         sh_segment_close(&seg[p]);
         free(maps[p]);
@@ -331,13 +365,13 @@ Test(merge, a_map_that_is_not_one_to_one_is_refused) {
     scratch(out, "badmap-out");
     cr_assert_eq(mkdir(out, 0755), 0);
     sahel_error err = {0};
-    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", NULL, &err),
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", 1, NULL, &err),
                  SAHEL_EINVAL);
     cr_assert(strstr(err.msg, "merge map"), "%s", err.msg);
     cr_assert_eq(count_files(out), 0, "nothing written");
     map[10] = 10;
     map[49] = SH_NO_DOC; /* a gap: 49 documents said, 50 numbers */
-    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", NULL, &err),
+    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", &src, 1, 50, "english", 1, NULL, &err),
                  SAHEL_EINVAL);
     cr_assert_eq(count_files(out), 0, "nothing written");
     sh_segment_close(&s);
@@ -413,6 +447,7 @@ static void oom_build(const char *dir, const corpus *c, failing *f) {
 }
 
 Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
+    sh_merge_split_min = 0; /* the merge's own threads fail too */
     corpus c = make_corpus(240, 0x00F);
     char dir[PATH_LEN];
     scratch(dir, "oom");

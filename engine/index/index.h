@@ -321,6 +321,12 @@ typedef struct sh_spill {
 int sh_spill_open(sh_spill *s, const char *dir, const char *segname, int k, sahel_error *err);
 int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err);
 int sh_spill_copy(sh_spill *s, sh_segw *w, uint32_t id, sahel_error *err);
+/* The whole stream appended to the section being written. */
+int sh_spill_append(sh_spill *s, sh_segw *w, sahel_error *err);
+/* Reading a stream back: from its start, then exactly len bytes a time
+ * (a spill is written or read, not both at once). */
+int sh_spill_rewind(sh_spill *s, sahel_error *err);
+int sh_spill_read(sh_spill *s, void *out, size_t len, sahel_error *err);
 void sh_spill_close(sh_spill *s); /* also fine on a zeroed one with fd -1 */
 /* Footer, fsync, rename into place. */
 int sh_segw_finish(sh_segw *w, sahel_error *err);
@@ -498,10 +504,15 @@ typedef struct sh_merge_src {
 
 #define SH_MERGE_MAX_SOURCES 64
 /* Write segment `name` in dir from up to SH_MERGE_MAX_SOURCES sources,
- * without re-analysing anything; *nterms (may be NULL): its dictionary
- * size. */
+ * without re-analysing anything, on up to `threads` threads (each merges
+ * a range of the dictionary; the file is the same whatever their number);
+ * *nterms (may be NULL): its dictionary size. */
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
-                   uint32_t ndocs, const char *lang, uint64_t *nterms, sahel_error *err);
+                   uint32_t ndocs, const char *lang, unsigned threads, uint64_t *nterms,
+                   sahel_error *err);
+/* Sources holding fewer postings and positions bytes than this are merged
+ * on one thread (1 MiB; tests set it lower). */
+extern uint64_t sh_merge_split_min;
 
 /* ---- reader.c ----------------------------------------------------------- */
 

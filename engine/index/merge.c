@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -46,6 +47,7 @@ typedef struct term_run {
     uint32_t first, count; /* entries of one source for the current term */
 } term_run;
 
+/* What every part reads: the sources and the per-output-doc arrays. */
 typedef struct merger {
     const sh_merge_src *src;
     size_t nsrc;
@@ -54,6 +56,15 @@ typedef struct merger {
     /* per output doc */
     uint32_t *lent, *lenb;
     uint32_t *src_of, *loc_of;
+} merger;
+
+/* A range of the dictionary, merged on a thread of its own: its streams
+ * go to spills (the first part's postings straight to the file), with
+ * offsets from the start of the part. */
+typedef struct part {
+    const merger *m;
+    sahel_error err;
+    int rc;
     /* the current term, gathered from its sources: per entry its doc, tfs
      * and the bytes of its positions (in the source's map) */
     uint32_t *docs, *tft, *tfb, *spanl;
@@ -64,13 +75,20 @@ typedef struct merger {
     uint32_t *odocs, *otft, *otfb, *ospanl;
     const uint8_t **ospanp;
     term_run *runs;
-    /* dictionary walk */
-    uint32_t *next_term; /* per source */
-    uint32_t *heap;      /* source indexes, by their next term */
+    /* dictionary walk: per source its next term and the end of the range */
+    uint32_t *next_term, *end_term;
+    uint32_t *heap; /* source indexes, by their next term */
     size_t nheap;
-} merger;
+    /* output */
+    sh_segw *sw; /* the first part: POSTINGS is begun, written as it grows */
+    sh_spill post, pos, terms, termidx;
+    uint64_t post_total; /* postings bytes written */
+    uint64_t nterms, ntokens;
+    pthread_t thread;
+    int started;
+} part;
 
-static int grow_entries(merger *m, size_t need) {
+static int grow_entries(part *m, size_t need) {
     if (need <= m->capent) return 0;
     size_t c = m->capent ? m->capent : 1024;
     while (c < need) c *= 2;
@@ -91,10 +109,10 @@ static int grow_entries(merger *m, size_t need) {
     return 0;
 }
 
-/* The term source s is at, or NULL when it has no more. */
-static int term_at(const merger *m, size_t s, const char **t, size_t *len) {
-    const sh_segment *sg = m->src[s].seg;
-    return sh_segment_term(sg, m->next_term[s], t, len, NULL, m->err);
+/* The term source s is at. */
+static int term_at(part *p, size_t s, const char **t, size_t *len) {
+    const sh_segment *sg = p->m->src[s].seg;
+    return sh_segment_term(sg, p->next_term[s], t, len, NULL, &p->err);
 }
 
 static int cmp_terms(const char *a, size_t al, const char *b, size_t bl) {
@@ -104,7 +122,7 @@ static int cmp_terms(const char *a, size_t al, const char *b, size_t bl) {
 
 /* heap order: by next term, then by source index (so that equal terms
  * come out in source order) */
-static int heap_less(const merger *m, uint32_t a, uint32_t b) {
+static int heap_less(part *m, uint32_t a, uint32_t b) {
     const char *ta, *tb;
     size_t la, lb;
     term_at(m, a, &ta, &la); /* both checked when they entered the heap */
@@ -113,7 +131,7 @@ static int heap_less(const merger *m, uint32_t a, uint32_t b) {
     return c ? c < 0 : a < b;
 }
 
-static void heap_down(merger *m, size_t i) {
+static void heap_down(part *m, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, s = i;
         if (l < m->nheap && heap_less(m, m->heap[l], m->heap[s])) s = l;
@@ -126,7 +144,7 @@ static void heap_down(merger *m, size_t i) {
     }
 }
 
-static void heap_up(merger *m, size_t i) {
+static void heap_up(part *m, size_t i) {
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!heap_less(m, m->heap[i], m->heap[p])) return;
@@ -137,9 +155,10 @@ static void heap_up(merger *m, size_t i) {
     }
 }
 
-/* Put source s in the heap if it has a term left (its bytes checked). */
-static int heap_push(merger *m, uint32_t s) {
-    if (m->next_term[s] >= m->src[s].seg->nterms) return 0;
+/* Put source s in the heap if it has a term left in the range (its
+ * bytes checked). */
+static int heap_push(part *m, uint32_t s) {
+    if (m->next_term[s] >= m->end_term[s]) return 0;
     const char *t;
     size_t len;
     int rc = term_at(m, s, &t, &len);
@@ -151,21 +170,21 @@ static int heap_push(merger *m, uint32_t s) {
 
 /* The kept postings of source s for its current term, appended to the
  * gathered entries. */
-static int gather(merger *m, uint32_t s, term_run *run) {
-    const sh_segment *sg = m->src[s].seg;
-    const uint32_t *newdoc = m->src[s].newdoc;
+static int gather(part *m, uint32_t s, term_run *run) {
+    const sh_segment *sg = m->m->src[s].seg;
+    const uint32_t *newdoc = m->m->src[s].newdoc;
     sh_terminfo ti;
-    int rc = sh_segment_term(sg, m->next_term[s], NULL, NULL, &ti, m->err);
+    int rc = sh_segment_term(sg, m->next_term[s], NULL, NULL, &ti, &m->err);
     if (rc) return rc;
     sh_postings pc;
-    if ((rc = sh_postings_init(&pc, sg, &ti, m->err))) return rc;
+    if ((rc = sh_postings_init(&pc, sg, &ti, &m->err))) return rc;
     run->first = (uint32_t)m->nent;
     while (!(rc = sh_postings_next(&pc)) && pc.doc != SH_NO_DOC) {
         uint32_t nd = newdoc[pc.doc];
         if (nd == SH_NO_DOC) continue;
         uint32_t t = sh_postings_tft(&pc), b = sh_postings_tfb(&pc);
         if (grow_entries(m, m->nent + 1))
-            return sh_err(m->err, SAHEL_ENOMEM, "out of memory merging segments");
+            return sh_err(&m->err, SAHEL_ENOMEM, "out of memory merging segments");
         const uint8_t *sp;
         size_t sl;
         if ((rc = sh_postings_position_span(&pc, &sp, &sl))) return rc;
@@ -182,7 +201,7 @@ static int gather(merger *m, uint32_t s, term_run *run) {
 }
 
 /* Put the gathered runs in output order (they are each ascending). */
-static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint32_t **tft,
+static int interleave(part *m, size_t nruns, const uint32_t **docs, const uint32_t **tft,
                       const uint32_t **tfb, const uint8_t *const **spanp, const uint32_t **spanl) {
     int ordered = 1;
     uint32_t last = 0;
@@ -214,7 +233,7 @@ static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint
         if (best == SIZE_MAX) break; /* cannot happen: counts add up to nent */
         size_t e = m->runs[best].first + at[best]++;
         if (o && bd <= m->odocs[o - 1])
-            return sh_err(m->err, SAHEL_EINVAL, "internal error: merge map is not one to one");
+            return sh_err(&m->err, SAHEL_EINVAL, "internal error: merge map is not one to one");
         m->odocs[o] = bd;
         m->otft[o] = m->tft[e];
         m->otfb[o] = m->tfb[e];
@@ -229,11 +248,100 @@ static int interleave(merger *m, size_t nruns, const uint32_t **docs, const uint
     return 0;
 }
 
-static void merger_free(merger *m) {
-    sh_free(m->lent);
-    sh_free(m->lenb);
-    sh_free(m->src_of);
-    sh_free(m->loc_of);
+/* The terms of part p, in dictionary order, to its streams. */
+static int merge_terms(part *p) {
+    const merger *m = p->m;
+    sh_buf post = {0}, pbuf = {0};
+    uint64_t released = 0;
+    int rc = 0;
+    for (uint32_t s = 0; s < m->nsrc; s++)
+        if ((rc = heap_push(p, s))) goto out;
+    uint8_t trec[SH_TERMREC];
+    while (p->nheap) {
+        const char *t;
+        size_t tlen;
+        term_at(p, p->heap[0], &t, &tlen);
+        size_t nruns = 0;
+        p->nent = 0;
+        p->npos = 0;
+        /* every source holding this term, in source order */
+        while (p->nheap) {
+            uint32_t s = p->heap[0];
+            const char *t2;
+            size_t l2;
+            term_at(p, s, &t2, &l2);
+            if (cmp_terms(t, tlen, t2, l2) != 0) break;
+            if ((rc = gather(p, s, &p->runs[nruns++]))) goto out;
+            p->heap[0] = p->heap[--p->nheap];
+            heap_down(p, 0);
+            p->next_term[s]++;
+            /* t points into a source's map: it stays valid */
+            if ((rc = heap_push(p, s))) goto out;
+        }
+        if (p->nent == 0) continue; /* every holder deleted */
+        const uint32_t *d = NULL, *tf1 = NULL, *tf2 = NULL, *sl = NULL;
+        const uint8_t *const *sp = NULL;
+        if ((rc = interleave(p, nruns, &d, &tf1, &tf2, &sp, &sl))) goto out;
+        if (p->terms.total + tlen > UINT32_MAX) {
+            rc = sh_err(&p->err, SAHEL_ETOOBIG, "segment too large: dictionary over 4 GiB");
+            goto out;
+        }
+        sh_store_u64(trec, p->post_total + post.len);
+        sh_store_u64(trec + 8, p->pos.total + pbuf.len);
+        sh_store_u32(trec + 16, (uint32_t)p->terms.total);
+        sh_store_u32(trec + 20, (uint32_t)p->nent);
+        if ((rc = sh_spill_put(&p->termidx, trec, sizeof trec, &p->err)) ||
+            (rc = sh_spill_put(&p->terms, t, tlen, &p->err)))
+            goto out;
+        rc = sh_postings_encode_spans(d, tf1, tf2, sp, sl, p->nent, m->lent, m->lenb, &post, &pbuf);
+        if (rc == SAHEL_ENOMEM) {
+            rc = sh_err(&p->err, rc, "out of memory merging segments");
+            goto out;
+        }
+        if (rc) {
+            rc = sh_err(&p->err, rc, "a term's postings exceed the format's limits");
+            goto out;
+        }
+        p->nterms++;
+        p->ntokens += p->npos;
+        if (post.len >= SPILL_CHUNK) {
+            rc = p->sw ? sh_segw_append(p->sw, post.p, post.len, &p->err)
+                       : sh_spill_put(&p->post, post.p, post.len, &p->err);
+            if (rc) goto out;
+            p->post_total += post.len;
+            post.len = 0;
+        }
+        if (pbuf.len >= SPILL_CHUNK) {
+            if ((rc = sh_spill_put(&p->pos, pbuf.p, pbuf.len, &p->err))) goto out;
+            pbuf.len = 0;
+        }
+        /* the sources are read front to back, about as many bytes as are
+         * written: what was read leaves the resident set (it stays in the
+         * page cache) every few megabytes */
+        uint64_t written = p->post_total + post.len + p->pos.total + pbuf.len;
+        if (written - released >= 2 * SPILL_CHUNK) {
+            for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
+            released = written;
+        }
+    }
+    rc = p->sw ? sh_segw_append(p->sw, post.p, post.len, &p->err)
+               : sh_spill_put(&p->post, post.p, post.len, &p->err);
+    if (rc) goto out;
+    p->post_total += post.len;
+    rc = sh_spill_put(&p->pos, pbuf.p, pbuf.len, &p->err);
+out:
+    sh_buf_free(&post);
+    sh_buf_free(&pbuf);
+    return rc;
+}
+
+static void *part_main(void *arg) {
+    part *p = arg;
+    p->rc = merge_terms(p);
+    return NULL;
+}
+
+static void part_free(part *m) {
     sh_free(m->docs);
     sh_free(m->tft);
     sh_free(m->tfb);
@@ -246,7 +354,17 @@ static void merger_free(merger *m) {
     sh_free((void *)m->ospanp);
     sh_free(m->runs);
     sh_free(m->next_term);
+    sh_free(m->end_term);
     sh_free(m->heap);
+    sh_spill *sp[] = {&m->post, &m->pos, &m->terms, &m->termidx};
+    for (size_t i = 0; i < 4; i++) sh_spill_close(sp[i]);
+}
+
+static void merger_free(merger *m) {
+    sh_free(m->lent);
+    sh_free(m->lenb);
+    sh_free(m->src_of);
+    sh_free(m->loc_of);
 }
 
 /* Check the maps and fill the per-output-doc arrays. */
@@ -337,8 +455,13 @@ static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t 
             b.len = 0;
         }
     }
-    for (uint32_t d = 0; d < n; d++)
-        if ((rc = sh_segw_append(sw, keys[d].p, keys[d].len, m->err))) goto out;
+    for (uint32_t d = 0; d < n; d++) {
+        if (sh_buf_put(&b, keys[d].p, keys[d].len)) goto nomem;
+        if (b.len >= SPILL_CHUNK || d + 1 == n) {
+            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
+            b.len = 0;
+        }
+    }
     sh_segw_end(sw);
 
     if ((rc = sh_segw_begin(sw, SH_SEC_DOCHASH, m->err))) goto out;
@@ -480,23 +603,133 @@ out:
     return rc;
 }
 
+/* A merge smaller than this (postings and positions of the sources) is
+ * not worth a thread; tests lower it to see small merges split. */
+uint64_t sh_merge_split_min = (uint64_t)1 << 20;
+#define MAX_PARTS 8
+
+static uint64_t term_weight(const sh_segment *sg, uint32_t i) {
+    const uint8_t *r = sg->sec[SH_SEC_TERMIDX].p + (size_t)i * SH_TERMREC;
+    return sh_load_u64(r) + sh_load_u64(r + 8);
+}
+
+/* Where the parts begin: terms of the source with the most postings and
+ * positions, at equal shares of its bytes (the others follow it closely
+ * enough: they hold the same language).  Returns the number of parts;
+ * part k > 0 begins at bound[k]. */
+static size_t choose_parts(const merger *m, size_t want, const char **bound, size_t *blen) {
+    uint64_t all = 0, best = 0;
+    size_t ref = 0;
+    for (size_t s = 0; s < m->nsrc; s++) {
+        const sh_segment *sg = m->src[s].seg;
+        uint64_t w = sg->sec[SH_SEC_POSTINGS].len + sg->sec[SH_SEC_POSITIONS].len;
+        all += w;
+        if (w > best) best = w, ref = s;
+    }
+    if (want <= 1 || all < sh_merge_split_min) return 1;
+    const sh_segment *sg = m->src[ref].seg;
+    uint64_t total = term_weight(sg, sg->nterms);
+    size_t n = 1;
+    uint32_t prev = 0;
+    for (size_t k = 1; k < want; k++) {
+        uint64_t goal = total / want * k;
+        uint32_t lo = prev + 1, hi = sg->nterms; /* first term with weight >= goal */
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (term_weight(sg, mid) < goal)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo >= sg->nterms) break;
+        sahel_error e;
+        if (sh_segment_term(sg, lo, &bound[n], &blen[n], NULL, &e)) return 1;
+        prev = lo;
+        n++;
+    }
+    return n;
+}
+
+/* Part k of n: its range in every source, its buffers and spills. */
+static int part_init(part *p, const merger *m, size_t k, size_t n, const char **bound,
+                     const size_t *blen, const char *dir, const char *name, sahel_error *err) {
+    p->m = m;
+    p->post.fd = p->pos.fd = p->terms.fd = p->termidx.fd = -1;
+    p->runs = sh_calloc(m->nsrc ? m->nsrc : 1, sizeof *p->runs);
+    p->next_term = sh_calloc(m->nsrc ? m->nsrc : 1, sizeof *p->next_term);
+    p->end_term = sh_calloc(m->nsrc ? m->nsrc : 1, sizeof *p->end_term);
+    p->heap = sh_calloc(m->nsrc ? m->nsrc : 1, sizeof *p->heap);
+    if (!p->runs || !p->next_term || !p->end_term || !p->heap)
+        return sh_err(err, SAHEL_ENOMEM, "out of memory merging segments");
+    for (size_t s = 0; s < m->nsrc; s++) {
+        const sh_segment *sg = m->src[s].seg;
+        p->next_term[s] = k ? sh_segment_lower_bound(sg, bound[k], blen[k]) : 0;
+        p->end_term[s] = k + 1 < n ? sh_segment_lower_bound(sg, bound[k + 1], blen[k + 1])
+                                   : sg->nterms;
+    }
+    /* spills 0..3 are the whole merge's */
+    sh_spill *sp[] = {&p->post, &p->pos, &p->terms, &p->termidx};
+    int rc = 0;
+    for (int i = k ? 0 : 1; i < 4 && !rc; i++)
+        rc = sh_spill_open(sp[i], dir, name, 4 + 4 * (int)k + i, err);
+    return rc;
+}
+
+/* TERMIDX from the parts' records, their offsets moved by what the parts
+ * before them wrote, and the closing record. */
+static int write_termidx(part *parts, size_t n, sh_segw *sw, sahel_error *err) {
+    enum { RECS = 1024 };
+    uint8_t *buf = sh_malloc((size_t)RECS * SH_TERMREC);
+    if (!buf) return sh_err(err, SAHEL_ENOMEM, "out of memory merging segments");
+    uint64_t pb = 0, xb = 0, tb = 0;
+    int rc = sh_segw_begin(sw, SH_SEC_TERMIDX, err);
+    for (size_t k = 0; k < n && !rc; k++) {
+        part *p = &parts[k];
+        if ((rc = sh_spill_rewind(&p->termidx, err))) break;
+        for (uint64_t left = p->nterms; left && !rc;) {
+            size_t c = (size_t)SH_MIN(left, (uint64_t)RECS);
+            if ((rc = sh_spill_read(&p->termidx, buf, c * SH_TERMREC, err))) break;
+            for (size_t i = 0; i < c; i++) {
+                uint8_t *r = buf + i * SH_TERMREC;
+                sh_store_u64(r, sh_load_u64(r) + pb);
+                sh_store_u64(r + 8, sh_load_u64(r + 8) + xb);
+                sh_store_u32(r + 16, (uint32_t)(sh_load_u32(r + 16) + tb));
+            }
+            rc = sh_segw_append(sw, buf, c * SH_TERMREC, err);
+            left -= c;
+        }
+        pb += p->post_total;
+        xb += p->pos.total;
+        tb += p->terms.total;
+    }
+    if (!rc) {
+        uint8_t trec[SH_TERMREC];
+        sh_store_u64(trec, pb);
+        sh_store_u64(trec + 8, xb);
+        sh_store_u32(trec + 16, (uint32_t)tb);
+        sh_store_u32(trec + 20, 0);
+        if (!(rc = sh_segw_append(sw, trec, sizeof trec, err))) sh_segw_end(sw);
+    }
+    sh_free(buf);
+    return rc;
+}
+
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
-                   uint32_t ndocs, const char *lang, uint64_t *nterms_out, sahel_error *err) {
+                   uint32_t ndocs, const char *lang, unsigned threads, uint64_t *nterms_out,
+                   sahel_error *err) {
     merger m = {0};
     m.src = src;
     m.nsrc = nsrc;
     m.ndocs = ndocs;
     m.err = err;
-    sh_spill pos, terms, termidx, storeidx;
-    sh_spill *spills[] = {&pos, &terms, &termidx, &storeidx};
-    for (size_t i = 0; i < 4; i++) {
-        memset(spills[i], 0, sizeof pos);
-        spills[i]->fd = -1;
-    }
+    sh_spill storeidx;
+    memset(&storeidx, 0, sizeof storeidx);
+    storeidx.fd = -1;
     sh_segw sw;
     int sw_open = 0, rc;
-    sh_buf post = {0}, pbuf = {0};
-    uint64_t post_total = 0, nterms = 0, ntokens = 0, released = 0;
+    part parts[MAX_PARTS];
+    size_t nparts = 0;
+    uint64_t nterms = 0, ntokens = 0, termbytes = 0;
     if (nsrc > SH_MERGE_MAX_SOURCES)
         return sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
                       SH_MERGE_MAX_SOURCES);
@@ -510,106 +743,64 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         if (src[i].seg->map) madvise(src[i].seg->map, src[i].seg->size, MADV_RANDOM);
     }
     if ((rc = map_docs(&m))) goto out;
-    m.runs = sh_calloc(nsrc ? nsrc : 1, sizeof *m.runs);
-    m.next_term = sh_calloc(nsrc ? nsrc : 1, sizeof *m.next_term);
-    m.heap = sh_calloc(nsrc ? nsrc : 1, sizeof *m.heap);
-    if (!m.runs || !m.next_term || !m.heap) {
-        rc = sh_err(err, SAHEL_ENOMEM, "out of memory merging segments");
-        goto out;
+    const char *bound[MAX_PARTS];
+    size_t blen[MAX_PARTS];
+    size_t want = SH_MIN(threads ? (size_t)threads : 1, (size_t)MAX_PARTS);
+    size_t n = choose_parts(&m, want, bound, blen);
+    memset(parts, 0, sizeof parts);
+    for (size_t k = 0; k < n; k++) {
+        nparts++;
+        if ((rc = part_init(&parts[k], &m, k, n, bound, blen, dir, name, err))) goto out;
     }
-    for (int i = 0; i < 4; i++)
-        if ((rc = sh_spill_open(spills[i], dir, name, i, err))) goto out;
+    if ((rc = sh_spill_open(&storeidx, dir, name, 3, err))) goto out;
     if ((rc = sh_segw_open(&sw, dir, name, err))) goto out;
     sw_open = 1;
 
-    /* terms in dictionary order; POSTINGS written as it grows */
+    /* terms in dictionary order, a range per part; the first part on this
+     * thread, writing POSTINGS as it grows */
     if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
-    for (uint32_t s = 0; s < nsrc; s++)
-        if ((rc = heap_push(&m, s))) goto out;
-    uint8_t trec[SH_TERMREC];
-    while (m.nheap) {
-        const char *t;
-        size_t tlen;
-        uint32_t s0 = m.heap[0];
-        term_at(&m, s0, &t, &tlen);
-        size_t nruns = 0;
-        m.nent = 0;
-        m.npos = 0;
-        /* every source holding this term, in source order */
-        while (m.nheap) {
-            uint32_t s = m.heap[0];
-            const char *t2;
-            size_t l2;
-            term_at(&m, s, &t2, &l2);
-            if (cmp_terms(t, tlen, t2, l2) != 0) break;
-            if ((rc = gather(&m, s, &m.runs[nruns++]))) goto out;
-            m.heap[0] = m.heap[--m.nheap];
-            heap_down(&m, 0);
-            m.next_term[s]++;
-            /* t points into a source's map: it stays valid */
-            if ((rc = heap_push(&m, s))) goto out;
-        }
-        if (m.nent == 0) continue; /* every holder deleted */
-        const uint32_t *d = NULL, *tf1 = NULL, *tf2 = NULL, *sl = NULL;
-        const uint8_t *const *sp = NULL;
-        if ((rc = interleave(&m, nruns, &d, &tf1, &tf2, &sp, &sl))) goto out;
-        if (terms.total + tlen > UINT32_MAX) {
-            rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: dictionary over 4 GiB");
-            goto out;
-        }
-        sh_store_u64(trec, post_total + post.len);
-        sh_store_u64(trec + 8, pos.total + pbuf.len);
-        sh_store_u32(trec + 16, (uint32_t)terms.total);
-        sh_store_u32(trec + 20, (uint32_t)m.nent);
-        if ((rc = sh_spill_put(&termidx, trec, sizeof trec, err)) ||
-            (rc = sh_spill_put(&terms, t, tlen, err)))
-            goto out;
-        rc = sh_postings_encode_spans(d, tf1, tf2, sp, sl, m.nent, m.lent, m.lenb, &post, &pbuf);
-        if (rc == SAHEL_ENOMEM) {
-            rc = sh_err(err, rc, "out of memory merging segments");
-            goto out;
-        }
-        if (rc) {
-            rc = sh_err(err, rc, "a term's postings exceed the format's limits");
-            goto out;
-        }
-        nterms++;
-        ntokens += m.npos;
-        if (post.len >= SPILL_CHUNK) {
-            if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
-            post_total += post.len;
-            post.len = 0;
-        }
-        if (pbuf.len >= SPILL_CHUNK) {
-            if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;
-            pbuf.len = 0;
-        }
-        /* the sources are read front to back, about as many bytes as are
-         * written: what was read leaves the resident set (it stays in the
-         * page cache) every few megabytes */
-        uint64_t written = post_total + post.len + pos.total + pbuf.len;
-        if (written - released >= 2 * SPILL_CHUNK) {
-            for (size_t i = 0; i < nsrc; i++) sh_segment_release(src[i].seg);
-            released = written;
-        }
+    parts[0].sw = &sw;
+    for (size_t k = 1; k < n; k++)
+        parts[k].started = pthread_create(&parts[k].thread, NULL, part_main, &parts[k]) == 0;
+    part_main(&parts[0]);
+    for (size_t k = 1; k < n; k++) {
+        if (parts[k].started)
+            pthread_join(parts[k].thread, NULL);
+        else if (!parts[0].rc) /* no thread to be had: in turn, then */
+            part_main(&parts[k]);
+        else
+            parts[k].rc = parts[0].rc;
     }
-    if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
-    post_total += post.len;
+    for (size_t k = 0; k < n; k++)
+        if (parts[k].rc) {
+            rc = parts[k].rc;
+            *err = parts[k].err;
+            goto out;
+        }
+    for (size_t k = 0; k < n; k++) {
+        nterms += parts[k].nterms;
+        ntokens += parts[k].ntokens;
+        termbytes += parts[k].terms.total;
+    }
+    if (nterms > UINT32_MAX || termbytes > UINT32_MAX) {
+        rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: %s",
+                    nterms > UINT32_MAX ? "too many terms" : "dictionary over 4 GiB");
+        goto out;
+    }
+    for (size_t k = 1; k < n; k++)
+        if ((rc = sh_spill_append(&parts[k].post, &sw, err))) goto out;
     sh_segw_end(&sw);
-    if ((rc = sh_spill_put(&pos, pbuf.p, pbuf.len, err))) goto out;
-    if (nterms > UINT32_MAX) {
-        rc = sh_err(err, SAHEL_ETOOBIG, "segment too large: too many terms");
-        goto out;
-    }
-    sh_store_u64(trec, post_total);
-    sh_store_u64(trec + 8, pos.total);
-    sh_store_u32(trec + 16, (uint32_t)terms.total);
-    sh_store_u32(trec + 20, 0);
-    if ((rc = sh_spill_put(&termidx, trec, sizeof trec, err))) goto out;
-    if ((rc = sh_spill_copy(&pos, &sw, SH_SEC_POSITIONS, err)) ||
-        (rc = sh_spill_copy(&terms, &sw, SH_SEC_TERMS, err)) ||
-        (rc = sh_spill_copy(&termidx, &sw, SH_SEC_TERMIDX, err)))
-        goto out;
+    if ((rc = sh_segw_begin(&sw, SH_SEC_POSITIONS, err))) goto out;
+    for (size_t k = 0; k < n; k++)
+        if ((rc = sh_spill_append(&parts[k].pos, &sw, err))) goto out;
+    sh_segw_end(&sw);
+    if ((rc = sh_segw_begin(&sw, SH_SEC_TERMS, err))) goto out;
+    for (size_t k = 0; k < n; k++)
+        if ((rc = sh_spill_append(&parts[k].terms, &sw, err))) goto out;
+    sh_segw_end(&sw);
+    if ((rc = write_termidx(parts, n, &sw, err))) goto out;
+    for (size_t k = 0; k < n; k++) part_free(&parts[k]);
+    nparts = 0;
 
     uint64_t sum_t, sum_b;
     if ((rc = write_doc_sections(&m, &sw, &sum_t, &sum_b))) goto out;
@@ -631,9 +822,8 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     if (nterms_out) *nterms_out = nterms;
 out:
     if (sw_open) sh_segw_abort(&sw);
-    for (int i = 0; i < 4; i++) sh_spill_close(spills[i]);
-    sh_buf_free(&post);
-    sh_buf_free(&pbuf);
+    for (size_t k = 0; k < nparts; k++) part_free(&parts[k]);
+    sh_spill_close(&storeidx);
     merger_free(&m);
     return rc;
 }

@@ -269,23 +269,45 @@ int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err) {
     return s->buf.len >= SH_SPILL_CHUNK ? spill_flush(s, err) : 0;
 }
 
-/* The whole stream, as section `id` of the segment being written. */
-int sh_spill_copy(sh_spill *s, sh_segw *sw, uint32_t id, sahel_error *err) {
+int sh_spill_rewind(sh_spill *s, sahel_error *err) {
     int rc = spill_flush(s, err);
-    if (rc || (rc = sh_segw_begin(sw, id, err))) return rc;
+    if (rc) return rc;
     if (lseek(s->fd, 0, SEEK_SET) != 0)
         return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot seek", s->path);
-    if (sh_buf_reserve(&s->buf, SH_SPILL_CHUNK)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
-    uint64_t left = s->total;
-    while (left) {
-        ssize_t r = read(s->fd, s->buf.p, (size_t)SH_MIN(left, (uint64_t)SH_SPILL_CHUNK));
+    return 0;
+}
+
+int sh_spill_read(sh_spill *s, void *out, size_t len, sahel_error *err) {
+    uint8_t *p = out;
+    while (len) {
+        ssize_t r = read(s->fd, p, len);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
             return sh_err_errno(err, SAHEL_EIO, r < 0 ? errno : EIO, "%s: cannot read back",
                                 s->path);
-        if ((rc = sh_segw_append(sw, s->buf.p, (size_t)r, err))) return rc;
-        left -= (uint64_t)r;
+        p += r;
+        len -= (size_t)r;
     }
+    return 0;
+}
+
+int sh_spill_append(sh_spill *s, sh_segw *sw, sahel_error *err) {
+    int rc = sh_spill_rewind(s, err);
+    if (rc) return rc;
+    if (sh_buf_reserve(&s->buf, SH_SPILL_CHUNK)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    for (uint64_t left = s->total; left;) {
+        size_t n = (size_t)SH_MIN(left, (uint64_t)SH_SPILL_CHUNK);
+        if ((rc = sh_spill_read(s, s->buf.p, n, err)) || (rc = sh_segw_append(sw, s->buf.p, n, err)))
+            return rc;
+        left -= n;
+    }
+    return 0;
+}
+
+/* The whole stream, as section `id` of the segment being written. */
+int sh_spill_copy(sh_spill *s, sh_segw *sw, uint32_t id, sahel_error *err) {
+    int rc = sh_segw_begin(sw, id, err);
+    if (rc || (rc = sh_spill_append(s, sw, err))) return rc;
     sh_segw_end(sw);
     return 0;
 }

@@ -553,12 +553,12 @@ static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
 static int flush_builder(builder *b, sahel_error *err);
 
 /* What a flush allocates beside what the builder holds: the sort keys of
- * its terms and ids; one term at a time, its bytes joined and an entry of
+ * its terms and ids (24 bytes each), the id order; one term at a time, its bytes joined and an entry of
  * 24 bytes per doc (a doc takes 3 bytes at least); the output chunks and
  * spill buffers (SH_SPILL_CHUNK each, a few, plus one term's output). */
 static size_t flush_overhead(const builder *b) {
-    return (SH_MAX(b->nterms, (size_t)b->ndocs) + b->ndocs) * 16 + 9 * (size_t)b->max_post +
-           6 * SH_SPILL_CHUNK;
+    return SH_MAX(b->nterms, (size_t)b->ndocs) * 24 + (size_t)b->ndocs * 4 +
+           9 * (size_t)b->max_post + 6 * SH_SPILL_CHUNK;
 }
 
 /* Invert one article, number `gseq` of the stream, into b's segment. */
@@ -581,6 +581,10 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     }
     if (rc || b->tok_rc) goto nomem;
     for (size_t i = 0; i < b->ndterms; i++) {
+        /* the article's terms are scattered over the table and their
+         * slices over the pages: fetch both a few terms ahead */
+        if (i + 8 < b->ndterms) __builtin_prefetch(&b->terms[b->dterms[i + 8]], 1);
+        if (i + 4 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 4]].wp, 1);
         term_ent *e = &b->terms[b->dterms[i]];
         const term_hot *h = &b->hot[b->dterms[i]];
         if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
@@ -1146,13 +1150,24 @@ void sh_writer_source_end(sahel_writer *w, int ok) {
 /* ---- flush: the in-memory segment to a file ----------------------------- */
 
 /* Sort keys: a view of the bytes and the index they belong to. */
+/* pre: the first eight bytes, big-endian, zero-padded: where two keys'
+ * prefixes differ they compare as their bytes do (a shorter key's padding
+ * is below the other's byte there), so most comparisons stop at it */
 typedef struct sort_key {
+    uint64_t pre;
     const uint8_t *p;
     uint32_t len, idx;
 } sort_key;
 
+static sort_key make_key(const uint8_t *p, uint32_t len, uint32_t idx) {
+    uint64_t pre = 0;
+    for (uint32_t i = 0; i < 8; i++) pre = pre << 8 | (i < len ? p[i] : 0);
+    return (sort_key){pre, p, len, idx};
+}
+
 static int cmp_key(const void *a, const void *b) {
     const sort_key *x = a, *y = b;
+    if (x->pre != y->pre) return x->pre < y->pre ? -1 : 1;
     int c = memcmp(x->p, y->p, SH_MIN(x->len, y->len));
     if (c) return c;
     return x->len < y->len ? -1 : x->len > y->len;
@@ -1282,17 +1297,21 @@ static const uint8_t *skip_varints(const uint8_t *p, const uint8_t *end, uint64_
 static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
     o->n = 0;
     bytes->len = 0;
-    /* a doc takes three bytes at least */
-    if (sh_buf_reserve(bytes, e->nbytes) || term_out_reserve(o, e->df)) return SAHEL_ENOMEM;
-    const uint8_t *s = e->head;
-    for (uint32_t level = 0, left = e->nbytes; left; level++) {
-        size_t n = SH_MIN((size_t)left, slice_size(level) - SLICE_LINK);
-        memcpy(bytes->p + bytes->len, s, n);
-        bytes->len += n;
-        left -= (uint32_t)n;
-        if (left) memcpy(&s, s + n, SLICE_LINK);
+    if (term_out_reserve(o, e->df)) return SAHEL_ENOMEM;
+    const uint8_t *p = e->head, *end = e->head ? e->head + e->nbytes : NULL;
+    if (e->level > 0) { /* several slices (else the one is read in place) */
+        if (sh_buf_reserve(bytes, e->nbytes)) return SAHEL_ENOMEM;
+        const uint8_t *s = e->head;
+        for (uint32_t level = 0, left = e->nbytes; left; level++) {
+            size_t n = SH_MIN((size_t)left, slice_size(level) - SLICE_LINK);
+            memcpy(bytes->p + bytes->len, s, n);
+            bytes->len += n;
+            left -= (uint32_t)n;
+            if (left) memcpy(&s, s + n, SLICE_LINK);
+        }
+        p = bytes->p;
+        end = bytes->p + bytes->len;
     }
-    const uint8_t *p = bytes->p, *end = bytes->p + bytes->len;
     uint32_t next = 0;
     while (p < end) {
         uint32_t gap, t, b;
@@ -1342,7 +1361,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     keys = sh_reallocarray(NULL, SH_MAX(b->nterms, (size_t)b->ndocs), sizeof *keys);
     if (!keys) goto nomem;
     for (size_t i = 0; i < b->nterms; i++)
-        keys[i] = (sort_key){b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i};
+        keys[i] = make_key(b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i);
     qsort(keys, b->nterms, sizeof *keys, cmp_key);
     for (int k = 0; k < 3; k++)
         if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
@@ -1414,7 +1433,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     for (uint32_t i = 0; i < b->ndocs; i++) {
         uint32_t x = sh_load_u32(b->id_offs.p + (size_t)i * 4);
         uint32_t y = sh_load_u32(b->id_offs.p + (size_t)i * 4 + 4);
-        keys[i] = (sort_key){b->ids.p + x, y - x, i};
+        keys[i] = make_key(b->ids.p + x, y - x, i);
     }
     qsort(keys, b->ndocs, sizeof *keys, cmp_key);
     for (uint32_t i = 0; i < b->ndocs; i++) idorder[i] = keys[i].idx;
@@ -1519,7 +1538,8 @@ static int combine_group(sahel_writer *w, const size_t *slots, size_t n, sahel_e
     size_t slot;
     if ((rc = new_segment_slot(w, &slot, err))) goto out;
     uint64_t nterms = 0;
-    if ((rc = sh_merge_write(w->dir, w->segs[slot].name, src, n, total, w->lang, &nterms, err)))
+    if ((rc = sh_merge_write(w->dir, w->segs[slot].name, src, n, total, w->lang,
+                             (unsigned)w->nthreads, &nterms, err)))
         goto out;
     newseg *o = &w->segs[slot];
     o->ndocs = total;
@@ -1706,7 +1726,8 @@ static int merge_run(sahel_writer *w, fseg **fp, size_t *nf, size_t a, size_t b,
     size_t slot;
     if ((rc = new_segment_slot(w, &slot, err))) goto out;
     name = w->segs[slot].name;
-    if ((rc = sh_merge_write(w->dir, name, src, n, (uint32_t)kept, w->lang, &nterms, err)))
+    if ((rc = sh_merge_write(w->dir, name, src, n, (uint32_t)kept, w->lang, (unsigned)w->nthreads,
+                             &nterms, err)))
         goto out;
     w->segs[slot].ndocs = (uint32_t)kept;
     w->segs[slot].nterms = nterms;
