@@ -213,6 +213,7 @@ static void assert_same_file(const char *dir_a, const char *dir_b, const char *n
 
 Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
     sh_merge_split_min = 0; /* the final merges split too, small as they are */
+    sh_merge_big_term = 1 << 12; /* and their threads take turns on frequent terms */
     corpus c = make_corpus(800, 0x7EADull);
     char ref[PATH_LEN];
     scratch(ref, "ref");
@@ -332,6 +333,7 @@ Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
      * very same file */
     sh_merge_split_min = 0;
     for (unsigned t = 2; t <= 9; t += 7) {
+        sh_merge_big_term = t == 2 ? 0 : 1 << 12; /* every term, then the frequent ones, in turns */
         char outt[PATH_LEN], name[32];
         snprintf(name, sizeof name, "merged-t%u", t);
         scratch(outt, name);
@@ -448,6 +450,7 @@ static void oom_build(const char *dir, const corpus *c, failing *f) {
 
 Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
     sh_merge_split_min = 0; /* the merge's own threads fail too */
+    sh_merge_big_term = 1 << 12; /* holding the turn for a frequent term too */
     corpus c = make_corpus(240, 0x00F);
     char dir[PATH_LEN];
     scratch(dir, "oom");

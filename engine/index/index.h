@@ -513,6 +513,9 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
 /* Sources holding fewer postings and positions bytes than this are merged
  * on one thread (1 MiB; tests set it lower). */
 extern uint64_t sh_merge_split_min;
+/* A term whose merge needs more than this (8 MiB) is merged by one
+ * thread at a time, so that threads do not hold big terms together. */
+extern uint64_t sh_merge_big_term;
 
 /* ---- reader.c ----------------------------------------------------------- */
 

@@ -56,7 +56,19 @@ typedef struct merger {
     /* per output doc */
     uint32_t *lent, *lenb;
     uint32_t *src_of, *loc_of;
+    /* parts in flight; a term needing over sh_merge_big_term bytes is
+     * merged by one part at a time (big_busy), so that parts add up to
+     * what one merge holds plus small terms */
+    size_t nparts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int big_busy;
 } merger;
+
+/* What merging a term holds, estimated from its sources: its entries
+ * (48 bytes a doc, gathered and interleaved) and its encoded output;
+ * tests lower the threshold to see parts take turns. */
+uint64_t sh_merge_big_term = (uint64_t)8 << 20;
 
 /* A range of the dictionary, merged on a thread of its own: its streams
  * go to spills (the first part's postings straight to the file), with
@@ -86,6 +98,8 @@ typedef struct part {
     uint64_t nterms, ntokens;
     pthread_t thread;
     int started;
+    uint64_t term_cost; /* of the term being gathered (sh_merge_big_term) */
+    int holds_big;
 } part;
 
 static int grow_entries(part *m, size_t need) {
@@ -168,6 +182,29 @@ static int heap_push(part *m, uint32_t s) {
     return 0;
 }
 
+static void big_release(part *p) {
+    merger *m = (merger *)(uintptr_t)p->m;
+    if (!p->holds_big) return;
+    pthread_mutex_lock(&m->mu);
+    m->big_busy = 0;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    p->holds_big = 0;
+}
+
+/* The term being gathered has grown big: wait for the right to hold it.
+ * A part holds the right for one term at most, and never waits while it
+ * holds it: no deadlock. */
+static void big_acquire(part *p) {
+    merger *m = (merger *)(uintptr_t)p->m;
+    if (p->holds_big || m->nparts < 2) return;
+    pthread_mutex_lock(&m->mu);
+    while (m->big_busy) pthread_cond_wait(&m->cv, &m->mu);
+    m->big_busy = 1;
+    pthread_mutex_unlock(&m->mu);
+    p->holds_big = 1;
+}
+
 /* The kept postings of source s for its current term, appended to the
  * gathered entries. */
 static int gather(part *m, uint32_t s, term_run *run) {
@@ -176,6 +213,8 @@ static int gather(part *m, uint32_t s, term_run *run) {
     sh_terminfo ti;
     int rc = sh_segment_term(sg, m->next_term[s], NULL, NULL, &ti, &m->err);
     if (rc) return rc;
+    m->term_cost += (uint64_t)ti.df * 48 + ti.post_len + ti.pos_len;
+    if (m->term_cost > sh_merge_big_term) big_acquire(m);
     sh_postings pc;
     if ((rc = sh_postings_init(&pc, sg, &ti, &m->err))) return rc;
     run->first = (uint32_t)m->nent;
@@ -258,6 +297,8 @@ static int merge_terms(part *p) {
         if ((rc = heap_push(p, s))) goto out;
     uint8_t trec[SH_TERMREC];
     while (p->nheap) {
+        big_release(p); /* the last term's, if it was big */
+        p->term_cost = 0;
         const char *t;
         size_t tlen;
         term_at(p, p->heap[0], &t, &tlen);
@@ -330,6 +371,7 @@ static int merge_terms(part *p) {
     p->post_total += post.len;
     rc = sh_spill_put(&p->pos, pbuf.p, pbuf.len, &p->err);
 out:
+    big_release(p);
     sh_buf_free(&post);
     sh_buf_free(&pbuf);
     return rc;
@@ -717,7 +759,12 @@ static int write_termidx(part *parts, size_t n, sh_segw *sw, sahel_error *err) {
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
                    uint32_t ndocs, const char *lang, unsigned threads, uint64_t *nterms_out,
                    sahel_error *err) {
+    if (nsrc > SH_MERGE_MAX_SOURCES)
+        return sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
+                      SH_MERGE_MAX_SOURCES);
     merger m = {0};
+    pthread_mutex_init(&m.mu, NULL);
+    pthread_cond_init(&m.cv, NULL);
     m.src = src;
     m.nsrc = nsrc;
     m.ndocs = ndocs;
@@ -730,9 +777,6 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     part parts[MAX_PARTS];
     size_t nparts = 0;
     uint64_t nterms = 0, ntokens = 0, termbytes = 0;
-    if (nsrc > SH_MERGE_MAX_SOURCES)
-        return sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
-                      SH_MERGE_MAX_SOURCES);
     /* opening a small segment reads it whole (its checksums): start from
      * an empty resident set, then keep it small as the sources are read */
     for (size_t i = 0; i < nsrc; i++) {
@@ -747,6 +791,7 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     size_t blen[MAX_PARTS];
     size_t want = SH_MIN(threads ? (size_t)threads : 1, (size_t)MAX_PARTS);
     size_t n = choose_parts(&m, want, bound, blen);
+    m.nparts = n;
     memset(parts, 0, sizeof parts);
     for (size_t k = 0; k < n; k++) {
         nparts++;
@@ -825,5 +870,7 @@ out:
     for (size_t k = 0; k < nparts; k++) part_free(&parts[k]);
     sh_spill_close(&storeidx);
     merger_free(&m);
+    pthread_cond_destroy(&m.cv);
+    pthread_mutex_destroy(&m.mu);
     return rc;
 }
