@@ -112,6 +112,17 @@ typedef struct term_hot {
     uint32_t head, tail, tft, tfb;
 } term_hot;
 
+/* Terms that come without a stem-cache memo (numbers: the analyzer does
+ * not cache them) would each cost a term-table probe, three cache misses
+ * in a big table; a small direct-mapped memo of short ones, in L2, keeps
+ * the frequent ones (years, small counts) to one.  Valid for memo_epoch. */
+#define PLAIN_SLOTS 4096u
+#define PLAIN_MAX_LEN 16u
+typedef struct plain_memo {
+    uint64_t k0, k1; /* the term's bytes, zero-padded */
+    uint32_t len, epoch, id;
+} plain_memo;
+
 typedef struct doc_tok {
     uint32_t pos;
     uint32_t field; /* 0 title, 1 body */
@@ -174,6 +185,7 @@ typedef struct builder {
     uint32_t cur_doc; /* doc number + 1 of the article being inverted */
     uint32_t memo_epoch; /* term ids memoized in the stem cache hold for this
                             epoch only: it changes whenever ids restart */
+    plain_memo *plain;   /* PLAIN_SLOTS */
     uint32_t field;
     int tok_rc;
 
@@ -435,6 +447,23 @@ static inline __attribute__((always_inline)) int term_put_varint(builder *b, ter
     }
 }
 
+/* The term id of a short term without a stem-cache memo, through the
+ * plain memo. */
+static int plain_id(builder *b, const char *s, uint32_t len, uint32_t *out) {
+    uint64_t k0 = 0, k1 = 0;
+    memcpy(&k0, s, SH_MIN(len, 8u));
+    if (len > 8) memcpy(&k1, s + 8, len - 8);
+    uint64_t h = (k0 ^ (k1 * 0xC2B2AE3D27D4EB4Full) ^ len) * 0x9E3779B97F4A7C15ull;
+    plain_memo *m = &b->plain[h >> 52]; /* 12 bits: PLAIN_SLOTS */
+    if (m->len == len && m->epoch == b->memo_epoch && m->k0 == k0 && m->k1 == k1) {
+        *out = m->id;
+        return 0;
+    }
+    int rc = term_id(b, s, len, out);
+    if (!rc) *m = (plain_memo){k0, k1, len, b->memo_epoch, *out};
+    return rc;
+}
+
 static int on_token(void *ctx, const sh_token *tok) {
     builder *b = ctx;
     uint32_t id, epoch;
@@ -442,6 +471,9 @@ static int on_token(void *ctx, const sh_token *tok) {
      * built (memo: u32 epoch, u32 id): no second hash lookup */
     if (tok->memo && (memcpy(&epoch, tok->memo, 4), epoch == b->memo_epoch)) {
         memcpy(&id, tok->memo + 4, 4);
+    } else if (!tok->memo && tok->term_len <= PLAIN_MAX_LEN) {
+        int rc = plain_id(b, tok->term, tok->term_len, &id);
+        if (rc) return b->tok_rc = rc;
     } else {
         int rc = term_id(b, tok->term, tok->term_len, &id);
         if (rc) return b->tok_rc = rc;
@@ -620,8 +652,8 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lent += lt;
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
-    if (b->mem + sh_analyzer_memory(b->an) + flush_overhead(b) + b->shared_mem >= b->share)
-        return flush_builder(b, err);
+    size_t held = b->mem + sh_analyzer_memory(b->an) + PLAIN_SLOTS * sizeof *b->plain;
+    if (held + flush_overhead(b) + b->shared_mem >= b->share) return flush_builder(b, err);
     return 0;
 nomem:
     /* the term buffers may hold part of this article: the segment is lost */
@@ -856,6 +888,8 @@ static int init_builders(sahel_writer *w, sahel_error *err) {
         b->memo_epoch = 1; /* a fresh memo is zero: never a valid epoch */
         int rc = sh_analyzer_new(w->lang, &b->an, err);
         if (rc) return rc;
+        if (!(b->plain = sh_calloc(PLAIN_SLOTS, sizeof *b->plain)))
+            return sh_err(err, SAHEL_ENOMEM, "out of memory");
         /* the stem cache is part of the builder's share */
         sh_analyzer_set_cache_limit(b->an, b->share / 8);
     }
@@ -1215,6 +1249,8 @@ static void builder_release(builder *b) {
     b->ntoks = b->cap_toks = b->ndterms = b->cap_dterms = 0;
     sh_analyzer_free(b->an);
     b->an = NULL;
+    sh_free(b->plain);
+    b->plain = NULL;
 }
 
 /* A new entry in the list of segments this writer made; its name is
