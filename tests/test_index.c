@@ -31,6 +31,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,8 +509,11 @@ Test(bitpack, forcing_a_decoder_clamps_to_what_the_cpu_has) {
  * alone.  positions: per doc its tft title positions, then its tfb body
  * positions.  pos receives the term's positions stream (pos_off 0). */
 static void spec_postings(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
-                          const uint32_t *positions, size_t n, const uint32_t *lent,
-                          const uint32_t *lenb, tbuf *post, tbuf *pos) {
+                          const uint32_t *positions, size_t n, const sh_lens *L, tbuf *post,
+                          tbuf *pos) {
+    const uint32_t *lent = L->lent, *lenb = L->lenb;
+    double avgt = L->ndocs && L->sum_lent ? (double)L->sum_lent / L->ndocs : 1.0;
+    double avgb = L->ndocs && L->sum_lenb ? (double)L->sum_lenb / L->ndocs : 1.0;
     size_t nblocks = (n + 127) / 128;
     tbuf skip = {0}, blocks = {0};
     const uint32_t *pp = positions;
@@ -519,6 +523,7 @@ static void spec_postings(const uint32_t *docs, const uint32_t *tft, const uint3
         size_t first = blk * 128, cnt = n - first < 128 ? n - first : 128;
         uint32_t gaps[128];
         uint32_t max_tft = 0, max_tfb = 0, min_lent = UINT32_MAX, min_lenb = UINT32_MAX;
+        double max_x = 0;
         size_t doc_off = blocks.len, pos_off = pos->len - pos_start;
         for (size_t i = 0; i < cnt; i++) {
             uint32_t d = docs[first + i];
@@ -528,6 +533,10 @@ static void spec_postings(const uint32_t *docs, const uint32_t *tft, const uint3
             max_tfb = tfb[first + i] > max_tfb ? tfb[first + i] : max_tfb;
             min_lent = lent[d] < min_lent ? lent[d] : min_lent;
             min_lenb = lenb[d] < min_lenb ? lenb[d] : min_lenb;
+            double x = 0;
+            if (tft[first + i]) x += 3.0 * tft[first + i] / (0.25 + 0.75 / avgt * lent[d]);
+            if (tfb[first + i]) x += tfb[first + i] / (0.25 + 0.75 / avgb * lenb[d]);
+            max_x = x > max_x ? x : max_x;
         }
         if (cnt == 128) {
             const uint32_t *arr[3] = {gaps, tft + first, tfb + first};
@@ -554,11 +563,28 @@ static void spec_postings(const uint32_t *docs, const uint32_t *tft, const uint3
         tb_u32(&skip, max_tfb);
         tb_u32(&skip, min_lent);
         tb_u32(&skip, min_lenb);
+        /* the impact: raised by 1e-6, rounded up to a binary32 */
+        double up = max_x * (1 + 1e-6);
+        float f = (float)up;
+        if ((double)f < up) f = nextafterf(f, HUGE_VALF);
+        uint32_t fbits;
+        memcpy(&fbits, &f, sizeof fbits);
+        tb_u32(&skip, fbits);
     }
     if (nblocks > 1) tb_put(post, skip.p, skip.len);
     tb_put(post, blocks.p, blocks.len);
     tb_free(&skip);
     tb_free(&blocks);
+}
+
+/* The lengths of a universe of ndocs docs, with their sums. */
+static sh_lens lens_of(const uint32_t *lent, const uint32_t *lenb, uint32_t ndocs) {
+    sh_lens L = {lent, lenb, ndocs, 0, 0};
+    for (uint32_t d = 0; d < ndocs; d++) {
+        L.sum_lent += lent[d];
+        L.sum_lenb += lenb[d];
+    }
+    return L;
 }
 
 /* -- the postings corpus: 3000 articles built through the writer --------- */
@@ -801,7 +827,9 @@ Test(postings, term_bytes_match_the_format_spec) {
             for (uint32_t j = 0; j < tfb[i]; j++) u32_push(&positions, tmp[j]);
         }
         tbuf post = {0}, pos = {0};
-        spec_postings(docs, tft, tfb, positions.v, n, lent, lenb, &post, &pos);
+        /* the writer takes the impacts at the averages META records */
+        const sh_lens L = {lent, lenb, seg->ndocs, seg->sum_len_title, seg->sum_len_body};
+        spec_postings(docs, tft, tfb, positions.v, n, &L, &post, &pos);
         sh_terminfo ti;
         pc_lookup(k, &ti);
         char nm[32];
@@ -1008,12 +1036,12 @@ Test(postings, encode_matches_spec_for_wide_random_lists) {
         /* something already in the buffers: offsets are relative to the term */
         sh_buf_put(&post, "xyz", 3);
         sh_buf_put(&pos, "q", 1);
-        cr_assert_eq(
-            sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, lent, lenb, &post, &pos), 0);
+        const sh_lens L = lens_of(lent, lenb, WIDE_UNIVERSE);
+        cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, &L, &post, &pos), 0);
         tbuf sp = {0}, spos = {0};
         tb_str(&sp, "xyz");
         tb_str(&spos, "q");
-        spec_postings(l.docs, l.tft, l.tfb, l.pos.v, l.n, lent, lenb, &sp, &spos);
+        spec_postings(l.docs, l.tft, l.tfb, l.pos.v, l.n, &L, &sp, &spos);
         cr_assert_eq(post.len, sp.len, "n=%zu: postings %zu bytes, spec %zu", l.n, post.len,
                      sp.len);
         cr_assert(memcmp(post.p, sp.p, sp.len) == 0, "n=%zu: postings bytes differ", l.n);
@@ -1053,9 +1081,10 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
         tb_u32(&termidx, (uint32_t)terms.len);
         tb_u32(&termidx, (uint32_t)l[i].n);
         tb_printf(&terms, "t%d", i); /* t0 < t1 < t2 < t3 */
-        cr_assert_eq(sh_postings_encode(l[i].docs, l[i].tft, l[i].tfb, l[i].pos.v, l[i].n, lent,
-                                        lenb, &post, &pos),
-                     0);
+        const sh_lens L = lens_of(lent, lenb, ndocs);
+        cr_assert_eq(
+            sh_postings_encode(l[i].docs, l[i].tft, l[i].tfb, l[i].pos.v, l[i].n, &L, &post, &pos),
+            0);
     }
     tb_u64(&termidx, post.len);
     tb_u64(&termidx, pos.len);
@@ -1231,6 +1260,7 @@ static void rlists_make(rlists *r, uint64_t seed) {
     static uint32_t lent[RL_UNIVERSE], lenb[RL_UNIVERSE];
     for (uint32_t d = 0; d < RL_UNIVERSE; d++) lent[d] = lenb[d] = 1;
     sh_buf post = {0}, pos = {0};
+    const sh_lens L = lens_of(lent, lenb, RL_UNIVERSE);
     for (int t = 0; t < RL_N; t++) {
         make_random_plist(&r->l[t], rl_sizes[t], RL_UNIVERSE);
         sh_terminfo *ti = &r->ti[t];
@@ -1240,7 +1270,7 @@ static void rlists_make(rlists *r, uint64_t seed) {
         ti->post_off = post.len;
         ti->pos_off = pos.len;
         cr_assert_eq(sh_postings_encode(r->l[t].docs, r->l[t].tft, r->l[t].tfb, r->l[t].pos.v,
-                                        r->l[t].n, lent, lenb, &post, &pos),
+                                        r->l[t].n, &L, &post, &pos),
                      0);
         ti->post_len = post.len - ti->post_off;
         ti->pos_len = pos.len - ti->pos_off;
@@ -1421,8 +1451,8 @@ Test(postings, damaged_terms_are_reported_never_followed) {
     plist l;
     make_random_plist(&l, 300, 4096);
     sh_buf post = {0}, pos = {0};
-    cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, lent, lenb, &post, &pos),
-                 0);
+    const sh_lens lens = lens_of(lent, lenb, 4096);
+    cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, &lens, &post, &pos), 0);
     /* a clean second list in its own segment, to intersect with */
     size_t L = post.len;
     sh_terminfo ti = {.df = 300, .post_off = 0, .post_len = L, .pos_off = 0, .pos_len = pos.len};
@@ -1470,6 +1500,7 @@ Test(postings, each_kind_of_damage_names_itself) {
         tb_u32(&p, 1);
         tb_u32(&p, 1);
         tb_u32(&p, 1);
+        tb_u32(&p, 0x7F800000); /* impact: +infinity, no bound */
     }
     for (int b = 0; b < 2; b++) {
         tb_putc(&p, 0);
@@ -1479,7 +1510,7 @@ Test(postings, each_kind_of_damage_names_itself) {
     }
     tb_zeros(&pos, 256);
     sh_terminfo ti = {.df = 256, .post_len = p.len, .pos_len = pos.len};
-    const size_t B1 = 64 + 19; /* block 1 */
+    const size_t B1 = 2 * 36 + 19; /* block 1 */
     struct {
         size_t at;
         uint8_t v;
@@ -1490,7 +1521,7 @@ Test(postings, each_kind_of_damage_names_itself) {
         {B1, 33, 256, 0, "bit width"},
         {B1 + 1, 200, 256, 0, "bit width"},
         {B1 + 2, 32, 256, 0, "truncated block"}, /* wb 32: 512 bytes past the end */
-        {32, 0xF0, 256, 0, "skip record"}, /* block 1 last_doc 240, not 255 */
+        {36, 0xF0, 256, 0, "skip record"}, /* block 1 last_doc 240, not 255 */
         {0, 126, 256, 0, "skip record"},
         {B1 + 3, 0x00, 256, 1, "term frequency"}, /* docs 128 and 136: tfs 0 */
     };
@@ -1588,7 +1619,7 @@ Test(postings, an_index_of_the_old_format_is_refused_with_a_rebuild_hint) {
     segment_path(dir, path);
     size_t size;
     uint8_t *m = read_whole(path, &size);
-    cr_assert_eq(le32(m + 8), 2);
+    cr_assert_eq(le32(m + 8), 3);
     m[8] = 1;
     write_whole(path, m, size);
     free(m);
@@ -1597,7 +1628,7 @@ Test(postings, an_index_of_the_old_format_is_refused_with_a_rebuild_hint) {
     int rc = sahel_index_open(dir, &ix, &err);
     cr_assert_eq(rc, SAHEL_EVERSION, "open gave %d: %s", rc, err.msg);
     cr_assert(strstr(err.msg, "format version 1"), "%s", err.msg);
-    cr_assert(strstr(err.msg, "reads 2"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "reads 3"), "%s", err.msg);
     cr_assert(strstr(err.msg, "sahelindex build --force"), "%s", err.msg);
 }
 
@@ -2265,14 +2296,14 @@ Test(segment, golden_structure_of_a_two_article_index) {
     cr_assert_geq(size, 48);
     /* header */
     cr_assert(!memcmp(m, "SAHLSEG1", 8), "header magic");
-    cr_assert_eq(le32(m + 8), 2, "format version at offset 8");
+    cr_assert_eq(le32(m + 8), 3, "format version at offset 8");
     cr_assert_eq(le32(m + 12), 0, "flags");
     /* footer */
     const uint8_t *foot = m + size - 32;
     cr_assert(!memcmp(foot + 24, "SAHLEND1", 8), "footer magic at the end");
     uint64_t T = le64(foot);
     uint32_t n = le32(foot + 8);
-    cr_assert_eq(le32(foot + 12), 2, "footer version");
+    cr_assert_eq(le32(foot + 12), 3, "footer version");
     cr_assert_eq(n, 11, "eleven sections");
     cr_assert_eq(T + 32ull * n, size - 32, "the table ends where the footer starts");
     cr_assert_eq(T % 8, 0);
@@ -3506,4 +3537,153 @@ Test(regression, failed_commit_leaves_a_segment_file) {
     cr_expect_eq(problems.len, 0, "abandoned builds left files:%s",
                  problems.p ? (const char *)problems.p : "");
     tb_free(&problems);
+}
+
+/* ---- positions runs and sorted intersection (postings.c) --------------- */
+
+/* A run as the positions section holds it: the first position, then the
+ * differences, each LEB128 (tb_varint). */
+static void put_run(tbuf *b, const uint32_t *pos, uint32_t n) {
+    for (uint32_t k = 0; k < n; k++) tb_varint(b, k ? pos[k] - pos[k - 1] : pos[k]);
+}
+
+/* A gap of 1 to 4 bytes, or 0 (a hyphenated word's two terms share a
+ * position), so that every 8-byte window mixes lengths. */
+static uint32_t some_gap(void) {
+    switch (rng_below(8)) {
+    case 0: return 0;
+    case 1: case 2: case 3: return rng_below(128);
+    case 4: case 5: return 128 + rng_below(16384 - 128);
+    case 6: return 16384 + rng_below((1u << 21) - 16384);
+    default: return (1u << 21) + rng_below(1u << 22);
+    }
+}
+
+Test(postings, read_gaps_decodes_runs_of_every_gap_length_at_every_isa) {
+    rng_seed(0x6a9);
+    int is[3], ni = isas(is);
+    static uint32_t pos[400], got[400];
+    for (int trial = 0; trial < 600; trial++) {
+        /* mostly one- and two-byte gaps (as in text), sometimes any */
+        int mixed = trial % 3 == 0;
+        uint32_t n = rng_below(trial % 5 == 0 ? 400 : 40), last = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t g = mixed ? some_gap() : rng_below(trial % 2 ? 128 : 16384);
+            pos[k] = last += k ? g : rng_below(3000);
+        }
+        tbuf b = {0};
+        put_run(&b, pos, n);
+        size_t len = b.len;
+        /* what follows the run (another term's, another doc's) is not read
+         * as part of it; the room a caller checks is there */
+        for (uint32_t k = 0; k < 5 * n + 8; k++) tb_putc(&b, (uint8_t)rng_next());
+        for (int k = 0; k < ni; k++) {
+            sh_codec_set_isa(is[k]);
+            memset(got, 0xA5, sizeof got);
+            const uint8_t *end = sh_read_gaps(b.p, b.p + b.len, n, got);
+            cr_assert_eq(end, b.p + len, "%s, trial %d: the run of %u ends at %td, not %zu",
+                         isa_name(is[k]), trial, n, end ? end - b.p : -1, len);
+            cr_assert_arr_eq(got, pos, n * sizeof *pos, "%s, trial %d", isa_name(is[k]), trial);
+        }
+        tb_free(&b);
+    }
+    sh_codec_set_isa(-1);
+}
+
+Test(postings, read_gaps_leaves_what_no_writer_makes_to_the_checked_decoder) {
+    int is[3], ni = isas(is);
+    for (int k = 0; k < ni; k++) {
+        sh_codec_set_isa(is[k]);
+        uint32_t got[32];
+        /* a six-byte varint among short ones */
+        tbuf b = {0};
+        for (int i = 0; i < 12; i++) tb_varint(&b, 5);
+        static const uint8_t six[] = {0x81, 0x80, 0x80, 0x80, 0x80, 0x00};
+        for (size_t i = 0; i < sizeof six; i++) tb_putc(&b, six[i]);
+        for (int i = 0; i < 12; i++) tb_varint(&b, 5);
+        for (int i = 0; i < 200; i++) tb_putc(&b, 0);
+        cr_assert_null(sh_read_gaps(b.p, b.p + b.len, 25, got), "%s", isa_name(is[k]));
+        /* positions that add up past 32 bits */
+        b.len = 0;
+        for (int i = 0; i < 12; i++) tb_varint(&b, 0x7FFFFFF0u);
+        for (int i = 0; i < 100; i++) tb_putc(&b, 0);
+        cr_assert_null(sh_read_gaps(b.p, b.p + b.len, 12, got), "%s", isa_name(is[k]));
+        /* five bytes whose sum still fits: read */
+        b.len = 0;
+        tb_varint(&b, 0xFFFFFFF0u);
+        for (int i = 0; i < 15; i++) tb_varint(&b, 1);
+        for (int i = 0; i < 100; i++) tb_putc(&b, 0);
+        cr_assert_not_null(sh_read_gaps(b.p, b.p + b.len, 16, got), "%s", isa_name(is[k]));
+        cr_assert_eq(got[15], 0xFFFFFFFFu, "%s", isa_name(is[k]));
+        tb_free(&b);
+    }
+    sh_codec_set_isa(-1);
+}
+
+Test(postings, skip_varints_stops_after_the_nth_end_or_fails_at_the_input_end) {
+    rng_seed(0x5c1);
+    int is[3], ni = isas(is);
+    static size_t ends[2000];
+    for (int trial = 0; trial < 200; trial++) {
+        tbuf b = {0};
+        uint32_t count = rng_below(2000);
+        for (uint32_t k = 0; k < count; k++) {
+            tb_varint(&b, rng_below(4) ? rng_below(300) : (uint32_t)rng_next());
+            ends[k] = b.len;
+        }
+        for (int k = 0; k < ni; k++) {
+            sh_codec_set_isa(is[k]);
+            for (int probe = 0; probe < 20; probe++) {
+                uint64_t n = rng_below(count + 1);
+                const uint8_t *q = sh_skip_varints(b.p, b.p + b.len, n);
+                cr_assert_eq(q, b.p + (n ? ends[n - 1] : 0), "%s: past %llu of %u varints",
+                             isa_name(is[k]), (unsigned long long)n, count);
+            }
+            cr_assert_null(sh_skip_varints(b.p, b.p + b.len, (uint64_t)count + 1), "%s",
+                           isa_name(is[k]));
+        }
+        tb_free(&b);
+    }
+    sh_codec_set_isa(-1);
+}
+
+/* A strictly ascending array of n values, about one in `every` taken. */
+static void ascending(uint32_t *v, uint32_t n, uint32_t every) {
+    uint32_t x = rng_below(every);
+    for (uint32_t k = 0; k < n; k++) {
+        v[k] = x;
+        x += 1 + rng_below(2 * every);
+    }
+}
+
+Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
+    rng_seed(0x1a7);
+    int is[3], ni = isas(is);
+    static uint32_t a[300], b[300], want[300], got[300 + 4 + 1];
+    static const uint32_t every[] = {1, 2, 4, 16, 200};
+    for (int trial = 0; trial < 3000; trial++) {
+        uint32_t na = rng_below(trial % 4 ? 140 : 300), nb = rng_below(trial % 4 ? 140 : 300);
+        ascending(a, na, every[rng_below(5)]);
+        ascending(b, nb, every[rng_below(5)]);
+        size_t nw = 0;
+        for (uint32_t i = 0, j = 0; i < na && j < nb;) {
+            if (a[i] == b[j]) want[nw++] = a[i];
+            uint32_t x = a[i], y = b[j];
+            i += x <= y;
+            j += y <= x;
+        }
+        size_t room = SH_MIN(na, nb) + 4;
+        for (int k = 0; k < ni; k++) {
+            sh_codec_set_isa(is[k]);
+            got[room] = 0xC0FFEE;
+            size_t n = sh_intersect_sorted(a, na, b, nb, got);
+            cr_assert_eq(n, nw, "%s, trial %d: %zu shared, want %zu", isa_name(is[k]), trial, n,
+                         nw);
+            cr_assert_arr_eq(got, want, nw * sizeof *want, "%s, trial %d", isa_name(is[k]),
+                             trial);
+            cr_assert_eq(got[room], 0xC0FFEE, "%s: stored past min(na, nb) + 4",
+                         isa_name(is[k]));
+        }
+    }
+    sh_codec_set_isa(-1);
 }

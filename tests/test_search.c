@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "index/index.h"
 #include "sahel.h"
 
 #define NDOCS 4000
@@ -368,6 +369,358 @@ Test(search, phrase_in_long_documents_counts_every_occurrence) {
         cr_assert_eq(n, 6, "\"beta alpha\": %zu hits", n); /* words 300, 301 of every doc */
     }
     for (size_t i = 0; i < 5; i++) cr_assert(fast[i].score == all[i].score);
+    sahel_index_close(ix);
+    rm_rf(dir);
+}
+
+/* ---- conjunctions of dense lists, phrases against a brute-force count --- */
+
+/* A corpus of controlled words: w0..w3 in a doc's title and body with the
+ * probabilities below, independently, among 2 to 40 filler words, so that
+ * a conjunction's lists share a block's docs by the dozen (the candidates
+ * of one window) and a field-restricted term holds docs outside its field.
+ * Written in two segments, with every 5th article deleted. */
+static const double DENSE_P[4] = {0.5, 0.3, 0.25, 0.04};
+
+static void build_dense(const char *dir, uint32_t ndocs) {
+    rm_rf(dir);
+    rng r = {4242};
+    static char title[256], body[1024];
+    for (int part = 0; part < 2; part++) {
+        sahel_writer *w = writer(dir, part > 0);
+        for (uint32_t d = part * ndocs / 2; d < (part + 1) * ndocs / 2; d++) {
+            char *f[2] = {title, body};
+            for (int k = 0; k < 2; k++) {
+                size_t len = 0;
+                uint32_t nfill = 2 + rng_below(&r, k ? 39 : 5);
+                for (uint32_t i = 0; i < nfill; i++)
+                    len += (size_t)sprintf(f[k] + len, "%s%s%s", len ? " " : "",
+                                           SYLL[rng_below(&r, 16)], SYLL[rng_below(&r, 16)]);
+                for (int t = 0; t < 4; t++)
+                    if (rng_unit(&r) < DENSE_P[t] / (k ? 1 : 3))
+                        len += (size_t)sprintf(f[k] + len, " w%dx", t);
+            }
+            add_doc(w, d, title, body);
+        }
+        commit(w);
+    }
+    sahel_writer *w = writer(dir, 1);
+    for (uint32_t d = 3; d < ndocs; d += 5) {
+        char ids[16];
+        snprintf(ids, sizeof ids, "d%u", d);
+        sahel_error err = {0};
+        cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "%s", err.msg);
+    }
+    commit(w);
+}
+
+Test(search, conjunction_of_dense_lists_gives_the_generic_hits) {
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-dense-and", SAHEL_TEST_TMP);
+    build_dense(dir, 6000);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    static const char *const Q[] = {
+        "w0x AND w1x",         "w1x AND w0x AND w2x", "w3x AND w0x",
+        "title:w0x AND w1x",   "w0x AND body:w2x",    "title:w1x AND title:w0x",
+        "+w0x +w1x +w2x +w3x", "w2x AND w2x",
+    };
+    static const size_t K[] = {1, 3, 10, 64};
+    static const double B[] = {0.75, 0, 1.0};
+    static hit fast[64], all[64];
+    for (size_t q = 0; q < sizeof Q / sizeof *Q; q++)
+        for (size_t k = 0; k < 4; k++)
+            for (size_t bi = 0; bi < 3; bi++) {
+                sahel_search_opts o = {.k = K[k], .b = B[bi]};
+                uint64_t tf, ta;
+                int ef, ea;
+                size_t nf = search(ix, Q[q], &o, fast, 64, &tf, &ef);
+                o.count_all = 1;
+                size_t na = search(ix, Q[q], &o, all, 64, &ta, &ea);
+                cr_assert_eq(nf, na, "%s (k %zu): %zu hits, the generic path %zu", Q[q], o.k,
+                             nf, na);
+                for (size_t h = 0; h < nf; h++) {
+                    cr_assert_str_eq(fast[h].id, all[h].id, "%s (k %zu, b %g): hit %zu", Q[q],
+                                     o.k, o.b, h);
+                    cr_assert(fast[h].score == all[h].score,
+                              "%s (k %zu): hit %zu scores %.17g, not %.17g", Q[q], o.k, h,
+                              fast[h].score, all[h].score);
+                    uint32_t d = (uint32_t)strtoul(fast[h].id + 1, NULL, 10);
+                    cr_assert_neq(d % 5, 3, "%s: deleted article %s returned", Q[q], fast[h].id);
+                }
+                if (ef)
+                    cr_assert_eq(tf, ta, "%s: exact total %llu, count_all says %llu", Q[q],
+                                 (unsigned long long)tf, (unsigned long long)ta);
+            }
+    sahel_index_close(ix);
+    rm_rf(dir);
+}
+
+/* Two-word phrases on bodies of 3 words drawn with a doc's own odds, from
+ * a few words to 40000 (position gaps of one, two and three bytes, runs
+ * of 1 to thousands of positions, a word repeated: "aa aa aa"), and
+ * titles of the same words: each hit's phrase frequencies, read from its
+ * explanation, against a count over the words as written, and every doc
+ * with a count above 0 found. */
+static const char *const PW[3] = {"aax", "bbx", "ccx"};
+
+static uint32_t count_bigram(const uint8_t *tok, uint32_t n, int x, int y) {
+    uint32_t c = 0;
+    for (uint32_t i = 0; i + 1 < n; i++) c += tok[i] == x && tok[i + 1] == y;
+    return c;
+}
+
+/* The "title tf" and "body tf" of a phrase's explanation line. */
+static void explained_tfs(const char *text, uint32_t *t, uint32_t *b) {
+    const char *pt = strstr(text, "title tf "), *pb = strstr(text, "body tf ");
+    cr_assert(pt && pb, "no tfs in: %s", text);
+    *t = (uint32_t)strtoul(pt + 9, NULL, 10);
+    *b = (uint32_t)strtoul(pb + 8, NULL, 10);
+}
+
+Test(search, phrase_frequencies_match_a_count_over_the_words) {
+    enum { NPD = 48, MAXLEN = 40000 };
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-phrase-count", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    rng r = {2718};
+    static uint8_t btok[NPD][MAXLEN], ttok[NPD][8];
+    static uint32_t blen[NPD], tlen[NPD];
+    char *body = malloc((size_t)MAXLEN * 4 + 1);
+    cr_assert(body);
+    sahel_writer *w = writer(dir, 0);
+    for (uint32_t d = 0; d < NPD; d++) {
+        static const uint32_t LEN[] = {3, 50, 700, 5000, MAXLEN};
+        static const double SPARSE[] = {0, 0.9, 0.99, 0.9995};
+        blen[d] = 1 + rng_below(&r, LEN[d % 5]);
+        double sparse = SPARSE[d % 4]; /* the odds of "zz", not a phrase word */
+        size_t len = 0;
+        for (uint32_t i = 0; i < blen[d]; i++) {
+            int t = rng_unit(&r) < sparse ? 3 : (int)rng_below(&r, 3);
+            btok[d][i] = (uint8_t)t;
+            len += (size_t)sprintf(body + len, "%s%s", i ? " " : "", t == 3 ? "zz" : PW[t]);
+        }
+        char title[64];
+        size_t tl = 0;
+        tlen[d] = rng_below(&r, 7);
+        for (uint32_t i = 0; i < tlen[d]; i++) {
+            ttok[d][i] = (uint8_t)rng_below(&r, 3);
+            tl += (size_t)sprintf(title + tl, "%s%s", i ? " " : "", PW[ttok[d][i]]);
+        }
+        title[tl] = '\0';
+        add_doc(w, d, title, body);
+    }
+    commit(w);
+    free(body);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    for (int x = 0; x < 3; x++)
+        for (int y = 0; y < 3; y++)
+            for (int ca = 0; ca < 2; ca++) {
+                char q[32];
+                snprintf(q, sizeof q, "\"%s %s\"", PW[x], PW[y]);
+                sahel_search_opts o = {.k = NPD, .count_all = ca, .explain = 1};
+                sahel_hits *hits = NULL;
+                cr_assert_eq(sahel_search(ix, q, strlen(q), &o, &hits, &err), 0, "%s", err.msg);
+                size_t n = sahel_hits_count(hits), want = 0;
+                for (uint32_t d = 0; d < NPD; d++)
+                    want += count_bigram(btok[d], blen[d], x, y) +
+                                count_bigram(ttok[d], tlen[d], x, y) >
+                            0;
+                cr_assert_eq(n, want, "%s: %zu hits, %zu docs hold it", q, n, want);
+                for (size_t i = 0; i < n; i++) {
+                    const char *id, *text;
+                    size_t len;
+                    cr_assert_eq(sahel_hits_id(hits, i, &id, &len, NULL, &err), 0, "%s", err.msg);
+                    cr_assert_eq(sahel_hits_explain(hits, i, &text, &err), 0, "%s", err.msg);
+                    uint32_t d = (uint32_t)strtoul(id + 1, NULL, 10), pt, pb;
+                    explained_tfs(text, &pt, &pb);
+                    cr_assert_eq(pb, count_bigram(btok[d], blen[d], x, y), "%s in d%u's body", q,
+                                 d);
+                    cr_assert_eq(pt, count_bigram(ttok[d], tlen[d], x, y), "%s in d%u's title", q,
+                                 d);
+                }
+                sahel_hits_free(hits);
+            }
+    sahel_index_close(ix);
+    rm_rf(dir);
+}
+
+/* ==== block impacts ======================================================
+ * Each skip record holds its block's impact (postings.c): the largest x of
+ * its docs at b = 0.75, title weight 3 and the segment's own average
+ * lengths, which the ranked-OR and conjunction loops scale to the index's
+ * averages and the query's weight to skip whole blocks.  Checked here: the
+ * impact bounds every doc of its block (and is that max, not something
+ * looser), under other averages and weights once scaled, in segments the
+ * writer made and in the one a merge made; and the fast loops still give
+ * the generic hits with a title weight above 3 (the weight's scale above
+ * 1) over segments whose averages differ from the index's. */
+
+/* bm25's x of a doc (search.c), at b = 0.75. */
+static double impact_x(uint32_t tft, uint32_t tfb, uint32_t lent, uint32_t lenb, double w,
+                       double avgt, double avgb) {
+    double x = 0;
+    if (tft) x += w * tft / (0.25 + 0.75 / avgt * lent);
+    if (tfb) x += tfb / (0.25 + 0.75 / avgb * lenb);
+    return x;
+}
+
+/* Every block of every term of more than one block in every segment of
+ * ix; returns how many blocks were checked. */
+static size_t check_impacts(const sahel_index *ix) {
+    size_t nchecked = 0;
+    /* other averages and a heavier title: the impact, scaled, still bounds */
+    const double W2 = 7.5, GROW = 1.37;
+    for (size_t si = 0; si < ix->nsegs; si++) {
+        const sh_segment *seg = &ix->segs[si];
+        double at = sh_impact_avg(seg->sum_len_title, seg->ndocs);
+        double ab = sh_impact_avg(seg->sum_len_body, seg->ndocs);
+        for (uint32_t t = 0; t < seg->nterms; t++) {
+            const char *term;
+            size_t len;
+            sh_terminfo ti;
+            sahel_error err = {0};
+            cr_assert_eq(sh_segment_term(seg, t, &term, &len, &ti, &err), 0, "%s", err.msg);
+            if (ti.df <= SH_BLOCK) continue;
+            sh_postings pc;
+            cr_assert_eq(sh_postings_init(&pc, seg, &ti, &err), 0, "%s", err.msg);
+            cr_assert_eq(sh_postings_next(&pc), 0, "%s", err.msg);
+            while (pc.doc != SH_NO_DOC) {
+                uint32_t blk = pc.block;
+                double mx = 0, mx2 = 0;
+                while (pc.doc != SH_NO_DOC && pc.block == blk) {
+                    uint32_t d = pc.doc, tft = sh_postings_tft(&pc), tfb = sh_postings_tfb(&pc);
+                    uint32_t lt = sh_segment_len_title(seg, d), lb = sh_segment_len_body(seg, d);
+                    mx = fmax(mx, impact_x(tft, tfb, lt, lb, 3.0, at, ab));
+                    mx2 = fmax(mx2, impact_x(tft, tfb, lt, lb, W2, at * GROW, ab));
+                    cr_assert_eq(sh_postings_next(&pc), 0, "%s", err.msg);
+                }
+                double imp = sh_postings_impact(pc.skip + (size_t)blk * SH_SKIPREC);
+                cr_assert(mx > 0 && mx <= imp, "%.*s block %u: x %.17g above its impact %.17g",
+                          (int)len, term, blk, mx, imp);
+                cr_assert(imp <= mx * (1 + 2e-6), "%.*s block %u: impact %.17g, max x %.17g",
+                          (int)len, term, blk, imp, mx);
+                cr_assert(mx2 <= imp * (W2 / 3.0) * GROW,
+                          "%.*s block %u: scaled impact below x %.17g", (int)len, term, blk, mx2);
+                nchecked++;
+            }
+        }
+    }
+    return nchecked;
+}
+
+/* The fast loops against the generic path for the query families at
+ * title weight w (b left at its default 0.75, where impacts apply). */
+static void fast_equals_generic(sahel_index *ix, const corpus *c, double w, uint64_t seed) {
+    rng r = {seed};
+    static hit fast[64], all[64];
+    for (int fam = 0; fam < FAM_COUNT; fam++)
+        for (int i = 0; i < NQUERIES / 2; i++) {
+            char q[256];
+            gen_query(c, &r, fam, q, sizeof q);
+            sahel_search_opts o = {.k = rng_below(&r, 2) ? 10 : 3, .title_weight = w};
+            uint64_t tf, ta;
+            int ef, ea;
+            size_t nf = search(ix, q, &o, fast, 64, &tf, &ef);
+            o.count_all = 1;
+            size_t na = search(ix, q, &o, all, 64, &ta, &ea);
+            cr_assert_eq(nf, na, "%s (w %g): %zu hits, %zu from the generic path", q, w, nf, na);
+            for (size_t h = 0; h < nf; h++) {
+                cr_assert_str_eq(fast[h].id, all[h].id, "%s (w %g): hit %zu", q, w, h);
+                cr_assert(fast[h].score == all[h].score, "%s (w %g): hit %zu scores %.17g, %.17g",
+                          q, w, h, fast[h].score, all[h].score);
+            }
+        }
+}
+
+Test(search, block_impacts_bound_their_blocks_before_and_after_a_merge) {
+    static corpus c;
+    corpus_make(&c, 20251123);
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-impacts", SAHEL_TEST_TMP);
+    static uint8_t dead[NDOCS];
+    build(&c, dir, dead);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    cr_assert_geq(ix->nsegs, 2);
+    cr_assert_gt(check_impacts(ix), 100, "too few blocks to say anything");
+    fast_equals_generic(ix, &c, 6.0, 91);
+    fast_equals_generic(ix, &c, 0, 92);
+    sahel_index_close(ix);
+
+    sahel_writer *w = writer(dir, 1);
+    cr_assert_eq(sahel_writer_optimize(w, &err), 0, "%s", err.msg);
+    commit(w);
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    cr_assert_eq(ix->nsegs, 1, "the merge left %zu segments", ix->nsegs);
+    cr_assert_gt(check_impacts(ix), 100);
+    fast_equals_generic(ix, &c, 4.5, 93);
+    sahel_index_close(ix);
+    rm_rf(dir);
+    corpus_free(&c);
+}
+
+/* A segment past SH_LENS_CACHED docs (search.c): the ranked-OR loop tries
+ * each candidate's tfs over its block's smallest lengths before its own
+ * lengths, and must still give the generic hits.  Short articles over a
+ * small vocabulary, so that words span many blocks, some with long
+ * titles and bodies (weak tfs) and some short (strong). */
+#define BIG_NDOCS 140000u
+Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hits) {
+    static const char *const V[] = {"alpha", "bravo", "delta", "echo", "golf", "hotel",
+                                    "india", "kilo", "lima", "mike", "oscar", "papa"};
+    enum { NV = sizeof V / sizeof V[0] };
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-big", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    sahel_writer *w = writer(dir, 0);
+    rng r = {4242};
+    for (uint32_t d = 0; d < BIG_NDOCS; d++) {
+        char title[64], body[256];
+        size_t tl = 0, bl = 0;
+        uint32_t nt = 1 + rng_below(&r, 3), nb = rng_below(&r, 4) ? 2 + rng_below(&r, 6)
+                                                                   : 20 + rng_below(&r, 10);
+        for (uint32_t i = 0; i < nt; i++)
+            tl += (size_t)snprintf(title + tl, sizeof title - tl, "%s ",
+                                   V[rng_below(&r, 1 + rng_below(&r, NV))]);
+        for (uint32_t i = 0; i < nb; i++)
+            bl += (size_t)snprintf(body + bl, sizeof body - bl, "%s ",
+                                   V[rng_below(&r, 1 + rng_below(&r, NV))]);
+        add_doc(w, d, title, body);
+    }
+    commit(w);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    static hit fast[64], all[64];
+    for (int i = 0; i < 40; i++) {
+        char q[128];
+        size_t len = 0;
+        uint32_t nw = 1 + (uint32_t)i % 3;
+        for (uint32_t j = 0; j < nw; j++)
+            len += (size_t)snprintf(q + len, sizeof q - len, "%s%s", j ? " " : "",
+                                    V[rng_below(&r, NV)]);
+        sahel_search_opts o = {.k = 10, .title_weight = i % 4 == 3 ? 5.0 : 0};
+        uint64_t tf, ta;
+        int ef, ea;
+        size_t nf = search(ix, q, &o, fast, 64, &tf, &ef);
+        o.count_all = 1;
+        size_t na = search(ix, q, &o, all, 64, &ta, &ea);
+        cr_assert_eq(nf, na, "%s: %zu hits, %zu from the generic path", q, nf, na);
+        for (size_t h = 0; h < nf; h++) {
+            cr_assert_str_eq(fast[h].id, all[h].id, "%s: hit %zu", q, h);
+            cr_assert(fast[h].score == all[h].score, "%s: hit %zu scores %.17g, %.17g", q, h,
+                      fast[h].score, all[h].score);
+        }
+    }
     sahel_index_close(ix);
     rm_rf(dir);
 }

@@ -43,30 +43,46 @@ enum {
 
 #define SH_SEG_MAGIC "SAHLSEG1"
 #define SH_SEG_END_MAGIC "SAHLEND1"
-#define SH_SEG_VERSION 2u /* 2: eight-lane bit packing (postings.c) */
+#define SH_SEG_VERSION 3u /* 2: eight-lane bit packing; 3: block impacts (postings.c) */
 #define SH_SEG_HEADER 16u
 #define SH_SEG_FOOTER 32u
 #define SH_SEC_ENTRY 32u
 #define SH_TERMREC 24u  /* u64 post_off, u64 pos_off, u32 str_off, u32 df */
-#define SH_SKIPREC 32u  /* see postings.c */
+#define SH_SKIPREC 36u  /* see postings.c */
 #define SH_STOREREC 16u /* u64 offset, u32 first_doc, u32 reserved */
 
 /* ---- postings.c --------------------------------------------------------- */
 
+/* The segment's field lengths, for block metadata: per doc (indexed by
+ * doc id) and their sums over its ndocs docs, as META records them (the
+ * block impacts are taken at the segment's average lengths). */
+typedef struct sh_lens {
+    const uint32_t *lent, *lenb;
+    uint32_t ndocs;
+    uint64_t sum_lent, sum_lenb;
+} sh_lens;
+
+/* Block impacts (postings.c): the largest BM25F x of a block's docs at
+ * b = SH_IMPACT_B, title weight SH_IMPACT_WT and the segment's average
+ * lengths (sh_impact_avg of the sums and ndocs). */
+#define SH_IMPACT_B 0.75
+#define SH_IMPACT_WT 3.0
+static inline double sh_impact_avg(uint64_t sum, uint32_t ndocs) {
+    return ndocs && sum ? (double)sum / ndocs : 1.0;
+}
+
 /* Encode one term's postings (docs ascending) into `post` and `pos`.
  * tft/tfb: per-doc frequency in title / body; positions: for each doc its
  * tft title positions then its tfb body positions, each run ascending.
- * lent/lenb: per-segment field lengths (indexed by doc), for block
- * metadata. */
+ * lens: the segment's field lengths, for block metadata. */
 int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
-                       const uint32_t *positions, size_t n, const uint32_t *lent,
-                       const uint32_t *lenb, sh_buf *post, sh_buf *pos);
+                       const uint32_t *positions, size_t n, const sh_lens *lens, sh_buf *post,
+                       sh_buf *pos);
 /* The same with each doc's positions given as its encoded bytes (from a
  * segment, sh_postings_position_span): a merge copies them. */
 int sh_postings_encode_spans(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
                              const uint8_t *const *span, const uint32_t *span_len, size_t n,
-                             const uint32_t *lent, const uint32_t *lenb, sh_buf *post,
-                             sh_buf *pos);
+                             const sh_lens *lens, sh_buf *post, sh_buf *pos);
 
 /* Bit packing of one block of exactly 128 values of `width` (0..32) bits
  * in the eight-lane layout of postings.c: SH_PACKED_BYTES(width) bytes,
@@ -205,6 +221,16 @@ static inline uint32_t sh_postings_tfb(const sh_postings *pc) {
 /* Positions of the current doc: title ones into t[0..tft), body into
  * b[0..tfb) (callers size the arrays from the tfs). */
 int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b);
+/* A run of n positions as the positions section holds them (LEB128
+ * varints: the first absolute, then differences) into out[0, n), when
+ * the run cannot pass end at 5 bytes a varint (end - p >= 5n): the end of
+ * the run, or NULL for a varint longer than 5 bytes or a position beyond
+ * 32 bits (a caller's checked decoder then judges the run). */
+const uint8_t *sh_read_gaps(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out);
+/* Step over n LEB128 varints in [p, end): each ends at its one byte
+ * below 0x80, so the ends are counted, many bytes at a time, and nothing
+ * is decoded.  Where they end, or NULL when the input ends first. */
+const uint8_t *sh_skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n);
 /* The current doc's positions as they are encoded: *p points into the
  * segment, *len bytes, checked to hold tft + tfb varints inside the term's
  * positions (their values are not decoded). */
@@ -220,10 +246,13 @@ int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len);
  * it (before that, block_last is SH_NO_DOC and the bound is empty). */
 typedef struct sh_block_bound {
     uint32_t max_tft, max_tfb, min_lent, min_lenb;
+    double max_x; /* the block impact (postings.c); HUGE_VAL: none known */
 } sh_block_bound;
 uint32_t sh_postings_find_block(const sh_postings *pc, uint32_t from, uint32_t target);
 uint32_t sh_postings_block_last(const sh_postings *pc, uint32_t blk);
 void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound *out);
+/* The block impact of skip record rec (HUGE_VAL when it is damaged). */
+double sh_postings_impact(const uint8_t *rec);
 
 /* The docs two cursors' lists share, a block at a time (SIMD compares,
  * whole blocks skipped): appends them ascending to out, at most cap, and
@@ -236,6 +265,12 @@ void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound
 #define SH_POSTINGS_AND_ROOM (SH_BLOCK + 4)
 int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t cap,
                           size_t *nout);
+/* The values two strictly ascending arrays share, into out ascending (the
+ * SIMD compares sh_postings_intersect runs on a block); returns how many.
+ * out needs min(na, nb) + 4 slots: the SIMD paths store four at a time
+ * past the last match. */
+size_t sh_intersect_sorted(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+                           uint32_t *out);
 
 /* ---- segment.c ---------------------------------------------------------- */
 

@@ -56,6 +56,9 @@ typedef struct merger {
     /* per output doc */
     uint32_t *lent, *lenb;
     uint32_t *src_of, *loc_of;
+    /* the lengths with their sums, the ones META will record: the block
+     * impacts are taken at the merged segment's averages */
+    sh_lens lens;
     /* parts in flight; a term needing over sh_merge_big_term bytes is
      * merged by one part at a time (big_busy), so that parts add up to
      * what one merge holds plus small terms */
@@ -334,7 +337,7 @@ static int merge_terms(part *p) {
         if ((rc = sh_spill_put(&p->termidx, trec, sizeof trec, &p->err)) ||
             (rc = sh_spill_put(&p->terms, t, tlen, &p->err)))
             goto out;
-        rc = sh_postings_encode_spans(d, tf1, tf2, sp, sl, p->nent, m->lent, m->lenb, &post, &pbuf);
+        rc = sh_postings_encode_spans(d, tf1, tf2, sp, sl, p->nent, &m->lens, &post, &pbuf);
         if (rc == SAHEL_ENOMEM) {
             rc = sh_err(&p->err, rc, "out of memory merging segments");
             goto out;
@@ -787,6 +790,11 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         if (src[i].seg->map) madvise(src[i].seg->map, src[i].seg->size, MADV_RANDOM);
     }
     if ((rc = map_docs(&m))) goto out;
+    m.lens = (sh_lens){m.lent, m.lenb, m.ndocs, 0, 0};
+    for (uint32_t d = 0; d < m.ndocs; d++) {
+        m.lens.sum_lent += m.lent[d];
+        m.lens.sum_lenb += m.lenb[d];
+    }
     const char *bound[MAX_PARTS];
     size_t blen[MAX_PARTS];
     size_t want = SH_MIN(threads ? (size_t)threads : 1, (size_t)MAX_PARTS);

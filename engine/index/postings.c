@@ -16,6 +16,19 @@
  *                    u32 min_lenb   smallest body length of its docs
  *                  (the last four bound any BM25F score in the block,
  *                  whatever the weights: the block-max bound)
+ *                    f32 max_x      the block impact: the largest BM25F
+ *                                   x of its docs (search.c) at b = 0.75,
+ *                                   title weight 3 and the segment's
+ *                                   average lengths (META sums / ndocs),
+ *                                   raised by 1e-6 and rounded up to an
+ *                                   IEEE binary32, stored as its u32 bits
+ *                  (format version 3: records of 36 bytes).  max_x bounds
+ *                  the x of any doc of the block under other averages
+ *                  and title weights too, once scaled by max(1, a / a0)
+ *                  per field and max(1, w / 3): a norm 1 - b + b * len / a
+ *                  shrinks by at most a0 / a when a grows from a0.  It is
+ *                  tight where the four above are not: they may come
+ *                  from four different docs, max_x comes from one.
  *   blocks         nblocks = ceil(df / 128); block j holds docs
  *                  [128j, min(128(j+1), df)).  A block of 128 docs is
  *                  bit-packed:
@@ -42,7 +55,12 @@
  * its tft title positions then its tfb body positions, each run as LEB128
  * varints: the first absolute, the others as differences (>= 0: after
  * stemming, a hyphenated whole and its first part may share a term and a
- * position).
+ * position).  Phrase matching reads runs through sh_read_gaps (eight
+ * bytes at a time where every gap in them takes one or two bytes: a
+ * shuffle and a prefix sum, not a byte at a time) and steps over the
+ * runs of docs it does not need with sh_skip_varints (the varints' last
+ * bytes counted, 32 bytes at a time with AVX2); both give what a plain
+ * LEB128 reader would, or report a run it would not accept.
  *
  * The cursor decodes a block's doc ids when it enters the block, and its
  * tfs only when they are first asked for (most blocks an intersection or
@@ -62,6 +80,8 @@
  * decode, which cannot return an error, reads as tfs of 0 and is reported
  * by the cursor's next call.
  */
+#include <math.h>
+
 #include "index.h"
 
 /* The SIMD routines carry their own target attributes and are chosen at
@@ -69,6 +89,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SH_X86 1
 #include <immintrin.h>
+#include <pthread.h>
 #else
 #define SH_X86 0
 #endif
@@ -368,10 +389,26 @@ void sh_bitunpack128_docs(const uint8_t *in, unsigned width, uint32_t prev, uint
 /* Positions come either as numbers (positions) or, for a merge, as each
  * doc's bytes already encoded (span, span_len): a doc's run does not
  * depend on its number, so it is copied as it is. */
+/* The block impact as stored: x raised by a margin far above the rounding
+ * of the sums that make it, then rounded up to a binary32. */
+static uint32_t impact_bits(double x) {
+    double up = x * (1 + 1e-6);
+    float f = (float)up;
+    if ((double)f < up) f = nextafterf(f, HUGE_VALF);
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
 static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
                   const uint32_t *positions, const uint8_t *const *span,
-                  const uint32_t *span_len, size_t n, const uint32_t *lent, const uint32_t *lenb,
-                  sh_buf *post, sh_buf *pos) {
+                  const uint32_t *span_len, size_t n, const sh_lens *lens, sh_buf *post,
+                  sh_buf *pos) {
+    const uint32_t *lent = lens->lent, *lenb = lens->lenb;
+    /* bm25's norms (search.c) at the impact's reference b and averages */
+    const double n0 = 1 - SH_IMPACT_B;
+    const double nt = SH_IMPACT_B / sh_impact_avg(lens->sum_lent, lens->ndocs);
+    const double nb = SH_IMPACT_B / sh_impact_avg(lens->sum_lenb, lens->ndocs);
     size_t nblocks = (n + SH_BLOCK - 1) / SH_BLOCK;
     size_t skip_at = post->len;
     if (nblocks > 1 && sh_buf_reserve(post, nblocks * SH_SKIPREC)) return SAHEL_ENOMEM;
@@ -388,6 +425,7 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
         size_t first = blk * SH_BLOCK;
         size_t cnt = SH_MIN((size_t)SH_BLOCK, n - first);
         uint32_t max_tft = 0, max_tfb = 0, min_lent = UINT32_MAX, min_lenb = UINT32_MAX;
+        double max_x = 0;
         size_t block_off = post->len - data_at;
         size_t block_pos = pos->len - pos_at;
         for (size_t i = 0; i < cnt; i++) {
@@ -398,6 +436,10 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
             max_tfb = SH_MAX(max_tfb, tfb[first + i]);
             min_lent = SH_MIN(min_lent, lent[d]);
             min_lenb = SH_MIN(min_lenb, lenb[d]);
+            double x = 0;
+            if (tft[first + i]) x += SH_IMPACT_WT * tft[first + i] / (n0 + nt * lent[d]);
+            if (tfb[first + i]) x += tfb[first + i] / (n0 + nb * lenb[d]);
+            max_x = SH_MAX(max_x, x);
         }
         if (cnt == SH_BLOCK) {
             const uint32_t *arr[3] = {gaps, tft + first, tfb + first};
@@ -444,6 +486,7 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
             sh_store_u32(rec + 20, max_tfb);
             sh_store_u32(rec + 24, min_lent);
             sh_store_u32(rec + 28, min_lenb);
+            sh_store_u32(rec + 32, impact_bits(max_x));
             if (post->len - data_at > UINT32_MAX) return SAHEL_ETOOBIG;
         }
     }
@@ -451,16 +494,15 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
 }
 
 int sh_postings_encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
-                       const uint32_t *positions, size_t n, const uint32_t *lent,
-                       const uint32_t *lenb, sh_buf *post, sh_buf *pos) {
-    return encode(docs, tft, tfb, positions, NULL, NULL, n, lent, lenb, post, pos);
+                       const uint32_t *positions, size_t n, const sh_lens *lens, sh_buf *post,
+                       sh_buf *pos) {
+    return encode(docs, tft, tfb, positions, NULL, NULL, n, lens, post, pos);
 }
 
 int sh_postings_encode_spans(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
                              const uint8_t *const *span, const uint32_t *span_len, size_t n,
-                             const uint32_t *lent, const uint32_t *lenb, sh_buf *post,
-                             sh_buf *pos) {
-    return encode(docs, tft, tfb, NULL, span, span_len, n, lent, lenb, post, pos);
+                             const sh_lens *lens, sh_buf *post, sh_buf *pos) {
+    return encode(docs, tft, tfb, NULL, span, span_len, n, lens, post, pos);
 }
 
 /* ---- cursor ------------------------------------------------------------- */
@@ -760,6 +802,15 @@ uint32_t sh_postings_block_last(const sh_postings *pc, uint32_t blk) {
     return pc->n ? pc->docs[pc->n - 1] : SH_NO_DOC;
 }
 
+double sh_postings_impact(const uint8_t *rec) {
+    uint32_t u = sh_load_u32(rec + 32);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    /* damage (negative, NaN) reads as no bound at all: never a wrong skip
+     * that a NaN in a comparison might make */
+    return f >= 0 ? (double)f : HUGE_VAL;
+}
+
 void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound *out) {
     if (pc->skip && blk < pc->nblocks) {
         const uint8_t *r = pc->skip + (size_t)blk * SH_SKIPREC;
@@ -767,9 +818,11 @@ void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound
         out->max_tfb = sh_load_u32(r + 20);
         out->min_lent = sh_load_u32(r + 24);
         out->min_lenb = sh_load_u32(r + 28);
+        out->max_x = sh_postings_impact(r);
         return;
     }
-    /* a single block, decoded whole when loaded: scanned */
+    /* a single block, decoded whole when loaded: scanned (no impact) */
+    out->max_x = HUGE_VAL;
     out->max_tft = out->max_tfb = 0;
     out->min_lent = out->min_lenb = UINT32_MAX;
     if (pc->skip || blk != 0 || !pc->tf_ready) return;
@@ -889,8 +942,8 @@ __attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t
 }
 #endif
 
-static size_t and_arrays(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
-                         uint32_t *out) {
+size_t sh_intersect_sorted(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
+                           uint32_t *out) {
 #if SH_X86
     int isa = isa_now();
     if (isa == SH_ISA_AVX2) return and_avx2(A, na, B, nb, out);
@@ -925,7 +978,8 @@ int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t 
             rc = sh_postings_advance(b, a->doc);
         } else {
             if (cap - k < SH_POSTINGS_AND_ROOM) break;
-            k += and_arrays(a->docs + a->i, a->n - a->i, b->docs + b->i, b->n - b->i, out + k);
+            k += sh_intersect_sorted(a->docs + a->i, a->n - a->i, b->docs + b->i, b->n - b->i,
+                                     out + k);
             uint32_t l = SH_MIN(la, lb);
             if (!(rc = move_past(a, l))) rc = move_past(b, l);
         }
@@ -933,6 +987,169 @@ int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t 
     }
     *nout = k;
     return rc;
+}
+
+/* ---- runs of position gaps --------------------------------------------- */
+
+/* One gap: *acc advanced by it, *pp moved past it; 0, or -1 for a varint
+ * longer than 5 bytes.  The length of a one- or two-byte gap (every gap
+ * of a document under 16384 words) is taken from its first byte's top
+ * bit, not branched on. */
+static inline int gap_step(const uint8_t **pp, uint64_t *acc) {
+    const uint8_t *p = *pp;
+    uint32_t w = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+    uint32_t two = (w >> 7) & 1;
+    if (SH_UNLIKELY(two & (w >> 15))) { /* three bytes or more */
+        uint64_t v = (w & 0x7f) | ((w >> 8) & 0x7f) << 7;
+        unsigned len = 2;
+        for (;;) {
+            uint64_t c = p[len];
+            v |= (c & 0x7f) << (7 * len);
+            len++;
+            if (c < 0x80) break;
+            if (len == 5) return -1;
+        }
+        *acc += v;
+        *pp = p + len;
+        return 0;
+    }
+    *acc += (w & 0x7f) | (((w >> 8) & 0x7f) << 7 & (0u - two));
+    *pp = p + 1 + two;
+    return 0;
+}
+
+static const uint8_t *gaps_scalar(const uint8_t *p, uint32_t n, uint32_t *out, uint64_t acc) {
+    for (uint32_t k = 0; k < n; k++) {
+        if (gap_step(&p, &acc)) return NULL;
+        out[k] = (uint32_t)acc;
+    }
+    return acc > UINT32_MAX ? NULL : p;
+}
+
+#if SH_X86
+/* Row m, for the stop bytes m (bit i: byte i of 8 is below 0x80, the end
+ * of a varint) of 8 bytes that hold varints of one or two bytes only:
+ * the pshufb control that puts varint j's bytes in 16-bit lane j (0x80:
+ * a zero byte).  Made once, on first use. */
+static uint8_t gap_shuf[256][16];
+static pthread_once_t gap_shuf_once = PTHREAD_ONCE_INIT;
+static int gap_shuf_ready; /* set (release) once made: no pthread_once call after */
+
+static void gap_shuf_make(void) {
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned start = 0, lane = 0;
+        memset(gap_shuf[m], 0x80, 16);
+        for (unsigned i = 0; i < 8; i++) {
+            if (!(m >> i & 1)) continue;
+            if (i - start <= 1) { /* the rows used are those of such varints only */
+                gap_shuf[m][2 * lane] = (uint8_t)start;
+                if (i > start) gap_shuf[m][2 * lane + 1] = (uint8_t)i;
+            }
+            lane++;
+            start = i + 1;
+        }
+    }
+    __atomic_store_n(&gap_shuf_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* Eight bytes at a time: their stop bytes give how many whole varints
+ * they hold and where the last ends, so that where the next eight start
+ * waits on one load and a few operations, not on every varint's decode
+ * (a varint's length is only known from its bytes).  When those varints
+ * are of one or two bytes (a gap under 16384), a shuffle puts each in a
+ * 16-bit lane, two masks drop the continuation bits, and a prefix sum
+ * in registers turns gaps into positions; otherwise one gap is decoded
+ * alone.  Eight slots are stored at a time, so it runs while 8 values
+ * are left; the rest are decoded alone. */
+__attribute__((target("sse4.1"))) static const uint8_t *gaps_sse(const uint8_t *p,
+                                                                 const uint8_t *end,
+                                                                 uint32_t n, uint32_t *out) {
+    const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
+    uint64_t acc = 0;
+    uint32_t k = 0;
+    while (n - k >= 8 && end - p >= 8) {
+        __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)p);
+        unsigned m = ~(unsigned)_mm_movemask_epi8(v) & 0xFFu;
+        unsigned used = m ? 32u - (unsigned)__builtin_clz(m) : 0; /* bytes up to the last end */
+        unsigned cont = ~m & ((1u << used) - 1);
+        if (SH_UNLIKELY(!m || (cont & (cont >> 1)))) { /* a varint of 3 bytes or more */
+            if (gap_step(&p, &acc)) return NULL;
+            out[k++] = (uint32_t)acc;
+            continue;
+        }
+        __m128i ctl = _mm_loadu_si128((const __m128i *)(const void *)gap_shuf[m]);
+        __m128i x = _mm_shuffle_epi8(v, ctl);
+        x = _mm_or_si128(_mm_and_si128(x, lo7), _mm_and_si128(_mm_srli_epi16(x, 1), hi7));
+        __m128i a = _mm_cvtepu16_epi32(x), b = _mm_cvtepu16_epi32(_mm_srli_si128(x, 8));
+        a = _mm_add_epi32(a, _mm_slli_si128(a, 4));
+        a = _mm_add_epi32(a, _mm_slli_si128(a, 8));
+        b = _mm_add_epi32(b, _mm_slli_si128(b, 4));
+        b = _mm_add_epi32(b, _mm_slli_si128(b, 8));
+        b = _mm_add_epi32(b, _mm_shuffle_epi32(a, 0xFF));
+        /* lanes past the last varint are 0: the last lane is the total */
+        __m128i base = _mm_set1_epi32((int)(uint32_t)acc);
+        _mm_storeu_si128((__m128i *)(void *)(out + k), _mm_add_epi32(a, base));
+        _mm_storeu_si128((__m128i *)(void *)(out + k + 4), _mm_add_epi32(b, base));
+        acc += (uint32_t)_mm_extract_epi32(b, 3);
+        k += (uint32_t)__builtin_popcount(m);
+        p += used;
+    }
+    return gaps_scalar(p, n - k, out + k, acc);
+}
+#endif
+
+#if SH_X86
+/* sh_skip_varints 32 bytes at a time, while the n-th end lies past them;
+ * *n is left counting the ends still to pass. */
+__attribute__((target("avx2,popcnt"))) static const uint8_t *skip_avx2(const uint8_t *p,
+                                                                      const uint8_t *end,
+                                                                      uint64_t *n) {
+    while (end - p >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+        uint64_t c = (uint64_t)__builtin_popcount(~(unsigned)_mm256_movemask_epi8(v));
+        if (c >= *n) break;
+        *n -= c;
+        p += 32;
+    }
+    return p;
+}
+#endif
+
+const uint8_t *sh_skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n) {
+#if SH_X86
+    if (n > 32 && isa_now() == SH_ISA_AVX2) p = skip_avx2(p, end, &n);
+#endif
+    while (n && end - p >= 8) {
+        uint64_t stops = ~sh_load_u64(p) & 0x8080808080808080u;
+        uint64_t c = (uint64_t)__builtin_popcountll(stops);
+        if (c < n) {
+            n -= c;
+            p += 8;
+            continue;
+        }
+        /* the n-th end is in this word: drop the n - 1 before it */
+        for (uint64_t k = 1; k < n; k++) stops &= stops - 1;
+        p += (unsigned)__builtin_ctzll(stops) / 8 + 1;
+        n = 0;
+    }
+    for (; n; n--) {
+        do {
+            if (p >= end) return NULL;
+        } while (*p++ & 0x80);
+    }
+    return p;
+}
+
+const uint8_t *sh_read_gaps(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
+#if SH_X86
+    if (n >= 8 && isa_now() >= SH_ISA_SSE41 &&
+        (__atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE) ||
+         (!pthread_once(&gap_shuf_once, gap_shuf_make) &&
+          __atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE))))
+        return gaps_sse(p, end, n, out);
+#endif
+    (void)end;
+    return gaps_scalar(p, n, out, 0);
 }
 
 static int read_run(sh_postings *pc, uint32_t n, uint32_t *out) {

@@ -6,7 +6,7 @@
  *
  *   0      header, 16 bytes
  *            u8[8]  magic "SAHLSEG1"
- *            u32    format version (2, SH_SEG_VERSION)
+ *            u32    format version (3, SH_SEG_VERSION)
  *            u32    flags (0)
  *   16     sections, each starting at a multiple of 8 (zero padding), in
  *          any order (a build writes them by id; a merge streams the
@@ -20,7 +20,7 @@
  *   T+32n  footer, 32 bytes
  *            u64    T, the table's offset
  *            u32    n, number of sections
- *            u32    format version (2, SH_SEG_VERSION)
+ *            u32    format version (3, SH_SEG_VERSION)
  *            u64    XXH3_64bits of the table and of the footer's first 16 bytes
  *            u8[8]  magic "SAHLEND1"
  *

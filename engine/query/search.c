@@ -34,7 +34,12 @@
  * frequencies and the smallest title and body lengths), are computed with
  * the same expression as the score, and are monotone in each input for
  * 0 <= b <= 1; with b > 1 (a length can make a norm negative) no fast
- * loop is used.  A document's score is always the sum of its clauses'
+ * loop is used.  At b = 0.75 a skip record's block impact, the largest x
+ * of one of its docs, scaled to the plan's averages and title weight
+ * (impact_scale), bounds a term of every field far more tightly.  Per
+ * candidate, a doc's lengths are the one random read of a large index:
+ * bounds from its tfs over its block's smallest lengths come first
+ * (x_skip, tf_bound).  A document's score is always the sum of its clauses'
  * scores in clause order, whatever loop found it: the same bits.
  *
  * Positions are read only for documents that hold every phrase term in a
@@ -315,6 +320,8 @@ typedef struct seg_ctx {
     const sh_segment *seg;
     uint32_t si; /* the segment's number in the index */
     sahel_error *err;
+    double xscale; /* the skip records' block impacts times this bound x;
+                      0: they do not apply (impact_scale) */
 } seg_ctx;
 
 /* Term tid's dictionary entry in the context's segment, as the plan
@@ -470,6 +477,8 @@ typedef struct phrase_scorer {
     uint32_t *cap;           /* capacity of pos[j] (2nt), then how many it holds (2nt) */
     uint32_t pft, pfb;       /* phrase frequencies of the current doc */
     size_t lead;             /* the cursor with the fewest documents */
+    uint64_t *bits;          /* count_pairs_bits's bitmap, all zero between uses */
+    size_t nbits;            /* its length in words */
 } phrase_scorer;
 
 static int grow_pos(phrase_scorer *s, size_t i, uint32_t need) {
@@ -482,70 +491,21 @@ static int grow_pos(phrase_scorer *s, size_t i, uint32_t need) {
     return 0;
 }
 
-/* Step over n LEB128 varints in [*pp, end).  Each ends at its one byte
- * below 0x80, so the ends are counted, eight bytes at a time, and nothing
- * is decoded.  -1 when the input ends first. */
+/* Step over n LEB128 varints in [*pp, end) (sh_skip_varints): -1 when
+ * the input ends first. */
 static int skip_varints(const uint8_t **pp, const uint8_t *end, uint64_t n) {
-    const uint8_t *p = *pp;
-    while (n && end - p >= 8) {
-        uint64_t stops = ~sh_load_u64(p) & 0x8080808080808080u;
-        uint64_t c = (uint64_t)__builtin_popcountll(stops);
-        if (c < n) {
-            n -= c;
-            p += 8;
-            continue;
-        }
-        /* the n-th end is in this word: drop the n - 1 before it */
-        for (uint64_t k = 1; k < n; k++) stops &= stops - 1;
-        p += (unsigned)__builtin_ctzll(stops) / 8 + 1;
-        n = 0;
-    }
-    for (; n; n--) {
-        do {
-            if (p >= end) return -1;
-        } while (*p++ & 0x80);
-    }
+    if (!n) return 0; /* a field the doc lacks: no call */
+    const uint8_t *p = sh_skip_varints(*pp, end, n);
+    if (!p) return -1;
     *pp = p;
     return 0;
-}
-
-/* read_positions when the run cannot pass end (5 bytes a varint at most):
- * no bounds checks, and the length of a one- or two-byte gap (every gap
- * of a document under 16384 words) taken from its first byte's top bit,
- * not branched on.  A varint longer than 5 bytes or a sum beyond 32 bits
- * gives NULL, and the checked loop then decides (it accepts what the
- * writer never makes but still reads as a position). */
-static const uint8_t *read_gaps(const uint8_t *p, uint32_t n, uint32_t *out) {
-    uint64_t acc = 0;
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t w = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-        uint32_t two = (w >> 7) & 1;
-        if (SH_UNLIKELY(two & (w >> 15))) { /* three bytes or more */
-            uint64_t v = (w & 0x7f) | ((w >> 8) & 0x7f) << 7;
-            unsigned len = 2;
-            for (;;) {
-                uint64_t c = p[len];
-                v |= (c & 0x7f) << (7 * len);
-                len++;
-                if (c < 0x80) break;
-                if (len == 5) return NULL;
-            }
-            acc += v;
-            p += len;
-        } else {
-            acc += (w & 0x7f) | (((w >> 8) & 0x7f) << 7 & (0u - two));
-            p += 1 + two;
-        }
-        out[k] = (uint32_t)acc;
-    }
-    return acc > UINT32_MAX ? NULL : p;
 }
 
 /* Decode a run of n positions (the first absolute, then differences). */
 static int read_positions(const uint8_t **pp, const uint8_t *end, uint32_t n, uint32_t *out) {
     const uint8_t *p = *pp;
     if ((uint64_t)(end - p) >= 5 * (uint64_t)n) {
-        const uint8_t *q = read_gaps(p, n, out);
+        const uint8_t *q = sh_read_gaps(p, end, n, out);
         if (q) {
             *pp = q;
             return 0;
@@ -670,6 +630,52 @@ static uint32_t count_pairs(const uint32_t *a, uint32_t na, const uint32_t *b, u
     return pf;
 }
 
+/* count_pairs through a bitmap: the bits of the shorter list set (a's
+ * shifted by rel), those of the longer tested, and the set ones cleared
+ * again (the bitmap is all zero between calls).  The count is of the
+ * distinct values the two share, a start counted once either way.  No
+ * step waits on the one before, where the merge's every step waits on
+ * its last compare.  Positions from PHRASE_BITMAP_MAX on, or no memory
+ * for the bitmap: the merge. */
+#define PHRASE_BITMAP_MAX (1u << 22) /* a bitmap of 512 KiB at most */
+
+static uint32_t count_pairs_bits(phrase_scorer *s, const uint32_t *a, uint32_t na,
+                                 const uint32_t *b, uint32_t nb, uint64_t rel) {
+    if (!na || !nb) return 0;
+    /* set: the list whose bits are set, shifted by sshift; test: the other */
+    int seta = na < nb;
+    const uint32_t *set = seta ? a : b, *test = seta ? b : a;
+    uint32_t nset = seta ? na : nb, ntest = seta ? nb : na;
+    uint64_t sshift = seta ? rel : 0, tshift = seta ? 0 : rel;
+    uint64_t smax = set[nset - 1] + sshift;
+    if (smax >= PHRASE_BITMAP_MAX) return count_pairs(a, na, b, nb, rel);
+    size_t words = (size_t)(smax >> 6) + 1;
+    if (words > s->nbits) {
+        size_t want = SH_MAX(words, 2 * s->nbits);
+        uint64_t *nbits = sh_reallocarray(s->bits, want, sizeof *nbits);
+        if (!nbits) return count_pairs(a, na, b, nb, rel);
+        memset(nbits + s->nbits, 0, (want - s->nbits) * sizeof *nbits);
+        s->bits = nbits;
+        s->nbits = want;
+    }
+    uint64_t *bits = s->bits;
+    for (uint32_t k = 0; k < nset; k++) {
+        uint64_t x = set[k] + sshift;
+        bits[x >> 6] |= 1ull << (x & 63);
+    }
+    uint32_t pf = 0, prev = test[0] + 1; /* not test[0], even where that wraps */
+    for (uint32_t k = 0; k < ntest; k++) {
+        uint64_t x = test[k] + tshift;
+        if (x > smax) break; /* the list ascends: nothing later is set */
+        /* a value the list repeats counted once (two tokens of a word
+         * that share a position: a hyphenated whole and its first part) */
+        pf += (uint32_t)((bits[x >> 6] >> (x & 63)) & 1) & (test[k] != prev);
+        prev = test[k];
+    }
+    for (uint32_t k = 0; k < nset; k++) bits[(set[k] + sshift) >> 6] = 0;
+    return pf;
+}
+
 /* phrase_freqs of a two-word phrase, the common case: each term's runs
  * read once from where phrase_seek finds them, and the position reader
  * left past them for the next doc.  0 when done (*rc set); 1 when the
@@ -702,8 +708,9 @@ static int phrase2_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb, int *rc) {
             continue;
         }
         for (size_t i = 0; i < 2; i++)
-            if (!(p[i] = read_gaps(p[i], tf[i][f], s->pos[2 * i + (size_t)f]))) return 1;
-        pf[f] = count_pairs(s->pos[f], tf[0][f], s->pos[2 + f], tf[1][f], s->n->pos[1]);
+            if (!(p[i] = sh_read_gaps(p[i], s->pc[i].posend, tf[i][f], s->pos[2 * i + (size_t)f])))
+                return 1;
+        pf[f] = count_pairs_bits(s, s->pos[f], tf[0][f], s->pos[2 + f], tf[1][f], s->n->pos[1]);
         if (f)
             for (size_t i = 0; i < 2; i++) {
                 s->run[i].p = p[i];
@@ -804,6 +811,7 @@ static void phrase_destroy(scorer *b) {
     if (s->pos)
         for (size_t i = 0; i < 2 * s->nt; i++) sh_free(s->pos[i]);
     sh_free(s->pos);
+    sh_free(s->bits);
     sh_free(s->cap);
     sh_free(s->run);
     sh_free(s->pc);
@@ -1179,6 +1187,27 @@ static double bound_of(const sh_plan *pl, sh_field field, double idf, const bloc
     return isinf(x) ? idf : idf * x / (pl->k1 + x);
 }
 
+/* How much the block impacts of segment seg must be scaled to bound x
+ * under this plan (postings.c): they hold for b = SH_IMPACT_B at the
+ * segment's own averages and title weight SH_IMPACT_WT; the index's
+ * averages and the plan's weight can only raise x by their ratios where
+ * these are above 1.  0 (not used) for any other b. */
+static double impact_scale(const sh_plan *pl, const sh_segment *seg) {
+    if (pl->b != SH_IMPACT_B) return 0;
+    double at = sh_impact_avg(seg->sum_len_title, seg->ndocs);
+    double ab = sh_impact_avg(seg->sum_len_body, seg->ndocs);
+    double fa = SH_MAX(1.0, SH_MAX(pl->avgt / at, pl->avgb / ab));
+    return fa * SH_MAX(1.0, pl->wt / SH_IMPACT_WT);
+}
+
+/* The bound a block impact gives a term of every field (the stored x has
+ * a margin of 1e-6 far above the rounding of the scaling). */
+static double impact_bound(const seg_ctx *c, double idf, double max_x) {
+    double x = max_x * c->xscale;
+    if (!(x > 0)) return 0;
+    return isinf(x) ? idf : idf * x / (c->pl->k1 + x);
+}
+
 static uint32_t skip_last(const sh_postings *pc, uint32_t blk) {
     return sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC);
 }
@@ -1220,6 +1249,7 @@ typedef struct shallow {
     uint32_t blk;  /* nblocks once no doc >= the target is left */
     uint32_t last; /* the block's last doc; SH_NO_DOC past the end */
     blockrec r;
+    double max_x; /* the block's impact (postings.c); 0 past the end */
 } shallow;
 
 static void shallow_load(shallow *sh) {
@@ -1227,6 +1257,7 @@ static void shallow_load(shallow *sh) {
     if (sh->blk >= pc->nblocks) {
         sh->last = SH_NO_DOC;
         sh->r = EMPTY_BLOCK;
+        sh->max_x = 0;
         return;
     }
     const uint8_t *rec = pc->skip + (size_t)sh->blk * SH_SKIPREC;
@@ -1235,6 +1266,7 @@ static void shallow_load(shallow *sh) {
     sh->r.max_tfb = sh_load_u32(rec + 20);
     sh->r.min_lent = sh_load_u32(rec + 24);
     sh->r.min_lenb = sh_load_u32(rec + 28);
+    sh->max_x = sh_postings_impact(rec);
 }
 
 /* pc must be on a doc (not exhausted). */
@@ -1247,6 +1279,7 @@ static void shallow_init(shallow *sh, const sh_postings *pc) {
     }
     (void)sh_postings_tft(pc); /* the block's tfs decoded, if the cursor defers it */
     sh->r = EMPTY_BLOCK;
+    sh->max_x = HUGE_VAL; /* no impact: the block is scanned (one_block_max) */
     for (uint32_t i = 0; i < pc->n; i++) {
         uint32_t d = pc->docs[i];
         sh->r.max_tft = SH_MAX(sh->r.max_tft, pc->tft[i]);
@@ -1277,6 +1310,9 @@ typedef struct bm_term {
     double ta, tb;  /* its score is at most ta + tb * x (bm_tangent) */
     double tv;      /* the score at which that tangent was taken */
     double contrib; /* its score at doc cdoc, when computed there */
+    double it, ib;  /* w_title / and 1 / the norms of the shallow block's
+                       smallest lengths (0 for a field not scored): x is
+                       at most tft * it + tfb * ib there (tf_bound) */
     uint32_t cdoc;
 } bm_term;
 
@@ -1300,8 +1336,16 @@ static void bm_term_bound(bm_term *b) {
         b->ub = 0;
     else if (!b->s.pc.skip)
         b->ub = b->one_ub;
-    else
+    else {
         b->ub = bound_of(pl, b->s.field, b->s.t->idf, &b->sh.r);
+        /* the impact, of one doc, is the tighter where it applies */
+        if (b->s.c->xscale > 0 && b->s.field == SH_FIELD_ANY)
+            b->ub = SH_MIN(b->ub, impact_bound(b->s.c, b->s.t->idf, b->sh.max_x));
+    }
+    /* a zero norm (b = 1, an empty field) makes these infinite: tf_bound
+     * then gives the supremum, idf */
+    b->it = b->s.field == SH_FIELD_BODY ? 0 : pl->wt / (pl->norm0 + pl->normt * b->sh.r.min_lent);
+    b->ib = b->s.field == SH_FIELD_TITLE ? 0 : 1 / (pl->norm0 + pl->normb * b->sh.r.min_lenb);
 }
 
 /* Per-document bounds without division.  The score idf * x / (k1 + x)
@@ -1369,6 +1413,21 @@ static double scaled_bound(const bm_term *b, double nt, double nb, double p) {
     return t < u ? t : u;
 }
 
+/* Term b's bound at its current doc, in the shallow block, from its tfs
+ * and the block's smallest lengths alone (it, ib): no length of the doc
+ * is read, and one division.  Its rounding, a few ulps, is far inside the
+ * margin of topk_limit. */
+static double tf_bound(const bm_term *b) {
+    const term_scorer *s = &b->s;
+    uint32_t tft = sh_postings_tft(&s->pc), tfb = sh_postings_tfb(&s->pc);
+    double x = 0;
+    if (tft && b->it > 0) x += tft * b->it;
+    if (tfb && b->ib > 0) x += tfb * b->ib;
+    if (!(x > 0)) return 0;
+    double u = isinf(x) ? s->t->idf : s->t->idf * x / (s->c->pl->k1 + x);
+    return u < b->ub ? u : b->ub;
+}
+
 /* Set up the terms of `kids` (TERM nodes) that this segment holds and
  * that match something in it, in clause order: *out (NULL when none) and
  * *nout.  The caller frees *out. */
@@ -1432,23 +1491,50 @@ static double x_needed(const sh_plan *pl, double idf, double limit, double nones
     return pl->k1 * need / (idf - need) * (1 - 1e-7);
 }
 
-/* Move term s (the only essential one) past the docs up to wlast whose
+/* Past this many docs (1 MiB of DOCLENS, more than a core's L2) a doc's
+ * lengths are most often a cache miss: x_skip tries a bound from the tfs
+ * alone first.  Below, the lengths are at hand and the extra, poorly
+ * predicted, test only costs (Reuters, 19,000 docs: +20% per word). */
+#define SH_LENS_CACHED 131072
+#define SH_LENS_AHEAD 8
+
+/* Move term b (the only essential one) past the docs up to wlast whose
  * x falls short of xneed, reading its cursor directly: a doc outside a
- * restricted field has x = 0 and falls short too.  *skipped: whether any
- * doc was passed over. */
-static int x_skip(term_scorer *s, double xneed, uint32_t wlast, int *skipped) {
+ * restricted field has x = 0 and falls short too.  Its tfs over the
+ * norms of its block's smallest lengths bound x first on a large
+ * segment: most docs are passed on that alone, without reading their
+ * lengths (a random read in a table of 8 bytes a doc, the cost of a
+ * candidate there).  *skipped: whether any doc was passed over. */
+static int x_skip(bm_term *b, double xneed, uint32_t wlast, int *skipped) {
+    term_scorer *s = &b->s;
     const sh_plan *pl = s->c->pl;
     const sh_segment *seg = s->c->seg;
     sh_postings *pc = &s->pc;
     uint32_t mt = s->field == SH_FIELD_BODY ? 0 : UINT32_MAX;
     uint32_t mb = s->field == SH_FIELD_TITLE ? 0 : UINT32_MAX;
+    /* every doc up to wlast lies in the shallow block (the window ends
+     * with it): its norms are at least these */
+    double ntm = pl->norm0 + pl->normt * b->sh.r.min_lent;
+    double nbm = pl->norm0 + pl->normb * b->sh.r.min_lenb;
+    double wnbm = pl->wt * nbm, cutm = xneed * ntm * nbm;
+    int tf_first = seg->ndocs > SH_LENS_CACHED;
+    const uint8_t *lens = seg->sec[SH_SEC_DOCLENS].p;
     int moved = 0;
     while (pc->doc != SH_NO_DOC && pc->doc <= wlast) {
         uint32_t doc = pc->doc;
         uint32_t tft = sh_postings_tft(pc) & mt, tfb = sh_postings_tfb(pc) & mb;
-        double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
-        double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
-        if (pl->wt * tft * nb + tfb * nt >= xneed * nt * nb) break;
+        /* there, the lengths of the doc SH_LENS_AHEAD on are fetched
+         * while this one is looked at, if its tfs will want them */
+        if (tf_first && pc->i + SH_LENS_AHEAD < pc->n) {
+            uint32_t j = pc->i + SH_LENS_AHEAD;
+            if (wnbm * (pc->tft[j] & mt) + (pc->tfb[j] & mb) * ntm >= cutm)
+                __builtin_prefetch(lens + (size_t)pc->docs[j] * 8);
+        }
+        if (!tf_first || wnbm * tft + tfb * ntm >= cutm) {
+            double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
+            double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
+            if (pl->wt * tft * nb + tfb * nt >= xneed * nt * nb) break;
+        }
         moved = 1;
         int rc = sh_postings_next(pc);
         if (rc) return rc;
@@ -1492,6 +1578,7 @@ static void sort_slots(bm_slot *o, size_t n) {
  * documents offered here, which the main loop must not offer again. */
 #define PREFILL_RATIO 16   /* the rarest term's df at most 1/16 of the others' */
 #define PREFILL_MAX 65536  /* and at most this: the list of docs seen is kept */
+#define PREFILL_MAX_IMPACTS 4096 /* ... or this where block impacts apply */
 
 static int maxscore_prefill(const seg_ctx *c, const bm_term *ts, size_t n, topk *t,
                             uint64_t *total, uint32_t **seen, size_t *nseen) {
@@ -1507,6 +1594,11 @@ static int maxscore_prefill(const seg_ctx *c, const bm_term *ts, size_t n, topk 
     uint64_t df = ts[r].s.base.cost;
     /* worth it only when its docs fill the heap: the k-th score is then known */
     if (df > PREFILL_MAX || df * PREFILL_RATIO > others || t->n + df < t->cap) return 0;
+    /* with block impacts the windows' bounds are tight enough that the
+     * main loop sets the bar about as fast: scoring every doc of a rare
+     * term that is not that rare costs more than it saves (1.2 M docs,
+     * "zada said zubu", zada in 23,480: 9.0 ms -> 5.1 ms without) */
+    if (c->xscale > 0 && df > PREFILL_MAX_IMPACTS) return 0;
     term_scorer *tmp = sh_calloc(n, sizeof *tmp);
     uint32_t *docs = sh_calloc(df ? df : 1, sizeof *docs);
     int rc = 0;
@@ -1619,7 +1711,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
             if (d == SH_NO_DOC || d > wlast) break;
             if (xneed > 0) {
                 term_scorer *es = &ts[o[e].t].s;
-                if ((rc = x_skip(es, xneed, wlast, pruned))) goto out;
+                if ((rc = x_skip(&ts[o[e].t], xneed, wlast, pruned))) goto out;
                 d = es->base.doc;
                 if (d == SH_NO_DOC || d > wlast) break;
             }
@@ -1627,14 +1719,24 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
             int keep = !sh_bit_get(deleted, d) && !(iseen < nseen && seen[iseen] == d);
             if (keep && limit > -HUGE_VAL) {
                 if (e) {
-                    /* the essential terms' exact scores, then the others
+                    /* the essential terms' scores, then the others
                      * probed, best first, while their bounds could still
                      * lift d: probing a long list costs blocks, which
-                     * exact scores save better than bounds */
+                     * exact scores save better than bounds.  Exact where
+                     * x_skip has read d's lengths; else bounds from the
+                     * tfs (tf_bound), no length read (a cache miss a
+                     * candidate on a large index) until d has shown it
+                     * holds enough of the terms: it is then scored
+                     * exactly below */
+                    int exact = xneed > 0;
                     double sum = 0;
                     for (size_t q = e; q < live; q++) {
                         bm_term *b = &ts[o[q].t];
                         if (b->s.base.doc != d) continue;
+                        if (!exact) {
+                            sum += tf_bound(b);
+                            continue;
+                        }
                         sum += b->contrib = term_score(&b->s.base);
                         b->cdoc = d;
                     }
@@ -1647,8 +1749,16 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                         bm_term *b = &ts[o[q].t];
                         if ((rc = term_advance(&b->s.base, d))) goto out;
                         if (b->s.base.doc != d) continue;
+                        if (!exact) {
+                            sum += tf_bound(b);
+                            continue;
+                        }
                         sum += b->contrib = term_score(&b->s.base);
                         b->cdoc = d;
+                    }
+                    if (keep && sum < limit) { /* every term probed: the bounds fall short */
+                        keep = 0;
+                        *pruned = 1;
                     }
                 } else {
                     /* every term essential: nothing to probe, and the
@@ -1736,10 +1846,288 @@ static int cmp_cost(const void *a, const void *b) {
     return cx < cy ? -1 : cx > cy;
 }
 
-/* Leapfrog led by the rarest term.  Before the other terms are moved to a
- * candidate, the bounds of the blocks holding it are added up: when they
- * cannot reach the k-th best score, every doc up to the first end of one
- * of those blocks is skipped. */
+/* The first k >= i with docs[k] >= x (n if none), docs ascending: the
+ * next eight docs counted without a branch on each (the candidates of a
+ * conjunction of like lists lie a few docs apart), then a binary search
+ * (those of a rare lead lie far apart). */
+static inline uint32_t conj_find(const uint32_t *docs, uint32_t i, uint32_t n, uint32_t x) {
+    if (i + 8 <= n) {
+        uint32_t below = 0;
+        for (uint32_t k = 0; k < 8; k++) below += docs[i + k] < x;
+        if (below < 8) return i + below;
+        i += 8;
+    }
+    if (i >= n || docs[n - 1] < x) return n;
+    return sh_postings_seek_in_block(docs, i, n, x);
+}
+
+/* Move term scorer s to its first doc >= x, x at most its held block's
+ * last doc (and at or after its doc): what term_advance does, without its
+ * calls.  1 when x is its doc then, 0 when not (*rc set on an error, or
+ * the doc SH_NO_DOC when a field restriction left no docs). */
+static inline int conj_seek(term_scorer *s, uint32_t x, int *rc) {
+    if (s->base.doc >= x) return s->base.doc == x; /* there already, or past x */
+    if (s->field != SH_FIELD_ANY) {
+        if ((*rc = term_advance(&s->base, x)) || s->base.doc == SH_NO_DOC) return 0;
+        return s->base.doc == x;
+    }
+    sh_postings *pc = &s->pc;
+    pc->i = conj_find(pc->docs, pc->i, pc->n, x);
+    pc->doc = s->base.doc = pc->docs[pc->i];
+    return pc->doc == x;
+}
+
+/* scaled_bound at the largest frequencies of the term's shallow block:
+ * at least scaled_bound at any of its docs (the tangent grows with the
+ * frequencies, and so does every rounded step), and no cursor need be on
+ * the doc to work it out. */
+static double conj_block_bound(const bm_term *b, double nt, double nb, double p) {
+    const term_scorer *s = &b->s;
+    uint32_t tft = s->field == SH_FIELD_BODY ? 0 : b->sh.r.max_tft;
+    uint32_t tfb = s->field == SH_FIELD_TITLE ? 0 : b->sh.r.max_tfb;
+    double y = s->c->pl->wt * tft * nb + tfb * nt;
+    double t = b->ta * p + b->tb * y, u = b->ub * p;
+    return t < u ? t : u;
+}
+
+/* Compared a block at a time only with terms at most this many times as
+ * frequent as the lead: past it, a doc of the lead's is a few probes of a
+ * block (skip table, then binary search) and the compares would mostly
+ * pass docs the lead does not have. */
+#define WINDOW_SKEW 8
+
+/* conj_block_bound is not tried where the lead holds more than one doc
+ * in BLOCK_TF_DENSE: the candidates then lie next to each other, moving
+ * a cursor to one is a compare or two, and the bound costs more than it
+ * saves (measured on UNGDC's frequent words).
+ * conj_block_bound's trial: tried on BLOCK_TF_TRIES docs, then kept while
+ * it rules out at least one in BLOCK_TF_HITS of those it is tried on
+ * (below that, its cost outweighs the seeks it saves: measured on UNGDC's
+ * frequent words, whose frequencies within a block spread widely), the
+ * count halved every BLOCK_TF_SPAN docs so that it follows the k-th best
+ * score as it rises; left for BLOCK_TF_SPAN docs, it is tried anew. */
+#define BLOCK_TF_TRIES 64
+#define BLOCK_TF_HITS 2
+#define BLOCK_TF_SPAN 1024
+#define BLOCK_TF_DENSE 2
+
+/* A conjunction's evaluation in one segment: its terms (ts, clause
+ * order), the k-th best score so far, the sum of the bounds of the blocks
+ * holding the current doc (bsum) and those the tangents were made for.
+ * The functions that share it are inlined into conj_segment (CONJ_AI),
+ * so that it never leaves registers for memory in the per-doc loops. */
+typedef struct conj_state {
+    const seg_ctx *c;
+    bm_term *ts;
+    size_t n;
+    topk *t;
+    uint64_t *total;
+    int *pruned;
+    double limit, bsum, tsum, tlimit;
+} conj_state;
+
+/* The tangents for the current blocks and k-th best score. */
+#define CONJ_AI static inline __attribute__((always_inline))
+
+CONJ_AI void conj_tangents(conj_state *st) {
+    if (st->bsum != st->tsum || st->limit != st->tlimit) {
+        bm_tangents(st->ts, NULL, st->n, st->c->pl->k1, st->limit, 1);
+        st->tsum = st->bsum;
+        st->tlimit = st->limit;
+    }
+}
+
+/* Doc x, every cursor on it: bounded by its terms' frequencies (p >= 0:
+ * its norms nt, nb, p already worked out) and, unless that rules it out,
+ * scored and offered. */
+CONJ_AI void conj_offer(conj_state *st, uint32_t x, double nt, double nb, double p) {
+    if (sh_bit_get(st->c->seg->deleted, x)) return;
+    if (st->limit > -HUGE_VAL) {
+        conj_tangents(st);
+        double sum = 0;
+        if (p < 0) p = doc_norms(st->c, x, &nt, &nb);
+        for (size_t j = 0; j < st->n; j++) sum += scaled_bound(&st->ts[j], nt, nb, p);
+        if (sum * BOUND_MARGIN < st->limit * p) {
+            *st->pruned = 1;
+            return;
+        }
+    }
+    double sum = 0;
+    for (size_t j = 0; j < st->n; j++) sum += term_score(&st->ts[j].s.base);
+    sh_hitref h = {sum, st->c->si, x};
+    (*st->total)++;
+    topk_offer(st->t, &h);
+    st->limit = topk_limit(st->t);
+}
+
+/* The blocks holding doc d, shallow: their bounds added up into bsum;
+ * the first end of one of them, or SH_NO_DOC when a term has no doc >= d. */
+CONJ_AI uint32_t conj_blocks(conj_state *st, uint32_t d) {
+    uint32_t wend = SH_NO_DOC;
+    st->bsum = 0;
+    for (size_t j = 0; j < st->n; j++) {
+        if (shallow_to(&st->ts[j].sh, d)) bm_term_bound(&st->ts[j]);
+        st->bsum += st->ts[j].ub;
+        wend = SH_MIN(wend, st->ts[j].sh.last);
+    }
+    return wend;
+}
+
+/* Leapfrog led by the rarest term, for a lead far rarer than the other
+ * terms.  Before the others are moved to a candidate, the bounds of the
+ * blocks holding it are added up: when they cannot reach the k-th best
+ * score, every doc up to the first end of one of those blocks is
+ * skipped. */
+CONJ_AI int conj_leapfrog(conj_state *st, bm_term **drive) {
+    scorer *lead = &drive[0]->s.base;
+    uint32_t d = lead->doc;
+    for (;;) {
+        int rc = term_advance(lead, d);
+        if (rc) return rc;
+        d = lead->doc;
+        if (d == SH_NO_DOC) return 0;
+        if (st->limit > -HUGE_VAL) {
+            uint32_t wlast = conj_blocks(st, d);
+            if (wlast == SH_NO_DOC) return 0; /* a term has no doc >= d */
+            if (st->bsum < st->limit) {
+                *st->pruned = 1;
+                d = wlast + 1;
+                continue;
+            }
+        }
+        int aligned = 1;
+        for (size_t j = 1; j < st->n; j++) {
+            scorer *sc = &drive[j]->s.base;
+            if ((rc = term_advance(sc, d))) return rc;
+            if (sc->doc == SH_NO_DOC) return 0;
+            if (sc->doc != d) {
+                d = sc->doc;
+                aligned = 0;
+                break;
+            }
+        }
+        if (!aligned) continue;
+        conj_offer(st, d, 0, 0, -1);
+        d++; /* d < ndocs <= SH_NO_DOC - 1 */
+    }
+}
+
+/* Led by the rarest term, a window at a time: the docs from d to the
+ * first end of a block held by one of the terms.  Before the other terms
+ * are moved into a window, the bounds of the blocks holding it are added
+ * up: when they cannot reach the k-th best score, the window is skipped.
+ * Otherwise the candidates are the docs the held blocks share in the
+ * window, found by SIMD compares (sh_intersect_sorted) rather than by
+ * moving cursors doc by doc; a term far more frequent than the lead is
+ * not compared but sought, candidate by candidate.  Only the candidates
+ * are visited, in doc order, as the leapfrog would find them: the same
+ * docs are bounded, scored and offered in the same order, so the results
+ * are those of the leapfrog (and of the generic BOOL scorer).  A term
+ * restricted to a field may hold a candidate outside that field: moving
+ * its cursor to the candidate then passes it, and the candidate is
+ * dropped. */
+CONJ_AI int conj_windows(conj_state *st, bm_term **drive) {
+    size_t n = st->n;
+    scorer *lead = &drive[0]->s.base;
+    uint32_t d = lead->doc;
+    /* candidates: two buffers, for the running intersection of 3+ terms */
+    uint32_t cbuf[2][SH_BLOCK + 4];
+    /* every candidate a match (all terms compared, none restricted to a
+     * field): one the block frequencies rule out is passed before any
+     * cursor is moved to it, with the same verdict its own would give.
+     * Where a block's frequencies spread widely that bound rarely rules a
+     * doc out: it is tried while it rules out one in BLOCK_TF_HITS of the
+     * docs it is tried on (counted after the first BLOCK_TF_TRIES). */
+    int matches = drive[n - 1]->s.base.cost <= lead->cost * WINDOW_SKEW &&
+                  lead->cost * BLOCK_TF_DENSE <= st->c->seg->ndocs;
+    for (size_t j = 0; j < n; j++) matches &= drive[j]->s.field == SH_FIELD_ANY;
+    uint32_t tries = 0, ruled = 0, idle = 0;
+    for (;;) {
+        int rc = term_advance(lead, d);
+        if (rc) return rc;
+        d = lead->doc;
+        if (d == SH_NO_DOC) return 0;
+        uint32_t wend = SH_NO_DOC; /* the window's last doc */
+        int bounded = st->limit > -HUGE_VAL;
+        if (bounded) {
+            wend = conj_blocks(st, d);
+            if (wend == SH_NO_DOC) return 0; /* a term has no doc >= d */
+            if (st->bsum < st->limit) {
+                *st->pruned = 1;
+                d = wend + 1;
+                continue;
+            }
+        }
+        /* every cursor on a block holding docs >= d */
+        for (size_t j = 1; j < n; j++) {
+            scorer *sc = &drive[j]->s.base;
+            if ((rc = term_advance(sc, d))) return rc;
+            if (sc->doc == SH_NO_DOC) return 0;
+        }
+        for (size_t j = 0; j < n; j++) {
+            const sh_postings *pc = &drive[j]->s.pc;
+            wend = SH_MIN(wend, pc->docs[pc->n - 1]);
+        }
+        uint32_t next = wend + 1; /* wend < ndocs <= SH_NO_DOC - 1 */
+        const sh_postings *lp = &drive[0]->s.pc;
+        const uint32_t *cand = lp->docs + lp->i;
+        size_t ncand = lp->n - lp->i;
+        for (size_t j = 1; j < n; j++) {
+            const sh_postings *pc = &drive[j]->s.pc;
+            if (lead->cost * WINDOW_SKEW < drive[j]->s.base.cost) continue; /* sought instead */
+            uint32_t *o = cbuf[(j - 1) & 1];
+            ncand = sh_intersect_sorted(cand, ncand, pc->docs + pc->i, pc->n - pc->i, o);
+            cand = o;
+        }
+        for (size_t ci = 0; ci < ncand && cand[ci] <= wend; ci++) {
+            uint32_t x = cand[ci];
+            if (bounded && st->bsum < st->limit) { /* the k-th best rose past the blocks' bound */
+                *st->pruned = 1;
+                break;
+            }
+            double nt = 0, nb = 0, p = -1; /* x's norms, once worked out (p >= 0) */
+            int trial = matches && bounded && !sh_bit_get(st->c->seg->deleted, x);
+            if (trial && tries >= BLOCK_TF_TRIES && ruled * BLOCK_TF_HITS < tries) {
+                trial = 0; /* left aside for a while */
+                if (++idle == BLOCK_TF_SPAN) tries = ruled = idle = 0;
+            }
+            if (trial) {
+                conj_tangents(st);
+                double sum = 0;
+                p = doc_norms(st->c, x, &nt, &nb);
+                for (size_t j = 0; j < n; j++) sum += conj_block_bound(&st->ts[j], nt, nb, p);
+                if (++tries == BLOCK_TF_SPAN) {
+                    tries /= 2;
+                    ruled /= 2;
+                }
+                if (sum * BOUND_MARGIN < st->limit * p) {
+                    ruled++;
+                    *st->pruned = 1;
+                    continue;
+                }
+            }
+            int aligned = 1;
+            for (size_t j = 0; j < n && aligned; j++) {
+                aligned = conj_seek(&drive[j]->s, x, &rc);
+                if (rc) return rc;
+                if (drive[j]->s.base.doc == SH_NO_DOC) return 0;
+            }
+            if (!aligned) continue;
+            conj_offer(st, x, nt, nb, p);
+            if (!bounded && st->limit > -HUGE_VAL) {
+                /* the k-th best is known from here on: the blocks' bounds
+                 * are worked out for the docs after x */
+                next = x + 1;
+                break;
+            }
+        }
+        d = next;
+    }
+}
+
+/* A conjunction of terms in one segment: by windows (conj_windows), or
+ * doc by doc (conj_leapfrog) when the rarest term is far rarer than every
+ * other. */
 static int conj_segment(const seg_ctx *c, const sh_pnode *b, topk *t, uint64_t *total,
                         int *pruned) {
     bm_term *ts;
@@ -1756,66 +2144,11 @@ static int conj_segment(const seg_ctx *c, const sh_pnode *b, topk *t, uint64_t *
     }
     for (size_t j = 0; j < n; j++) drive[j] = &ts[j];
     qsort(drive, n, sizeof *drive, cmp_cost);
-    const uint8_t *deleted = c->seg->deleted;
-    double limit = topk_limit(t), tsum = -1, tlimit = -HUGE_VAL;
-    scorer *lead = &drive[0]->s.base;
-    uint32_t d = lead->doc;
-    double bsum = 0;
-    for (;;) {
-        if ((rc = term_advance(lead, d))) goto out;
-        d = lead->doc;
-        if (d == SH_NO_DOC) break;
-        if (limit > -HUGE_VAL) {
-            bsum = 0;
-            uint32_t wlast = SH_NO_DOC;
-            for (size_t j = 0; j < n; j++) {
-                if (shallow_to(&ts[j].sh, d)) bm_term_bound(&ts[j]);
-                bsum += ts[j].ub;
-                wlast = SH_MIN(wlast, ts[j].sh.last);
-            }
-            if (wlast == SH_NO_DOC) break; /* a term has no doc >= d */
-            if (bsum < limit) {
-                *pruned = 1;
-                d = wlast + 1;
-                continue;
-            }
-        }
-        int aligned = 1;
-        for (size_t j = 1; j < n; j++) {
-            scorer *sc = &drive[j]->s.base;
-            if ((rc = term_advance(sc, d))) goto out;
-            if (sc->doc == SH_NO_DOC) goto out;
-            if (sc->doc != d) {
-                d = sc->doc;
-                aligned = 0;
-                break;
-            }
-        }
-        if (!aligned) continue;
-        int keep = !sh_bit_get(deleted, d);
-        if (keep && limit > -HUGE_VAL) {
-            if (bsum != tsum || limit != tlimit) { /* new blocks or a new k-th score */
-                bm_tangents(ts, NULL, n, c->pl->k1, limit, 1);
-                tsum = bsum;
-                tlimit = limit;
-            }
-            double nt, nb, p = doc_norms(c, d, &nt, &nb), sum = 0;
-            for (size_t j = 0; j < n; j++) sum += scaled_bound(&ts[j], nt, nb, p);
-            if (sum * BOUND_MARGIN < limit * p) {
-                keep = 0;
-                *pruned = 1;
-            }
-        }
-        if (keep) {
-            double sum = 0;
-            for (size_t j = 0; j < n; j++) sum += term_score(&ts[j].s.base);
-            sh_hitref h = {sum, c->si, d};
-            (*total)++;
-            topk_offer(t, &h);
-            limit = topk_limit(t);
-        }
-        d++; /* d < ndocs <= SH_NO_DOC - 1 */
-    }
+    conj_state st = {c, ts, n, t, total, pruned, topk_limit(t), 0, -1, -HUGE_VAL};
+    if (n > 1 && drive[0]->s.base.cost * WINDOW_SKEW < drive[1]->s.base.cost)
+        rc = conj_leapfrog(&st, drive);
+    else
+        rc = conj_windows(&st, drive);
 out:
     sh_free(drive);
     sh_free(ts);
@@ -1924,8 +2257,8 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
         phrase_min_tfs(s, &mt, &mb);
         if ((mt || mb) && !sh_bit_get(deleted, d)) {
             if (limit > -HUGE_VAL &&
-                ((!mt && mb < xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d))) ||
-                 bm25(c, pn->field, pn->idf, mt, mb, d, NULL) < limit)) {
+                (!mt ? mb < xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d))
+                     : bm25(c, pn->field, pn->idf, mt, mb, d, NULL) < limit)) {
                 *pruned = 1;
             } else {
                 if ((rc = phrase_freqs(s, mt, mb))) goto out;
@@ -1967,7 +2300,8 @@ int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, siz
     int ms = fast && maxscore_applies(pl->root);
     if (fast && !ms && !(conj = conj_applies(pl->root))) phrase = phrase_applies(pl->root);
     for (size_t si = 0; si < pl->ix->nsegs && !rc; si++) {
-        seg_ctx c = {pl, &pl->ix->segs[si], (uint32_t)si, err};
+        seg_ctx c = {pl, &pl->ix->segs[si], (uint32_t)si, err,
+                     impact_scale(pl, &pl->ix->segs[si])};
         if (ms) {
             rc = maxscore_segment(&c, &t, total, &pruned);
             continue;
@@ -2005,7 +2339,7 @@ int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, siz
 }
 
 int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err) {
-    seg_ctx c = {pl, &pl->ix->segs[h->seg], h->seg, err};
+    seg_ctx c = {pl, &pl->ix->segs[h->seg], h->seg, err, 0}; /* no bounds: every doc */
     scorer *s;
     int rc = scorer_make(&c, pl->root, &s);
     if (rc) return rc;
