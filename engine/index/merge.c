@@ -126,6 +126,19 @@ static int grow_entries(part *m, size_t need) {
     return 0;
 }
 
+static void entries_free(part *m) {
+    uint32_t **arrs[] = {&m->docs, &m->tft, &m->tfb, &m->spanl, &m->odocs, &m->otft, &m->otfb,
+                         &m->ospanl};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        sh_free(*arrs[i]);
+        *arrs[i] = NULL;
+    }
+    sh_free((void *)m->spanp);
+    sh_free((void *)m->ospanp);
+    m->spanp = m->ospanp = NULL;
+    m->capent = 0;
+}
+
 /* The term source s is at. */
 static int term_at(part *p, size_t s, const char **t, size_t *len) {
     const sh_segment *sg = p->m->src[s].seg;
@@ -367,6 +380,17 @@ static int merge_terms(part *p) {
             for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
             released = written;
         }
+        if (p->term_cost > sh_merge_big_term) {
+            /* what a big term made the buffers grow to goes back (before
+             * another thread may take its turn) */
+            rc = p->sw ? sh_segw_append(p->sw, post.p, post.len, &p->err)
+                       : sh_spill_put(&p->post, post.p, post.len, &p->err);
+            if (rc || (rc = sh_spill_put(&p->pos, pbuf.p, pbuf.len, &p->err))) goto out;
+            p->post_total += post.len;
+            sh_buf_free(&post);
+            sh_buf_free(&pbuf);
+            entries_free(p);
+        }
     }
     rc = p->sw ? sh_segw_append(p->sw, post.p, post.len, &p->err)
                : sh_spill_put(&p->post, post.p, post.len, &p->err);
@@ -387,16 +411,7 @@ static void *part_main(void *arg) {
 }
 
 static void part_free(part *m) {
-    sh_free(m->docs);
-    sh_free(m->tft);
-    sh_free(m->tfb);
-    sh_free(m->spanl);
-    sh_free((void *)m->spanp);
-    sh_free(m->odocs);
-    sh_free(m->otft);
-    sh_free(m->otfb);
-    sh_free(m->ospanl);
-    sh_free((void *)m->ospanp);
+    entries_free(m);
     sh_free(m->runs);
     sh_free(m->next_term);
     sh_free(m->end_term);

@@ -247,9 +247,10 @@ int sh_spill_open(sh_spill *s, const char *dir, const char *name, int k, sahel_e
     return 0;
 }
 
-static int spill_flush(sh_spill *s, sahel_error *err) {
-    const uint8_t *p = s->buf.p;
-    size_t len = s->buf.len;
+
+
+/* len bytes from p to the spill's file. */
+static int spill_write(sh_spill *s, const uint8_t *p, size_t len, sahel_error *err) {
     while (len) {
         ssize_t w = write(s->fd, p, len);
         if (w < 0) {
@@ -259,11 +260,24 @@ static int spill_flush(sh_spill *s, sahel_error *err) {
         p += w;
         len -= (size_t)w;
     }
-    s->buf.len = 0;
     return 0;
 }
 
+static int spill_flush(sh_spill *s, sahel_error *err) {
+    int rc = spill_write(s, s->buf.p, s->buf.len, err);
+    if (!rc) s->buf.len = 0;
+    return rc;
+}
+
 int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err) {
+    if (len >= SH_SPILL_CHUNK) {
+        /* a big piece goes straight to the file: copied into the buffer,
+         * it would hold as much memory again as the caller's */
+        int rc = spill_flush(s, err);
+        if (rc || (rc = spill_write(s, data, len, err))) return rc;
+        s->total += len;
+        return 0;
+    }
     if (sh_buf_put(&s->buf, data, len)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     s->total += len;
     return s->buf.len >= SH_SPILL_CHUNK ? spill_flush(s, err) : 0;
