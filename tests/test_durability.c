@@ -54,7 +54,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +68,9 @@
 #include <unistd.h>
 
 #include "sahel.h"
+#include "support/rng.h"
 #include "support/run.h"
+#include "support/strbuf.h"
 
 #define TMP_ROOT SAHEL_TEST_TMP "/durability"
 #define SAHELINDEX SAHEL_BIN_DIR "/sahelindex"
@@ -93,22 +94,9 @@
 
 /* ---- small utilities ---------------------------------------------------- */
 
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    cr_assert(p, "test_durability: out of memory");
-    return p;
-}
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* uniform in [lo, hi] */
 static unsigned rnd_range(uint64_t *s, unsigned lo, unsigned hi) {
-    return lo + (unsigned)(splitmix64(s) % (uint64_t)(hi - lo + 1));
+    return lo + (unsigned)(sh_test_splitmix64(s) % (uint64_t)(hi - lo + 1));
 }
 
 static double now_seconds(void) {
@@ -148,37 +136,6 @@ static void scratch(const char *name, char *dir, char *src, char *index) {
     path_in(src, PATH_LEN, dir, "src");
     path_in(index, PATH_LEN, dir, "index");
     cr_assert_eq(sh_test_mkdir_p(src), 0, "cannot create %s", src);
-}
-
-/* A growable NUL-terminated string. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    cr_assert(n >= 0);
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        cr_assert(p, "test_durability: out of memory");
-        b->p = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static void sb_free(sbuf *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
 }
 
 /* ---- lists of article ids ----------------------------------------------- */
@@ -259,19 +216,19 @@ static void feed_id(char *out, unsigned f, unsigned id) {
 }
 
 /* n words drawn with the rng `s` */
-static void put_words(sbuf *b, uint64_t *s, unsigned n) {
+static void put_words(sh_test_str *b, uint64_t *s, unsigned n) {
     for (unsigned i = 0; i < n; i++)
-        sb_printf(b, "%s%s", i ? " " : "", vocab[splitmix64(s) % NVOCAB]);
+        sh_test_str_printf(b, "%s%s", i ? " " : "", vocab[sh_test_splitmix64(s) % NVOCAB]);
 }
 
 /* The text of article (id, rev): the same every time it is asked for. */
-static void article_text(sbuf *title, sbuf *body, const char *id, unsigned rev) {
+static void article_text(sh_test_str *title, sh_test_str *body, const char *id, unsigned rev) {
     uint64_t s = 0x5a4e1ull * 0x10001ull + rev;
     for (const char *p = id; *p; p++) s = s * 131 + (unsigned char)*p;
-    splitmix64(&s);
+    sh_test_splitmix64(&s);
     title->len = body->len = 0;
-    sb_printf(title, "%s", "");
-    sb_printf(body, "%s", "");
+    sh_test_str_printf(title, "%s", "");
+    sh_test_str_printf(body, "%s", "");
     put_words(title, &s, rnd_range(&s, 2, 6));
     put_words(body, &s, rnd_range(&s, 15, 60));
 }
@@ -281,13 +238,13 @@ static void write_txt(const corpus *c, unsigned id, unsigned rev) {
     txt_id(sid, id);
     snprintf(name, sizeof name, "%s.txt", sid);
     path_in(path, sizeof path, c->dir, name);
-    sbuf t = {0}, b = {0}, all = {0};
+    sh_test_str t = {0}, b = {0}, all = {0};
     article_text(&t, &b, sid, rev);
-    sb_printf(&all, "%s\n%s\n", t.p, b.p);
+    sh_test_str_printf(&all, "%s\n%s\n", t.p, b.p);
     cr_assert_eq(sh_test_write_file(path, all.p, all.len), 0, "cannot write %s", path);
-    sb_free(&t);
-    sb_free(&b);
-    sb_free(&all);
+    sh_test_str_free(&t);
+    sh_test_str_free(&b);
+    sh_test_str_free(&all);
 }
 
 static void remove_txt(const corpus *c, unsigned id) {
@@ -310,7 +267,7 @@ static void write_feed(corpus *c, unsigned fi) {
         f->last_size = 0;
         return;
     }
-    sbuf t = {0}, b = {0}, all = {0};
+    sh_test_str t = {0}, b = {0}, all = {0};
     for (int pad = 0; pad < 2; pad++) {
         all.len = 0;
         for (unsigned k = 0; k < f->n; k++) {
@@ -318,8 +275,8 @@ static void write_feed(corpus *c, unsigned fi) {
             feed_id(sid, fi, f->id[k]);
             article_text(&t, &b, sid, f->rev[k]);
             /* a space after the brace when the size would repeat itself */
-            sb_printf(&all, "{%s\"id\": \"%s\", \"title\": \"%s\", \"text\": \"%s\"}\n",
-                      pad && k == 0 ? " " : "", sid, t.p, b.p);
+            sh_test_str_printf(&all, "{%s\"id\": \"%s\", \"title\": \"%s\", \"text\": \"%s\"}\n",
+                               pad && k == 0 ? " " : "", sid, t.p, b.p);
         }
         if (all.len != f->last_size) break;
     }
@@ -327,9 +284,9 @@ static void write_feed(corpus *c, unsigned fi) {
     cr_assert_eq(sh_test_write_file(path, all.p, all.len), 0, "cannot write %s", path);
     f->present = 1;
     f->last_size = all.len;
-    sb_free(&t);
-    sb_free(&b);
-    sb_free(&all);
+    sh_test_str_free(&t);
+    sh_test_str_free(&b);
+    sh_test_str_free(&all);
 }
 
 static void corpus_init(corpus *c, const char *dir, uint64_t seed, unsigned ntxt,
@@ -424,18 +381,18 @@ static void corpus_mutate(corpus *c, unsigned add, unsigned change, unsigned rem
 static void write_bulk(const char *dir, const char *name, unsigned n, uint64_t seed) {
     char path[PATH_LEN];
     path_in(path, sizeof path, dir, name);
-    sbuf all = {0};
+    sh_test_str all = {0};
     for (unsigned k = 0; k < n; k++) {
         char sid[ID_LEN];
         snprintf(sid, sizeof sid, "bulk-%06u", k);
-        sb_printf(&all, "{\"id\": \"%s\", \"title\": \"bulk %u\", \"text\": \"", sid, k);
+        sh_test_str_printf(&all, "{\"id\": \"%s\", \"title\": \"bulk %u\", \"text\": \"", sid, k);
         for (unsigned w = 0; w < 40; w++)
-            sb_printf(&all, "%sx%012llx", w ? " " : "",
-                      (unsigned long long)(splitmix64(&seed) & 0xffffffffffffull));
-        sb_printf(&all, "\"}\n");
+            sh_test_str_printf(&all, "%sx%012llx", w ? " " : "",
+                               (unsigned long long)(sh_test_splitmix64(&seed) & 0xffffffffffffull));
+        sh_test_str_printf(&all, "\"}\n");
     }
     cr_assert_eq(sh_test_write_file(path, all.p, all.len), 0, "cannot write %s", path);
-    sb_free(&all);
+    sh_test_str_free(&all);
 }
 
 /* ---- running sahelindex -------------------------------------------------- */
@@ -754,7 +711,7 @@ Test(kill, index_survives_sigkill_at_any_moment_of_update_or_merge) {
     char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN];
     scratch("kill", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     corpus_init(c, src, 0xd0ab1e5eedull, 200, 30);
     idlist old = {0}, now = {0};
 
@@ -798,7 +755,7 @@ Test(kill, index_survives_sigkill_at_any_moment_of_update_or_merge) {
         if (!is_merge) corpus_mutate(c, 8, 5, 4, 2);
         corpus_ids(c, &now);
         double span = is_merge ? t_merge : t_update;
-        uint64_t delay = splitmix64(&rng) % ((uint64_t)(span * 1e9) + 1);
+        uint64_t delay = sh_test_splitmix64(&rng) % ((uint64_t)(span * 1e9) + 1);
 
         pid_t pid = spawn(is_merge ? merge : update, log, 0, NULL);
         sleep_ns(delay);
@@ -854,7 +811,7 @@ Test(kill, first_build_killed_at_any_moment_leaves_no_index_or_a_whole_one) {
     char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN];
     scratch("kill_build", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     corpus_init(c, src, 0xb111dull, 200, 30);
     idlist ids = {0};
     corpus_ids(c, &ids);
@@ -873,7 +830,7 @@ Test(kill, first_build_killed_at_any_moment_leaves_no_index_or_a_whole_one) {
     for (unsigned t = 0; t < trials; t++) {
         char when[128];
         cr_assert_eq(sh_test_rm_rf(index), 0);
-        uint64_t delay = splitmix64(&rng) % ((uint64_t)(t_build * 1e9) + 1);
+        uint64_t delay = sh_test_splitmix64(&rng) % ((uint64_t)(t_build * 1e9) + 1);
         pid_t pid = spawn(build, log, 0, NULL);
         sleep_ns(delay);
         kill(pid, SIGKILL);
@@ -955,7 +912,7 @@ Test(disk_full, update_that_cannot_write_exits_2_and_keeps_the_last_commit) {
     char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN];
     scratch("update_efbig", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     idlist ids = {0}, newids = {0};
     observation before;
     small_index(c, src, index, log, 0xf11ull, &ids, &before);
@@ -998,7 +955,7 @@ Test(disk_full, every_file_size_limit_fails_cleanly_or_commits_all) {
     char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN];
     scratch("update_sweep", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     idlist ids = {0}, newids = {0};
     observation before;
     small_index(c, src, index, log, 0x5eedull, &ids, &before);
@@ -1039,7 +996,7 @@ Test(disk_full, build_force_that_cannot_write_keeps_the_old_index) {
     path_in(log, sizeof log, dir, "child.log");
     path_in(src2, sizeof src2, dir, "src2");
     cr_assert_eq(sh_test_mkdir_p(src2), 0);
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     idlist ids = {0};
     observation before;
     small_index(c, src, index, log, 0xb1dull, &ids, &before);
@@ -1120,7 +1077,7 @@ static fault_point *fault_points(const char *trace, const char *index, size_t *n
         unsigned n;
     } seen[64];
     size_t nseen = 0, n = 0, cap = 64;
-    fault_point *pts = xcalloc(cap, sizeof *pts);
+    fault_point *pts = sh_test_xcalloc(cap, sizeof *pts);
     int after = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         size_t nl = strspn(line, "abcdefghijklmnopqrstuvwxyz0123456789_");
@@ -1185,7 +1142,7 @@ static unsigned fault_sweep(const char *name, int after_commit, int merge) {
     path_in(log, sizeof log, dir, "child.log");
     path_in(pristine, sizeof pristine, dir, "pristine");
     path_in(trace, sizeof trace, dir, "trace.txt");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     idlist old = {0}, now = {0};
     corpus_init(c, src, 0xfa17ull, 40, 8);
     const char *build[] = {SAHELINDEX, "build", "--index", index, src, NULL};
@@ -1370,7 +1327,7 @@ Test(readers, every_search_during_commits_matches_its_snapshot) {
     scratch("readers", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
     path_in(obs_path, sizeof obs_path, dir, "observations.bin");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     corpus_init(c, src, 0x7eade25ull, 150, 15);
     const char *build[] = {SAHELINDEX, "build", "--index", index, src, NULL};
     const char *update[] = {SAHELINDEX, "update", "--index", index, src, NULL};
@@ -1378,7 +1335,7 @@ Test(readers, every_search_during_commits_matches_its_snapshot) {
     run_ok(build, log);
 
     /* expected[i]: the results of generation expected[i].generation */
-    observation *expected = xcalloc(nupdates + 1, sizeof *expected);
+    observation *expected = sh_test_xcalloc(nupdates + 1, sizeof *expected);
     size_t nexpected = 0;
     observe(index, &expected[nexpected++], "after build");
     /* a snapshot held open through every commit, merges included, whose
@@ -1441,7 +1398,7 @@ Test(readers, every_search_during_commits_matches_its_snapshot) {
     size_t nobs = len / sizeof(observation);
     uint64_t rounds = sh->rounds, errors = sh->errors;
     cr_assert_eq(nobs, rounds, "%zu records for %llu rounds", nobs, (unsigned long long)rounds);
-    size_t *per_gen = xcalloc(nexpected, sizeof *per_gen);
+    size_t *per_gen = sh_test_xcalloc(nexpected, sizeof *per_gen);
     for (size_t i = 0; i < nobs; i++) {
         observation ob;
         memcpy(&ob, data + i * sizeof ob, sizeof ob);
@@ -1509,7 +1466,7 @@ Test(regression, verify_of_an_open_snapshot_fails_once_a_commit_removes_its_sour
     char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN];
     scratch("verify_held", dir, src, index);
     path_in(log, sizeof log, dir, "child.log");
-    corpus *c = xcalloc(1, sizeof *c);
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
     corpus_init(c, src, 0x4e1dull, 20, 4);
     const char *build[] = {SAHELINDEX, "build", "--index", index, src, NULL};
     const char *update[] = {SAHELINDEX, "update", "--index", index, src, NULL};

@@ -61,7 +61,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/common.h"
+#include "support/run.h"
 
 extern char **environ;
 
@@ -119,26 +119,11 @@ static int run(char *const argv[], const char *in, const char *out, const char *
     return WEXITSTATUS(status);
 }
 
-/* The whole of a file as a NUL-terminated string; sh_free it. */
+/* The whole of a file as a NUL-terminated string; free it. */
 static char *slurp(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    cr_assert(fp != NULL, "open %s: %s", path, strerror(errno));
-    size_t len = 0, cap = 4096;
-    char *s = sh_malloc(cap);
-    cr_assert(s != NULL);
-    size_t got;
-    while ((got = fread(s + len, 1, cap - len - 1, fp)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            s = sh_realloc(s, cap);
-            cr_assert(s != NULL);
-        }
-    }
-    cr_assert(!ferror(fp), "read %s", path);
-    fclose(fp);
-    s[len] = '\0';
+    char *s = sh_test_read_file(path, NULL);
+    cr_assert(s != NULL, "read %s: %s", path, strerror(errno));
     return s;
 }
 
@@ -213,15 +198,13 @@ static void find_treceval(char *path, size_t size)
     if (rc != 0) {
         char *log = slurp(errlog);
         cr_log_error("%s", log);
-        sh_free(log);
+        free(log);
     }
     cr_assert(rc == 0, "%s/treceval is not built and compiling %s failed (exit %d)",
               SAHEL_BIN_DIR, src, rc);
     /* rename is atomic: a parallel test sees the old binary or the new one */
     cr_assert(rename(tmp_out, path) == 0, "rename %s: %s", tmp_out, strerror(errno));
-    char rm[] = "rm", rf[] = "-rf";
-    char *rmv[] = {rm, rf, scratch, NULL};
-    cr_assert(run(rmv, NULL, NULL, NULL) == 0);
+    cr_assert(sh_test_rm_rf(scratch) == 0, "rm -rf %s failed", scratch);
 }
 
 /* Output of one treceval run, as files in a scratch directory. */
@@ -253,10 +236,7 @@ static void treceval(eval_run *r, const char *what, bool per_query, const char *
 
 static void remove_tree(const char *dir)
 {
-    char rm[] = "rm", rf[] = "-rf", d[4096];
-    snprintf(d, sizeof d, "%s", dir);
-    char *argv[] = {rm, rf, d, NULL};
-    cr_assert(run(argv, NULL, NULL, NULL) == 0, "rm -rf %s failed", dir);
+    cr_assert(sh_test_rm_rf(dir) == 0, "rm -rf %s failed", dir);
 }
 
 /* treceval must fail with status 2 and name `where` (file:line) on stderr. */
@@ -269,8 +249,8 @@ static void expect_input_error(const char *qrels, const char *runfile, const cha
     cr_expect_eq(r.status, 2, "exit status %d, stderr: %s", r.status, err);
     cr_expect(strstr(err, where) != NULL, "stderr does not name %s: %s", where, err);
     cr_expect(strstr(out, "map") == NULL, "printed results despite the error:\n%s", out);
-    sh_free(out);
-    sh_free(err);
+    free(out);
+    free(err);
     remove_tree(r.dir);
 }
 
@@ -292,7 +272,7 @@ Test(treceval, hand_computed_fixture_gives_expected_means)
     cr_expect_float_eq(expect_measure(out, "recall_100", "all"), 0.5, PRINT_EPS);
     cr_expect_float_eq(expect_measure(out, "ndcg_cut_10", "all"), 0.205854, PRINT_EPS);
     cr_expect(isnan(measure(out, "map", "q1")), "per-query lines printed without -q");
-    sh_free(out);
+    free(out);
     remove_tree(r.dir);
 }
 
@@ -317,7 +297,7 @@ Test(treceval, per_query_flag_prints_each_evaluated_query)
     cr_expect(isnan(measure(out, "map", "q3")), "q3 has no relevant document");
     cr_expect(isnan(measure(out, "map", "q5")), "q5 is not in the qrels");
     cr_expect_float_eq(expect_measure(out, "map", "all"), 0.192929, PRINT_EPS);
-    sh_free(out);
+    free(out);
     remove_tree(r.dir);
 }
 
@@ -328,7 +308,7 @@ Test(treceval, dash_reads_the_run_from_stdin)
     char *out = slurp(r.out);
     cr_assert_eq(r.status, 0, "exit status %d", r.status);
     cr_expect_float_eq(expect_measure(out, "map", "all"), 0.192929, PRINT_EPS);
-    sh_free(out);
+    free(out);
     remove_tree(r.dir);
 }
 
@@ -387,7 +367,7 @@ static void expect_success(int status, const char *what, const char *errfile)
         return;
     char *err = slurp(errfile);
     cr_log_error("%s stderr:\n%s", what, err);
-    sh_free(err);
+    free(err);
     cr_assert_fail("%s exited with status %d", what, status);
 }
 
@@ -437,7 +417,7 @@ Test(cranfield, bm25_meets_the_quality_floor, .timeout = 500)
             "cranfield: MAP %.4f (floor %.3f)  nDCG@10 %.4f (floor %.3f)  P@10 %.4f  "
             "Recall@100 %.4f  over %.0f queries\n",
             map, CRANFIELD_MAP_FLOOR, ndcg, CRANFIELD_NDCG10_FLOOR, p10, r100, num_q);
-    sh_free(out);
+    free(out);
 
     cr_expect_float_eq(num_q, 225.0, 0.5, "Cranfield has 225 judged queries");
     cr_expect(num_ret > 0.0, "the run retrieved nothing");

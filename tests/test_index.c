@@ -43,36 +43,22 @@
 
 #include "index/index.h"
 #include "sahel.h"
+#include "support/failalloc.h"
+#include "support/rng.h"
 #include "support/run.h"
+#include "support/strbuf.h"
 
 #define TMP_ROOT SAHEL_TEST_TMP "/index"
 #define PATH_LEN 1024
 
 /* ---- small utilities ---------------------------------------------------- */
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    cr_assert(p, "test_index: out of memory");
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    cr_assert(q, "test_index: out of memory");
-    return q;
-}
-
 /* splitmix64: tiny, fixed seed, good enough to pick test data */
 static uint64_t g_rng;
 
 static void rng_seed(uint64_t s) { g_rng = s; }
 
-static uint64_t rng_next(void) {
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return sh_test_splitmix64(&g_rng); }
 
 static uint32_t rng_below(uint32_t n) { return n ? (uint32_t)(rng_next() % n) : 0; }
 
@@ -96,7 +82,7 @@ static void tb_reserve(tbuf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) cap *= 2;
-    b->p = xrealloc(b->p, cap);
+    b->p = sh_test_xrealloc(b->p, cap);
     b->cap = cap;
 }
 
@@ -192,7 +178,7 @@ static char *list_dir(const char *dir) {
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        names = xrealloc(names, (n + 1) * sizeof *names);
+        names = sh_test_xrealloc(names, (n + 1) * sizeof *names);
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
@@ -466,7 +452,7 @@ Test(bitpack, roundtrip_every_width_on_every_decoder) {
             if (rep == 2) /* small values in a wide stream */
                 for (size_t i = 0; i < 128; i++) v[i] &= 3;
             size_t nbytes = 16u * w;
-            uint8_t *out = xmalloc(nbytes);
+            uint8_t *out = sh_test_xmalloc(nbytes);
             cr_assert_eq(sh_bitpack128(v, w, out), nbytes, "w=%u", w);
             tbuf spec = {0};
             spec_pack(&spec, v, w);
@@ -632,30 +618,17 @@ static void pc_name(uint32_t k, char *out, size_t cap) {
         snprintf(out, cap, "w%u", k - T_NPLANNED);
 }
 
-typedef struct u32vec {
-    uint32_t *v;
-    size_t n, cap;
-} u32vec;
-
-static void u32_push(u32vec *a, uint32_t x) {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 16;
-        a->v = xrealloc(a->v, a->cap * sizeof *a->v);
-    }
-    a->v[a->n++] = x;
-}
-
 /* Generates the corpus, builds it (one segment) and opens it. */
 static void pc_build(const char *name) {
     memset(&g_pc, 0, sizeof g_pc);
     rng_seed(0x5AE1);
     for (uint32_t d = 0; d < PC_NDOCS; d++)
         g_pc.sparse[d] = d == 0 || d == PC_NDOCS - 1 || rng_below(16) == 0;
-    sahel_doc *docs = xmalloc(PC_NDOCS * sizeof *docs);
+    sahel_doc *docs = sh_test_xmalloc(PC_NDOCS * sizeof *docs);
     tbuf *text = calloc(PC_NDOCS * 3, sizeof *text);
     cr_assert(text);
     for (uint32_t d = 0; d < PC_NDOCS; d++) {
-        u32vec f[2] = {{0}, {0}};
+        sh_test_u32vec f[2] = {{0}, {0}};
         for (uint32_t k = 0; k < T_NPLANNED; k++) {
             if (!pc_member(k, d)) continue;
             uint32_t t, b;
@@ -675,24 +648,24 @@ static void pc_build(const char *name) {
                     t = 0, b = 1 + rng_below(3);
                 if (k == T_DENSE && rng_below(50) == 0) b = 20 + rng_below(30);
             }
-            for (uint32_t i = 0; i < t; i++) u32_push(&f[0], k);
-            for (uint32_t i = 0; i < b; i++) u32_push(&f[1], k);
+            for (uint32_t i = 0; i < t; i++) sh_test_u32vec_push(&f[0], k);
+            for (uint32_t i = 0; i < b; i++) sh_test_u32vec_push(&f[1], k);
         }
         for (uint32_t i = rng_below(3); i > 0; i--)
-            u32_push(&f[0], T_NPLANNED + rng_below(PC_NFILL));
+            sh_test_u32vec_push(&f[0], T_NPLANNED + rng_below(PC_NFILL));
         for (uint32_t i = rng_below(6); i > 0; i--)
-            u32_push(&f[1], T_NPLANNED + rng_below(PC_NFILL));
+            sh_test_u32vec_push(&f[1], T_NPLANNED + rng_below(PC_NFILL));
         tbuf *id = &text[3 * d], *tt = &text[3 * d + 1], *bt = &text[3 * d + 2];
         tb_printf(id, "p%04u", d);
         for (int fl = 0; fl < 2; fl++) {
-            shuffle_u32(f[fl].v, f[fl].n);
-            g_pc.tok[d][fl] = f[fl].v;
+            shuffle_u32(f[fl].p, f[fl].n);
+            g_pc.tok[d][fl] = f[fl].p;
             g_pc.ntok[d][fl] = (uint32_t)f[fl].n;
             tbuf *out = fl ? bt : tt;
             tb_str(out, "");
             for (size_t i = 0; i < f[fl].n; i++) {
                 char nm[32];
-                pc_name(f[fl].v[i], nm, sizeof nm);
+                pc_name(f[fl].p[i], nm, sizeof nm);
                 if (i) tb_putc(out, ' ');
                 tb_str(out, nm);
             }
@@ -818,18 +791,18 @@ Test(postings, term_bytes_match_the_format_spec) {
         size_t n = pc_docs(k, docs);
         if (n == 0) continue;
         nterms_seen++;
-        u32vec positions = {0};
+        sh_test_u32vec positions = {0};
         for (size_t i = 0; i < n; i++) {
             uint32_t tmp[PC_MAXTF];
             tft[i] = pc_positions(k, docs[i], 0, tmp);
-            for (uint32_t j = 0; j < tft[i]; j++) u32_push(&positions, tmp[j]);
+            for (uint32_t j = 0; j < tft[i]; j++) sh_test_u32vec_push(&positions, tmp[j]);
             tfb[i] = pc_positions(k, docs[i], 1, tmp);
-            for (uint32_t j = 0; j < tfb[i]; j++) u32_push(&positions, tmp[j]);
+            for (uint32_t j = 0; j < tfb[i]; j++) sh_test_u32vec_push(&positions, tmp[j]);
         }
         tbuf post = {0}, pos = {0};
         /* the writer takes the impacts at the averages META records */
         const sh_lens L = {lent, lenb, seg->ndocs, seg->sum_len_title, seg->sum_len_body};
-        spec_postings(docs, tft, tfb, positions.v, n, &L, &post, &pos);
+        spec_postings(docs, tft, tfb, positions.p, n, &L, &post, &pos);
         sh_terminfo ti;
         pc_lookup(k, &ti);
         char nm[32];
@@ -843,7 +816,7 @@ Test(postings, term_bytes_match_the_format_spec) {
                   "positions bytes of %s differ from the spec", nm);
         tb_free(&post);
         tb_free(&pos);
-        free(positions.v);
+        free(positions.p);
     }
     cr_assert_eq(seg->nterms, nterms_seen, "the dictionary holds exactly the corpus's terms");
     /* the terms' ranges tile the two streams in dictionary order */
@@ -974,15 +947,15 @@ Test(postings, hyphenated_whole_and_part_share_a_position) {
 
 typedef struct plist {
     uint32_t *docs, *tft, *tfb;
-    u32vec pos;
+    sh_test_u32vec pos;
     size_t n;
 } plist;
 
 static void make_plist(plist *l, size_t n, uint32_t *lent, uint32_t *lenb) {
     memset(l, 0, sizeof *l);
-    l->docs = xmalloc(n * sizeof *l->docs);
-    l->tft = xmalloc(n * sizeof *l->tft);
-    l->tfb = xmalloc(n * sizeof *l->tfb);
+    l->docs = sh_test_xmalloc(n * sizeof *l->docs);
+    l->tft = sh_test_xmalloc(n * sizeof *l->tft);
+    l->tfb = sh_test_xmalloc(n * sizeof *l->tfb);
     l->n = n;
     /* spread n docs over the universe, with occasional huge gaps */
     uint32_t d = rng_below(4);
@@ -1003,7 +976,7 @@ static void make_plist(plist *l, size_t n, uint32_t *lent, uint32_t *lenb) {
         for (int f = 0; f < 2; f++) {
             uint32_t p = rng_below(8) == 0 ? rng_next() >> 33 : rng_below(50);
             for (uint32_t k = 0; k < runs[f]; k++) {
-                u32_push(&l->pos, p);
+                sh_test_u32vec_push(&l->pos, p);
                 p += rng_below(4) == 0 ? 0 : rng_below(3000); /* repeats allowed */
                 if (p > (1u << 31)) p = 1u << 31;
             }
@@ -1020,7 +993,7 @@ static void free_plist(plist *l) {
     free(l->docs);
     free(l->tft);
     free(l->tfb);
-    free(l->pos.v);
+    free(l->pos.p);
 }
 
 Test(postings, encode_matches_spec_for_wide_random_lists) {
@@ -1037,11 +1010,11 @@ Test(postings, encode_matches_spec_for_wide_random_lists) {
         sh_buf_put(&post, "xyz", 3);
         sh_buf_put(&pos, "q", 1);
         const sh_lens L = lens_of(lent, lenb, WIDE_UNIVERSE);
-        cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, &L, &post, &pos), 0);
+        cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.p, l.n, &L, &post, &pos), 0);
         tbuf sp = {0}, spos = {0};
         tb_str(&sp, "xyz");
         tb_str(&spos, "q");
-        spec_postings(l.docs, l.tft, l.tfb, l.pos.v, l.n, &L, &sp, &spos);
+        spec_postings(l.docs, l.tft, l.tfb, l.pos.p, l.n, &L, &sp, &spos);
         cr_assert_eq(post.len, sp.len, "n=%zu: postings %zu bytes, spec %zu", l.n, post.len,
                      sp.len);
         cr_assert(memcmp(post.p, sp.p, sp.len) == 0, "n=%zu: postings bytes differ", l.n);
@@ -1083,7 +1056,7 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
         tb_printf(&terms, "t%d", i); /* t0 < t1 < t2 < t3 */
         const sh_lens L = lens_of(lent, lenb, ndocs);
         cr_assert_eq(
-            sh_postings_encode(l[i].docs, l[i].tft, l[i].tfb, l[i].pos.v, l[i].n, &L, &post, &pos),
+            sh_postings_encode(l[i].docs, l[i].tft, l[i].tfb, l[i].pos.p, l[i].n, &L, &post, &pos),
             0);
     }
     tb_u64(&termidx, post.len);
@@ -1134,7 +1107,7 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
     sh_segment seg;
     cr_assert_eq(sh_segment_open(dir, "hand.sseg", &seg, &err), 0, "%s", err.msg);
     cr_assert_eq(seg.ndocs, ndocs);
-    uint32_t *tb = xmalloc(100000 * sizeof *tb), *bb = xmalloc(100000 * sizeof *bb);
+    uint32_t *tb = sh_test_xmalloc(100000 * sizeof *tb), *bb = sh_test_xmalloc(100000 * sizeof *bb);
     for (int i = 0; i < NL; i++) {
         char nm[8];
         snprintf(nm, sizeof nm, "t%d", i);
@@ -1142,7 +1115,7 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
         cr_assert_eq(sh_segment_lookup(&seg, nm, strlen(nm), &ti, &err), 1);
         sh_postings pc;
         cr_assert_eq(sh_postings_init(&pc, &seg, &ti, &err), 0, "%s", err.msg);
-        const uint32_t *pp = l[i].pos.v;
+        const uint32_t *pp = l[i].pos.p;
         for (size_t j = 0; j < l[i].n; j++) {
             cr_assert_eq(sh_postings_next(&pc), 0, "list %d doc %zu: %s", i, j, err.msg);
             cr_assert_eq(pc.doc, l[i].docs[j], "list %d entry %zu", i, j);
@@ -1196,9 +1169,9 @@ typedef struct memseg {
 static void memseg_make(memseg *m, uint32_t ndocs, const uint8_t *post, size_t post_len,
                         const uint8_t *pos, size_t pos_len) {
     memset(m, 0, sizeof *m);
-    m->post = xmalloc(post_len);
-    m->pos = xmalloc(pos_len);
-    m->lens = xmalloc((size_t)ndocs * 8);
+    m->post = sh_test_xmalloc(post_len);
+    m->pos = sh_test_xmalloc(pos_len);
+    m->lens = sh_test_xmalloc((size_t)ndocs * 8);
     if (post_len) memcpy(m->post, post, post_len);
     if (pos_len) memcpy(m->pos, pos, pos_len);
     for (uint32_t d = 0; d < 2 * ndocs; d++) memcpy(m->lens + 4 * (size_t)d, "\1\0\0\0", 4);
@@ -1222,9 +1195,9 @@ static void memseg_free(memseg *m) {
  * tfs mostly small and now and then large, and their positions. */
 static void make_random_plist(plist *l, size_t n, uint32_t universe) {
     memset(l, 0, sizeof *l);
-    l->docs = xmalloc(n * sizeof *l->docs);
-    l->tft = xmalloc(n * sizeof *l->tft);
-    l->tfb = xmalloc(n * sizeof *l->tfb);
+    l->docs = sh_test_xmalloc(n * sizeof *l->docs);
+    l->tft = sh_test_xmalloc(n * sizeof *l->tft);
+    l->tfb = sh_test_xmalloc(n * sizeof *l->tfb);
     l->n = n;
     size_t k = 0;
     for (uint32_t d = 0; d < universe && k < n; d++)
@@ -1237,7 +1210,8 @@ static void make_random_plist(plist *l, size_t n, uint32_t universe) {
         uint32_t runs[2] = {l->tft[i], l->tfb[i]};
         for (int f = 0; f < 2; f++) {
             uint32_t p = rng_below(100);
-            for (uint32_t j = 0; j < runs[f]; j++, p += rng_below(20)) u32_push(&l->pos, p);
+            for (uint32_t j = 0; j < runs[f]; j++, p += rng_below(20))
+                sh_test_u32vec_push(&l->pos, p);
         }
     }
 }
@@ -1269,7 +1243,7 @@ static void rlists_make(rlists *r, uint64_t seed) {
         ti->df = (uint32_t)r->l[t].n;
         ti->post_off = post.len;
         ti->pos_off = pos.len;
-        cr_assert_eq(sh_postings_encode(r->l[t].docs, r->l[t].tft, r->l[t].tfb, r->l[t].pos.v,
+        cr_assert_eq(sh_postings_encode(r->l[t].docs, r->l[t].tft, r->l[t].tfb, r->l[t].pos.p,
                                         r->l[t].n, &L, &post, &pos),
                      0);
         ti->post_len = post.len - ti->post_off;
@@ -1300,10 +1274,10 @@ static size_t lower_bound_u32(const uint32_t *v, size_t n, uint32_t x) {
 /* Walk, advance, block bounds and intersection of random lists, on every
  * decoder, against the lists themselves. */
 Test(postings, random_lists_decode_and_advance_alike_on_every_decoder) {
-    rlists *r = xmalloc(sizeof *r);
+    rlists *r = sh_test_xmalloc(sizeof *r);
     rlists_make(r, 0x5EED1);
     int is[3], ni = isas(is);
-    uint32_t *tb = xmalloc(8000 * sizeof *tb), *bb = xmalloc(8000 * sizeof *bb);
+    uint32_t *tb = sh_test_xmalloc(8000 * sizeof *tb), *bb = sh_test_xmalloc(8000 * sizeof *bb);
     for (int k = 0; k < ni; k++) {
         sh_codec_set_isa(is[k]);
         const char *nm = isa_name(is[k]);
@@ -1313,7 +1287,7 @@ Test(postings, random_lists_decode_and_advance_alike_on_every_decoder) {
             sh_postings pc;
             /* every doc, its tfs and positions, in order */
             cr_assert_eq(sh_postings_init(&pc, &r->m.seg, &r->ti[t], &err), 0, "%s", err.msg);
-            const uint32_t *pp = l->pos.v;
+            const uint32_t *pp = l->pos.p;
             for (size_t j = 0; j < l->n; j++) {
                 cr_assert_eq(sh_postings_next(&pc), 0, "%s list %d: %s", nm, t, err.msg);
                 cr_assert_eq(pc.doc, l->docs[j], "%s list %d doc %zu", nm, t, j);
@@ -1373,7 +1347,7 @@ Test(postings, random_lists_decode_and_advance_alike_on_every_decoder) {
         for (int a = 0; a < RL_N; a += 1 + (a > 6)) {
             for (int b = 0; b < RL_N; b += 1 + (b > 6)) {
                 const plist *la = &r->l[a], *lb = &r->l[b];
-                uint32_t *want = xmalloc(SH_MIN(la->n, lb->n) * sizeof *want);
+                uint32_t *want = sh_test_xmalloc(SH_MIN(la->n, lb->n) * sizeof *want);
                 size_t nw = 0;
                 for (size_t i = 0, j = 0; i < la->n && j < lb->n;) {
                     uint32_t x = la->docs[i], y = lb->docs[j];
@@ -1452,7 +1426,7 @@ Test(postings, damaged_terms_are_reported_never_followed) {
     make_random_plist(&l, 300, 4096);
     sh_buf post = {0}, pos = {0};
     const sh_lens lens = lens_of(lent, lenb, 4096);
-    cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.v, l.n, &lens, &post, &pos), 0);
+    cr_assert_eq(sh_postings_encode(l.docs, l.tft, l.tfb, l.pos.p, l.n, &lens, &post, &pos), 0);
     /* a clean second list in its own segment, to intersect with */
     size_t L = post.len;
     sh_terminfo ti = {.df = 300, .post_off = 0, .post_len = L, .pos_off = 0, .pos_len = pos.len};
@@ -1469,7 +1443,7 @@ Test(postings, damaged_terms_are_reported_never_followed) {
         memseg_free(&m);
     }
     cr_assert_gt(bad, 0);
-    uint8_t *copy = xmalloc(L);
+    uint8_t *copy = sh_test_xmalloc(L);
     for (size_t at = 0; at < L; at++) {
         for (int v = 0; v < 3; v++) {
             memcpy(copy, post.p, L);
@@ -1526,7 +1500,7 @@ Test(postings, each_kind_of_damage_names_itself) {
         {B1 + 3, 0x00, 256, 1, "term frequency"}, /* docs 128 and 136: tfs 0 */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        uint8_t *copy = xmalloc(p.len);
+        uint8_t *copy = sh_test_xmalloc(p.len);
         memcpy(copy, p.p, p.len);
         copy[cases[c].at] = cases[c].v;
         memseg m;
@@ -1996,7 +1970,7 @@ Test(docstore, records_blocks_and_hashes_match_the_format_spec) {
                   "block %u: the frame records its content size", b);
         cr_assert_eq(ZSTD_findFrameCompressedSize(st->p + off, next_off - off), next_off - off,
                      "block %u is exactly one frame", b);
-        uint8_t *raw = xmalloc((size_t)size);
+        uint8_t *raw = sh_test_xmalloc((size_t)size);
         size_t got = ZSTD_decompress(raw, (size_t)size, st->p + off, next_off - off);
         cr_assert(!ZSTD_isError(got) && got == size, "block %u decompresses", b);
         tbuf want = {0};
@@ -2464,7 +2438,7 @@ static void sweep_build(char *dir, const char *name, uint32_t ndocs, uint64_t se
                         size_t per) {
     scratch(dir, name);
     rng_seed(seed);
-    sahel_doc *docs = xmalloc(ndocs * sizeof *docs);
+    sahel_doc *docs = sh_test_xmalloc(ndocs * sizeof *docs);
     tbuf *text = calloc((size_t)ndocs * 3, sizeof *text);
     cr_assert(text);
     for (uint32_t d = 0; d < ndocs; d++) {
@@ -2597,7 +2571,7 @@ Test(corruption, flipped_byte_fails_open_or_verify) {
     const char *name = strrchr(path, '/') + 1;
     size_t size;
     uint8_t *orig = read_whole(path, &size);
-    uint8_t *m = xmalloc(size);
+    uint8_t *m = sh_test_xmalloc(size);
     rng_seed(0xF1195);
     tbuf undetected = {0};
     size_t nflips = 0, nopened = 0;
@@ -2670,7 +2644,7 @@ Test(corruption, resealed_damage_never_crashes_search) {
     size_t size;
     uint8_t *orig = read_whole(path, &size);
     uint64_t T = le64(orig + size - 32);
-    uint8_t *m = xmalloc(size);
+    uint8_t *m = sh_test_xmalloc(size);
     rng_seed(0x5EA15);
     size_t nflips = 0, nopened = 0, nverified = 0;
     size_t stride = (size_t)(T / 700) | 1;
@@ -3120,49 +3094,12 @@ Test(regression, wordless_articles_sort_a_null_token_array) {
 
 /* ==== 9. allocation failures ============================================= */
 
-/* An allocator failing the Nth call (malloc or realloc), once or from then
- * on, and counting the blocks it handed out and got back: the library must
- * return every one of them whatever failed.  (libstemmer and zstd allocate
- * on their own, outside this hook.) */
-typedef struct failing_alloc {
-    uint64_t calls;
-    uint64_t fail_at; /* 0: never */
-    int persistent;
-    uint64_t failures;
-    int64_t live;
-} failing_alloc;
-
-/* The writer allocates on its builder threads too: the counters are
- * atomic, so that live stays exact; which call fails then depends on the
- * threads' timing, and every outcome must be sound. */
-static int fa_fail(failing_alloc *fa) {
-    uint64_t call = __atomic_add_fetch(&fa->calls, 1, __ATOMIC_RELAXED);
-    int fail = fa->fail_at && (fa->persistent ? call >= fa->fail_at : call == fa->fail_at);
-    if (fail) __atomic_add_fetch(&fa->failures, 1, __ATOMIC_RELAXED);
-    return fail;
-}
-
-static void *fa_malloc(size_t size, void *ctx) {
-    failing_alloc *fa = ctx;
-    if (fa_fail(fa)) return NULL;
-    void *p = malloc(size);
-    if (p) __atomic_add_fetch(&fa->live, 1, __ATOMIC_RELAXED);
-    return p;
-}
-
-static void *fa_realloc(void *ptr, size_t size, void *ctx) {
-    failing_alloc *fa = ctx;
-    if (fa_fail(fa)) return NULL;
-    void *p = realloc(ptr, size);
-    if (p && !ptr) __atomic_add_fetch(&fa->live, 1, __ATOMIC_RELAXED);
-    return p;
-}
-
-static void fa_free(void *ptr, void *ctx) {
-    failing_alloc *fa = ctx;
-    if (ptr) __atomic_sub_fetch(&fa->live, 1, __ATOMIC_RELAXED);
-    free(ptr);
-}
+/* The allocator (support/failalloc.h) fails the Nth call (malloc or
+ * realloc), once or from then on, and counts the blocks it handed out and
+ * got back: the library must return every one of them whatever failed.
+ * (libstemmer and zstd allocate on their own, outside this hook.)  The
+ * writer allocates on its builder threads too, so which call fails then
+ * depends on the threads' timing, and every outcome must be sound. */
 
 static const char *const alloc_bodies[] = {
     "The junta in Mali signed a mutual defense pact with Niger and Burkina Faso.",
@@ -3240,11 +3177,10 @@ __attribute__((format(printf, 2, 3))) static void problem(tbuf *b, const char *f
 
 /* Runs the scenario in a fresh, existing, empty directory under the
  * failing allocator; checks the outcome and what is left on disk. */
-static void alloc_run(const char *dir, size_t budget, failing_alloc *fa, tbuf *problems) {
+static void alloc_run(const char *dir, size_t budget, sh_test_failalloc *fa, tbuf *problems) {
     cr_assert_eq(sh_test_rm_rf(dir), 0);
     cr_assert_eq(sh_test_mkdir_p(dir), 0);
-    sahel_allocator a = {fa_malloc, fa_realloc, fa_free, fa};
-    sahel_set_allocator(&a);
+    sh_test_failalloc_install(fa);
     sahel_error err = {0};
     const char *step;
     int rc = alloc_scenario(dir, budget, &err, &step);
@@ -3286,7 +3222,7 @@ Test(alloc, every_failing_allocation_is_an_error_never_a_crash_or_leak) {
     tbuf problems = {0};
     static const size_t budgets[2] = {0, 16 * 1024};
     for (int b = 0; b < 2; b++) {
-        failing_alloc fa = {0};
+        sh_test_failalloc fa = {0};
         size_t before = g_nproblems;
         alloc_run(dir, budgets[b], &fa, &problems);
         cr_assert_eq(g_nproblems, before, "without failures: %s", (const char *)problems.p);
@@ -3296,14 +3232,14 @@ Test(alloc, every_failing_allocation_is_an_error_never_a_crash_or_leak) {
         cr_assert_gt(total, 50);
         uint64_t nfailed = 0;
         for (uint64_t n = 1; n <= total + 1; n++) {
-            failing_alloc f = {0};
+            sh_test_failalloc f = {0};
             f.fail_at = n;
             alloc_run(dir, budgets[b], &f, &problems);
             nfailed += f.failures > 0;
         }
         cr_assert_eq(nfailed, total, "every allocation call was failed once");
         for (uint64_t n = 1; n <= total; n += 1 + total / 97) {
-            failing_alloc f = {0};
+            sh_test_failalloc f = {0};
             f.fail_at = n;
             f.persistent = 1;
             alloc_run(dir, budgets[b], &f, &problems);
@@ -3447,10 +3383,9 @@ Test(regression, phrase_search_out_of_memory_crashes) {
                          mkdoc("b", "Niger", "defense of the mutual pact")};
     build_index(dir, docs, 2, 0);
     for (uint64_t n = 1; n < 400; n++) {
-        failing_alloc fa = {0};
+        sh_test_failalloc fa = {0};
         fa.fail_at = n;
-        sahel_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
-        sahel_set_allocator(&a);
+        sh_test_failalloc_install(&fa);
         sahel_index *ix = NULL;
         sahel_hits *h = NULL;
         sahel_error err = {0};
@@ -3477,10 +3412,9 @@ Test(regression, writer_open_out_of_memory_reported_as_existing_index) {
     tbuf problems = {0};
     for (uint64_t n = 1; n < 100; n++) {
         cr_assert_eq(sh_test_mkdir_p(dir), 0); /* exists, empty */
-        failing_alloc fa = {0};
+        sh_test_failalloc fa = {0};
         fa.fail_at = n;
-        sahel_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
-        sahel_set_allocator(&a);
+        sh_test_failalloc_install(&fa);
         sahel_writer *w = NULL;
         sahel_error err = {0};
         int rc = sahel_writer_open(dir, NULL, &w, &err);
@@ -3519,10 +3453,9 @@ Test(regression, failed_commit_leaves_a_segment_file) {
             sahel_doc d = mkdoc(id, "title", alloc_bodies[i]);
             cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "%s", err.msg);
         }
-        failing_alloc fa = {0};
+        sh_test_failalloc fa = {0};
         fa.fail_at = n;
-        sahel_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
-        sahel_set_allocator(&a);
+        sh_test_failalloc_install(&fa);
         int rc = sahel_writer_commit(w, &err);
         sahel_set_allocator(NULL); /* close with the real allocator */
         sahel_writer_close(w);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "support/run.h"
 
 /* ---- a recording article callback ---------------------------------------- */
 
@@ -895,30 +896,17 @@ Test(bad_input, random_files_never_misbehave) {
 /* ---- files and folders --------------------------------------------------- */
 
 static void mkdirs(const char *path) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(buf, 0755);
-        *p = '/';
-    }
-    cr_assert(mkdir(buf, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", buf, strerror(errno));
+    cr_assert_eq(sh_test_mkdir_p(path), 0, "mkdir -p %s: %s", path, strerror(errno));
 }
 
 static void rmtree(const char *path) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(sh_test_rm_rf(path), 0, "rm -rf %s: %s", path, strerror(errno));
 }
 
 static void write_file(const char *dir, const char *name, const char *data, size_t len) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_eq(fwrite(data, 1, len, f), len);
-    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(sh_test_write_file(path, data, len), 0, "%s: %s", path, strerror(errno));
 }
 
 #define WRITE(dir, name, lit) write_file((dir), (name), (lit), sizeof(lit) - 1)

@@ -37,6 +37,9 @@
 
 #include "index/index.h"
 #include "sahel.h"
+#include "support/failalloc.h"
+#include "support/rng.h"
+#include "support/run.h"
 
 #define PATH_LEN 1024
 
@@ -53,12 +56,7 @@ static const char *const vocab[] = {
 #define NVOCAB (sizeof vocab / sizeof vocab[0])
 
 static uint64_t rng_state;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return sh_test_splitmix64(&rng_state); }
 static uint32_t rng_below(uint32_t n) { return (uint32_t)(rng_next() % n); }
 
 /* Skewed: low indexes (and the stop words at the end) far more often. */
@@ -120,9 +118,7 @@ static void scratch(char *out, const char *name) {
     snprintf(base, sizeof base, "%s/merge", SAHEL_TEST_TMP);
     mkdir(base, 0755);
     snprintf(out, PATH_LEN, "%s/%.100s", base, name);
-    char cmd[PATH_LEN + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(sh_test_rm_rf(out), 0, "cannot clear %s", out);
 }
 
 /* Build c's articles [0, n) but those with skip[d] set. */
@@ -382,46 +378,12 @@ Test(merge, a_map_that_is_not_one_to_one_is_refused) {
 
 /* ---- allocation failures while builders run ---------------------------- */
 
-typedef struct failing {
-    uint64_t calls, fail_at, failures;
-    int64_t live;
-} failing;
-
-static int f_fail(failing *f) {
-    uint64_t c = __atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
-    int fail = f->fail_at && c >= f->fail_at; /* persistent: memory stays short */
-    if (fail) __atomic_add_fetch(&f->failures, 1, __ATOMIC_RELAXED);
-    return fail;
-}
-static void *f_malloc(size_t size, void *ctx) {
-    failing *f = ctx;
-    if (f_fail(f)) return NULL;
-    void *p = malloc(size);
-    if (p) __atomic_add_fetch(&f->live, 1, __ATOMIC_RELAXED);
-    return p;
-}
-static void *f_realloc(void *ptr, size_t size, void *ctx) {
-    failing *f = ctx;
-    if (f_fail(f)) return NULL;
-    void *p = realloc(ptr, size);
-    if (p && !ptr) __atomic_add_fetch(&f->live, 1, __ATOMIC_RELAXED);
-    return p;
-}
-static void f_free(void *ptr, void *ctx) {
-    failing *f = ctx;
-    if (ptr) __atomic_sub_fetch(&f->live, 1, __ATOMIC_RELAXED);
-    free(ptr);
-}
-
 /* One threaded build under the failing allocator: SAHEL_ENOMEM reported
  * (from add or commit, whichever sees it first) and nothing left behind,
  * or a committed index holding every article; never a leak or a hang. */
-static void oom_build(const char *dir, const corpus *c, failing *f) {
-    char cmd[PATH_LEN + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-    sahel_allocator a = {f_malloc, f_realloc, f_free, f};
-    sahel_set_allocator(&a);
+static void oom_build(const char *dir, const corpus *c, sh_test_failalloc *f) {
+    cr_assert_eq(sh_test_rm_rf(dir), 0, "cannot clear %s", dir);
+    sh_test_failalloc_install(f);
     sahel_writer_opts o = {.memory_budget = 24 * 1024, .threads = 3};
     sahel_writer *w = NULL;
     sahel_error err = {0};
@@ -454,15 +416,16 @@ Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
     corpus c = make_corpus(240, 0x00F);
     char dir[PATH_LEN];
     scratch(dir, "oom");
-    failing f = {0};
+    sh_test_failalloc f = {0};
     oom_build(dir, &c, &f);
     uint64_t total = f.calls;
     cr_assert_gt(total, 100);
     /* forty points spread over the build, from the first call on: early
      * in open, while builders invert and flush, in the final merge */
     for (uint64_t k = 0; k < 40; k++) {
-        failing g = {0};
+        sh_test_failalloc g = {0};
         g.fail_at = 1 + k * total / 40;
+        g.persistent = 1; /* memory stays short once it has run out */
         oom_build(dir, &c, &g);
     }
     free_corpus(&c);

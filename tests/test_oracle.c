@@ -61,10 +61,8 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +72,9 @@
 #include "analysis/analysis.h"
 #include "query/query.h"
 #include "sahel.h"
+#include "support/rng.h"
+#include "support/run.h"
+#include "support/strbuf.h"
 
 /* Relative tolerance of score comparisons (see the file comment). */
 #define SCORE_TOL 1e-9
@@ -83,101 +84,12 @@
 
 /* ---- small utilities ---------------------------------------------------- */
 
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fprintf(stderr, "test_oracle: out of memory\n");
-        abort();
-    }
-    return q;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fprintf(stderr, "test_oracle: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s);
-    char *p = xrealloc(NULL, n + 1);
-    memcpy(p, s, n + 1);
-    return p;
-}
-
-/* A growable NUL-terminated string. */
-typedef struct strb {
-    char *p;
-    size_t len, cap;
-} strb;
-
-static void sb_put(strb *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(strb *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(strb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strb *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[512];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        sb_put(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = xrealloc(NULL, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_put(b, big, (size_t)n);
-    free(big);
-}
-
-static const char *sb_str(const strb *b) { return b->p ? b->p : ""; }
-static void sb_free(strb *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-typedef struct u32vec {
-    uint32_t *p;
-    size_t n, cap;
-} u32vec;
-
-static void u32_push(u32vec *v, uint32_t x) {
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 16;
-        v->p = xrealloc(v->p, v->cap * sizeof *v->p);
-    }
-    v->p[v->n++] = x;
-}
-
 /* splitmix64: small, fast and good enough for test data. */
 typedef struct rng {
     uint64_t s;
 } rng;
 
-static uint64_t rng_next(rng *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng *r) { return sh_test_splitmix64(&r->s); }
 
 static uint32_t rng_below(rng *r, uint32_t n) {
     return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32);
@@ -190,34 +102,11 @@ static bool close_enough(double a, double b) {
     return fabs(a - b) <= SCORE_TOL * fmax(fabs(a), fabs(b));
 }
 
-/* Remove a file or a directory tree (scratch index directories). */
-static void rm_rf(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                strb sub = {0};
-                sb_printf(&sub, "%s/%s", path, e->d_name);
-                rm_rf(sb_str(&sub));
-                sb_free(&sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void scratch_dir(strb *out, const char *name) {
+static void scratch_dir(sh_test_str *out, const char *name) {
     if (mkdir(SAHEL_TEST_TMP, 0777) != 0 && errno != EEXIST)
         cr_assert_fail("cannot create %s: %s", SAHEL_TEST_TMP, strerror(errno));
-    sb_printf(out, "%s/oracle-%s", SAHEL_TEST_TMP, name);
-    rm_rf(sb_str(out));
+    sh_test_str_printf(out, "%s/oracle-%s", SAHEL_TEST_TMP, name);
+    sh_test_rm_rf(sh_test_str_get(out));
 }
 
 /* ---- the term dictionary of the oracle ---------------------------------- */
@@ -248,7 +137,7 @@ static uint32_t dict_find(const odict *d, const char *s, size_t n) {
 
 static void dict_rehash(odict *d, uint32_t nslot) {
     free(d->slot);
-    d->slot = xcalloc(nslot, sizeof *d->slot);
+    d->slot = sh_test_xcalloc(nslot, sizeof *d->slot);
     d->nslot = nslot;
     for (uint32_t t = 0; t < d->n; t++) {
         uint64_t i = hash_bytes(d->term[t], d->len[t]);
@@ -262,12 +151,12 @@ static uint32_t dict_intern(odict *d, const char *s, size_t n) {
     if (t != NO_TERM) return t;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 256;
-        d->term = xrealloc(d->term, d->cap * sizeof *d->term);
-        d->len = xrealloc(d->len, d->cap * sizeof *d->len);
-        d->df = xrealloc(d->df, d->cap * sizeof *d->df);
+        d->term = sh_test_xrealloc(d->term, d->cap * sizeof *d->term);
+        d->len = sh_test_xrealloc(d->len, d->cap * sizeof *d->len);
+        d->df = sh_test_xrealloc(d->df, d->cap * sizeof *d->df);
     }
     t = d->n++;
-    d->term[t] = xrealloc(NULL, n + 1);
+    d->term[t] = sh_test_xrealloc(NULL, n + 1);
     memcpy(d->term[t], s, n);
     d->term[t][n] = '\0';
     d->len[t] = (uint32_t)n;
@@ -303,9 +192,9 @@ typedef struct ofield {
 } ofield;
 
 typedef struct odoc {
-    strb title, body;
-    bool title_null;   /* handed to the writer as NULL, 0 */
-    u32vec wt, wb;     /* word indices (into the corpus vocabulary) as written */
+    sh_test_str title, body;
+    bool title_null;       /* handed to the writer as NULL, 0 */
+    sh_test_u32vec wt, wb; /* word indices (into the corpus vocabulary) as written */
     ofield f[2];
 } odoc;
 
@@ -352,7 +241,7 @@ static int collect_token(void *ctx, const sh_token *tok) {
     collect_ctx *c = ctx;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
-        c->t = xrealloc(c->t, c->cap * sizeof *c->t);
+        c->t = sh_test_xrealloc(c->t, c->cap * sizeof *c->t);
     }
     c->t[c->n].tid = dict_intern(c->dict, tok->term, tok->term_len);
     c->t[c->n].pos = tok->pos;
@@ -360,7 +249,7 @@ static int collect_token(void *ctx, const sh_token *tok) {
     return 0;
 }
 
-static void analyze_field(corpus *c, const strb *text, ofield *f) {
+static void analyze_field(corpus *c, const sh_test_str *text, ofield *f) {
     collect_ctx cc = {.dict = &c->dict};
     uint32_t npos = 0;
     int rc = sh_analyze(c->an, text->p ? text->p : "", text->len, 0, 0, collect_token, &cc,
@@ -381,7 +270,7 @@ static void corpus_analyze(corpus *c) {
         c->sumlen[TITLE] += c->docs[d].f[TITLE].len;
         c->sumlen[BODY] += c->docs[d].f[BODY].len;
     }
-    uint32_t *last = xcalloc(c->dict.n, sizeof *last); /* doc + 1 that last counted it */
+    uint32_t *last = sh_test_xcalloc(c->dict.n, sizeof *last); /* doc + 1 that last counted it */
     for (uint32_t d = 0; d < c->ndocs; d++)
         for (int f = 0; f < 2; f++)
             for (size_t i = 0; i < c->docs[d].f[f].n; i++) {
@@ -397,8 +286,8 @@ static void corpus_analyze(corpus *c) {
 static void corpus_free(corpus *c) {
     for (uint32_t d = 0; d < c->ndocs; d++) {
         odoc *o = &c->docs[d];
-        sb_free(&o->title);
-        sb_free(&o->body);
+        sh_test_str_free(&o->title);
+        sh_test_str_free(&o->body);
         free(o->wt.p);
         free(o->wb.p);
         free(o->f[TITLE].t);
@@ -473,9 +362,9 @@ static const char *const SYLLABLES[] = {"ka", "lo", "mi", "ra", "du", "se", "ti"
 static void push_word(char ***v, uint32_t *n, uint32_t *cap, const char *w) {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 256;
-        *v = xrealloc(*v, *cap * sizeof **v);
+        *v = sh_test_xrealloc(*v, *cap * sizeof **v);
     }
-    (*v)[(*n)++] = xstrdup(w);
+    (*v)[(*n)++] = sh_test_xstrdup(w);
 }
 
 /* The vocabulary: real and synthetic words shuffled (so that each seed has
@@ -505,16 +394,17 @@ static void build_vocab(corpus *c, rng *r) {
         all[j] = t;
     }
     uint32_t nv = c->prm.nvocab < n ? c->prm.nvocab : n;
-    c->word = xcalloc(nv + NELEM(SPECIAL_WORDS), sizeof *c->word);
+    c->word = sh_test_xcalloc(nv + NELEM(SPECIAL_WORDS), sizeof *c->word);
     for (uint32_t i = 0; i < n; i++) {
         if (i < nv) c->word[i] = all[i];
         else free(all[i]);
     }
     free(all);
-    for (size_t i = 0; i < NELEM(SPECIAL_WORDS); i++) c->word[nv + i] = xstrdup(SPECIAL_WORDS[i]);
+    for (size_t i = 0; i < NELEM(SPECIAL_WORDS); i++)
+        c->word[nv + i] = sh_test_xstrdup(SPECIAL_WORDS[i]);
     c->nvocab = nv;
     c->nword = nv + (uint32_t)NELEM(SPECIAL_WORDS);
-    c->cdf = xcalloc(nv, sizeof *c->cdf);
+    c->cdf = sh_test_xcalloc(nv, sizeof *c->cdf);
     double sum = 0;
     for (uint32_t i = 0; i < nv; i++) {
         sum += 1.0 / pow((double)i + 1.0, c->prm.zipf);
@@ -541,10 +431,10 @@ static uint32_t doc_word(const corpus *c, rng *r) {
 
 /* Write a word as is, Capitalised or in UPPER case (ASCII letters only:
  * folding the rest is the analyzer's business, and it sees both). */
-static void put_cased(strb *b, const char *w, rng *r, bool may_upcase) {
+static void put_cased(sh_test_str *b, const char *w, rng *r, bool may_upcase) {
     uint32_t mode = may_upcase ? rng_below(r, 10) : 0;
     size_t start = b->len;
-    sb_puts(b, w);
+    sh_test_str_puts(b, w);
     for (size_t i = start; i < b->len; i++) {
         char ch = b->p[i];
         if (ch >= 'a' && ch <= 'z' && (mode == 9 || (mode >= 7 && i == start)))
@@ -558,23 +448,24 @@ static void put_cased(strb *b, const char *w, rng *r, bool may_upcase) {
 static const char *const SEPARATORS[] = {" ", " ", " ", " ", ", ", ". ", "; ", "\n",
                                          " -- ", " \"", "\" ", ": ", " (", ") "};
 
-static void gen_field(const corpus *c, rng *r, uint32_t nwords, strb *text, u32vec *words) {
-    if (rng_chance(r, 0.1)) sb_puts(text, "  ");
+static void gen_field(const corpus *c, rng *r, uint32_t nwords, sh_test_str *text,
+                      sh_test_u32vec *words) {
+    if (rng_chance(r, 0.1)) sh_test_str_puts(text, "  ");
     for (uint32_t i = 0; i < nwords; i++) {
-        if (i) sb_puts(text, SEPARATORS[rng_below(r, NELEM(SEPARATORS))]);
+        if (i) sh_test_str_puts(text, SEPARATORS[rng_below(r, NELEM(SEPARATORS))]);
         uint32_t w = doc_word(c, r);
         put_cased(text, c->word[w], r, true);
-        u32_push(words, w);
+        sh_test_u32vec_push(words, w);
     }
-    if (nwords && rng_chance(r, 0.3)) sb_puts(text, ".");
+    if (nwords && rng_chance(r, 0.3)) sh_test_str_puts(text, ".");
 }
 
 static void copy_doc(odoc *to, const odoc *from) {
-    sb_put(&to->title, sb_str(&from->title), from->title.len);
-    sb_put(&to->body, sb_str(&from->body), from->body.len);
+    sh_test_str_put(&to->title, sh_test_str_get(&from->title), from->title.len);
+    sh_test_str_put(&to->body, sh_test_str_get(&from->body), from->body.len);
     to->title_null = from->title_null;
-    for (size_t i = 0; i < from->wt.n; i++) u32_push(&to->wt, from->wt.p[i]);
-    for (size_t i = 0; i < from->wb.n; i++) u32_push(&to->wb, from->wb.p[i]);
+    for (size_t i = 0; i < from->wt.n; i++) sh_test_u32vec_push(&to->wt, from->wt.p[i]);
+    for (size_t i = 0; i < from->wb.n; i++) sh_test_u32vec_push(&to->wb, from->wb.p[i]);
 }
 
 static void corpus_generate(corpus *c, const corpus_params *prm) {
@@ -583,7 +474,7 @@ static void corpus_generate(corpus *c, const corpus_params *prm) {
     rng r = {prm->seed};
     build_vocab(c, &r);
     c->ndocs = prm->ndocs;
-    c->docs = xcalloc(c->ndocs, sizeof *c->docs);
+    c->docs = sh_test_xcalloc(c->ndocs, sizeof *c->docs);
     for (uint32_t d = 0; d < c->ndocs; d++) {
         odoc *o = &c->docs[d];
         if (d > 0 && rng_chance(&r, prm->p_copy)) {
@@ -604,11 +495,11 @@ static void corpus_from_texts(corpus *c, const char *const *titles, const char *
                               uint32_t n) {
     corpus_init(c);
     c->ndocs = n;
-    c->docs = xcalloc(n, sizeof *c->docs);
+    c->docs = sh_test_xcalloc(n, sizeof *c->docs);
     for (uint32_t d = 0; d < n; d++) {
-        if (titles[d]) sb_puts(&c->docs[d].title, titles[d]);
+        if (titles[d]) sh_test_str_puts(&c->docs[d].title, titles[d]);
         else c->docs[d].title_null = true;
-        sb_puts(&c->docs[d].body, bodies[d]);
+        sh_test_str_puts(&c->docs[d].body, bodies[d]);
     }
     corpus_analyze(c);
 }
@@ -647,9 +538,9 @@ static void build_index(const corpus *c, const char *dir, size_t budget) {
             sahel_doc doc = {
                 .id = id,
                 .id_len = strlen(id),
-                .title = o->title_null ? NULL : sb_str(&o->title),
+                .title = o->title_null ? NULL : sh_test_str_get(&o->title),
                 .title_len = o->title_null ? 0 : o->title.len,
-                .body = sb_str(&o->body),
+                .body = sh_test_str_get(&o->body),
                 .body_len = o->body.len,
             };
             rc = sahel_writer_add(w, &doc, &err);
@@ -680,7 +571,7 @@ typedef struct scored {
  * document, so that a wrong id mapping cannot hide. */
 static int index_search(const corpus *c, sahel_index *ix, const char *q,
                         const sahel_search_opts *o, scored **out, size_t *nout,
-                        uint64_t *total, strb *why) {
+                        uint64_t *total, sh_test_str *why) {
     sahel_hits *hits = NULL;
     sahel_error err = {0};
     *out = NULL;
@@ -688,39 +579,41 @@ static int index_search(const corpus *c, sahel_index *ix, const char *q,
     *total = 0;
     int rc = sahel_search(ix, q, strlen(q), o, &hits, &err);
     if (rc != 0) {
-        sb_printf(why, "sahel_search returned %d (%s)", rc, err.msg);
+        sh_test_str_printf(why, "sahel_search returned %d (%s)", rc, err.msg);
         return rc;
     }
     size_t n = sahel_hits_count(hits);
     /* a total that is only a lower bound (skipping) is not compared */
     *total = sahel_hits_total_exact(hits) ? sahel_hits_total(hits) : UINT64_MAX;
     if (*total != UINT64_MAX && *total < n) {
-        sb_printf(why, "total %llu below the %zu hits returned", (unsigned long long)*total, n);
+        sh_test_str_printf(why, "total %llu below the %zu hits returned",
+                           (unsigned long long)*total, n);
         sahel_hits_free(hits);
         return -1;
     }
-    scored *s = xcalloc(n, sizeof *s);
+    scored *s = sh_test_xcalloc(n, sizeof *s);
     for (size_t i = 0; i < n; i++) {
         sahel_hit h;
         rc = sahel_hits_get(hits, i, &h, &err);
         if (rc != 0) {
-            sb_printf(why, "sahel_hits_get(%zu) returned %d (%s)", i, rc, err.msg);
+            sh_test_str_printf(why, "sahel_hits_get(%zu) returned %d (%s)", i, rc, err.msg);
             break;
         }
         s[i].doc = parse_doc_id(h.id, h.id_len, c->ndocs);
         s[i].score = h.score;
         if (s[i].doc == NO_TERM) {
-            sb_printf(why, "hit %zu has an id that was never added: '%.*s'", i, (int)h.id_len,
-                      h.id);
+            sh_test_str_printf(why, "hit %zu has an id that was never added: '%.*s'", i,
+                               (int)h.id_len, h.id);
             rc = SAHEL_EINVAL;
             break;
         }
         const odoc *d = &c->docs[s[i].doc];
         if (i == 0 && (h.body_len != d->body.len || h.title_len != d->title.len ||
-                       (h.body_len && memcmp(h.body, sb_str(&d->body), h.body_len)) ||
-                       (h.title_len && memcmp(h.title, sb_str(&d->title), h.title_len)))) {
-            sb_printf(why, "hit 0 (%.*s) does not return the stored title/body it was given",
-                      (int)h.id_len, h.id);
+                       (h.body_len && memcmp(h.body, sh_test_str_get(&d->body), h.body_len)) ||
+                       (h.title_len && memcmp(h.title, sh_test_str_get(&d->title), h.title_len)))) {
+            sh_test_str_printf(why,
+                               "hit 0 (%.*s) does not return the stored title/body it was given",
+                               (int)h.id_len, h.id);
             rc = SAHEL_EINVAL;
             break;
         }
@@ -789,22 +682,22 @@ struct onode {
 };
 
 static onode *compile(const corpus *c, const sh_qnode *q, sh_field inherited) {
-    onode *o = xcalloc(1, sizeof *o);
+    onode *o = sh_test_xcalloc(1, sizeof *o);
     o->kind = q->kind;
     o->field = q->field != SH_FIELD_ANY ? q->field : inherited;
     switch (q->kind) {
     case SH_Q_TERM:
         o->n = 1;
-        o->tid = xcalloc(1, sizeof *o->tid);
-        o->idf = xcalloc(1, sizeof *o->idf);
+        o->tid = sh_test_xcalloc(1, sizeof *o->tid);
+        o->idf = sh_test_xcalloc(1, sizeof *o->idf);
         o->tid[0] = dict_find(&c->dict, q->text, q->len);
         o->idf[0] = idf_of(c, o->tid[0]);
         break;
     case SH_Q_PHRASE:
         o->n = (uint32_t)q->nterms;
-        o->tid = xcalloc(q->nterms, sizeof *o->tid);
-        o->pos = xcalloc(q->nterms, sizeof *o->pos);
-        o->idf = xcalloc(1, sizeof *o->idf);
+        o->tid = sh_test_xcalloc(q->nterms, sizeof *o->tid);
+        o->pos = sh_test_xcalloc(q->nterms, sizeof *o->pos);
+        o->idf = sh_test_xcalloc(1, sizeof *o->idf);
         for (size_t i = 0; i < q->nterms; i++) {
             o->tid[i] = dict_find(&c->dict, q->terms[i], q->lens[i]);
             o->pos[i] = q->pos[i];
@@ -812,8 +705,8 @@ static onode *compile(const corpus *c, const sh_qnode *q, sh_field inherited) {
         }
         break;
     case SH_Q_PREFIX:
-        o->tid = xcalloc(c->dict.n, sizeof *o->tid);
-        o->idf = xcalloc(c->dict.n, sizeof *o->idf);
+        o->tid = sh_test_xcalloc(c->dict.n, sizeof *o->tid);
+        o->idf = sh_test_xcalloc(c->dict.n, sizeof *o->idf);
         for (uint32_t t = 0; t < c->dict.n; t++)
             if (c->dict.len[t] >= q->len && !memcmp(c->dict.term[t], q->text, q->len)) {
                 o->tid[o->n] = t;
@@ -823,8 +716,8 @@ static onode *compile(const corpus *c, const sh_qnode *q, sh_field inherited) {
         break;
     case SH_Q_BOOL:
         o->nkids = q->nkids;
-        o->kids = xcalloc(q->nkids, sizeof *o->kids);
-        o->occur = xcalloc(q->nkids, sizeof *o->occur);
+        o->kids = sh_test_xcalloc(q->nkids, sizeof *o->kids);
+        o->occur = sh_test_xcalloc(q->nkids, sizeof *o->occur);
         for (size_t i = 0; i < q->nkids; i++) {
             o->kids[i] = compile(c, q->kids[i], o->field);
             o->occur[i] = q->occur[i];
@@ -983,12 +876,12 @@ typedef struct expected {
 /* true when the index's answer (got[0, ngot), total) agrees with the
  * oracle's; otherwise false with the first difference in *why. */
 static bool compare_topk(const expected *e, const scored *got, size_t ngot, uint64_t total,
-                         strb *why) {
+                         sh_test_str *why) {
     bool ok = true;
     size_t want_n = e->nwant < e->k ? e->nwant : e->k;
-    int32_t *group = xcalloc(e->ndocs, sizeof *group);
-    uint8_t *seen = xcalloc(e->ndocs, 1);
-    int32_t *rank_group = xcalloc(e->nwant, sizeof *rank_group);
+    int32_t *group = sh_test_xcalloc(e->ndocs, sizeof *group);
+    uint8_t *seen = sh_test_xcalloc(e->ndocs, 1);
+    int32_t *rank_group = sh_test_xcalloc(e->nwant, sizeof *rank_group);
     for (uint32_t d = 0; d < e->ndocs; d++) group[d] = -1;
     int32_t g = 0;
     for (size_t i = 0; i < e->nwant; i++) {
@@ -997,53 +890,55 @@ static bool compare_topk(const expected *e, const scored *got, size_t ngot, uint
         rank_group[i] = g;
     }
     if (total != UINT64_MAX && total != e->nwant) {
-        sb_printf(why, "total: index says %llu documents match, oracle %zu",
-                  (unsigned long long)total, e->nwant);
+        sh_test_str_printf(why, "total: index says %llu documents match, oracle %zu",
+                           (unsigned long long)total, e->nwant);
         ok = false;
         goto done;
     }
     if (ngot != want_n) {
-        sb_printf(why, "count: index returned %zu hits, oracle expects %zu (k = %zu)", ngot,
-                  want_n, e->k);
+        sh_test_str_printf(why, "count: index returned %zu hits, oracle expects %zu (k = %zu)",
+                           ngot, want_n, e->k);
         ok = false;
         goto done;
     }
     for (size_t i = 0; i < ngot; i++) {
         uint32_t d = got[i].doc;
         if (d >= e->ndocs) {
-            sb_printf(why, "rank %zu: document %u does not exist", i, d);
+            sh_test_str_printf(why, "rank %zu: document %u does not exist", i, d);
             ok = false;
             goto done;
         }
         if (seen[d]++) {
-            sb_printf(why, "rank %zu: document %u returned twice", i, d);
+            sh_test_str_printf(why, "rank %zu: document %u returned twice", i, d);
             ok = false;
             goto done;
         }
         if (!e->match[d]) {
-            sb_printf(why, "rank %zu: document %u (score %.17g) does not match the query", i, d,
-                      got[i].score);
+            sh_test_str_printf(why, "rank %zu: document %u (score %.17g) does not match the query",
+                               i, d, got[i].score);
             ok = false;
             goto done;
         }
         if (!close_enough(got[i].score, e->score[d])) {
-            sb_printf(why, "rank %zu: document %u scored %.17g, oracle %.17g", i, d, got[i].score,
-                      e->score[d]);
+            sh_test_str_printf(why, "rank %zu: document %u scored %.17g, oracle %.17g", i, d,
+                               got[i].score, e->score[d]);
             ok = false;
             goto done;
         }
         /* the API's own tie rule, where the index's scores tie exactly */
         if (i > 0 && got[i].score == got[i - 1].score && d < got[i - 1].doc) {
-            sb_printf(why, "rank %zu: document %u ties (%.17g) with document %u before it but "
-                      "was added earlier", i, d, got[i].score, got[i - 1].doc);
+            sh_test_str_printf(why,
+                               "rank %zu: document %u ties (%.17g) with document %u before it but "
+                               "was added earlier",
+                               i, d, got[i].score, got[i - 1].doc);
             ok = false;
             goto done;
         }
         if (!close_enough(got[i].score, e->want[i].score) || group[d] != rank_group[i]) {
-            sb_printf(why,
-                      "rank %zu: document %u (score %.17g) where the oracle ranks document %u "
-                      "(score %.17g) or one tied with it",
-                      i, d, got[i].score, e->want[i].doc, e->want[i].score);
+            sh_test_str_printf(why,
+                               "rank %zu: document %u (score %.17g) where the oracle ranks "
+                               "document %u (score %.17g) or one tied with it",
+                               i, d, got[i].score, e->want[i].doc, e->want[i].score);
             ok = false;
             goto done;
         }
@@ -1062,7 +957,7 @@ typedef struct harness {
     uint64_t seed;
     sahel_index *ix[2];
     const char *name[2];
-    strb dir[2];        /* removed by harness_free */
+    sh_test_str dir[2]; /* removed by harness_free */
     int nix;
     int perturb;
     bool quiet;         /* do not print mismatches (perturbation self-tests) */
@@ -1081,31 +976,32 @@ static void harness_init(harness *h, corpus *c, uint64_t seed) {
     memset(h, 0, sizeof *h);
     h->c = c;
     h->seed = seed;
-    h->want = xcalloc(c->ndocs, sizeof *h->want);
-    h->score = xcalloc(c->ndocs, sizeof *h->score);
-    h->match = xcalloc(c->ndocs, 1);
+    h->want = sh_test_xcalloc(c->ndocs, sizeof *h->want);
+    h->score = sh_test_xcalloc(c->ndocs, sizeof *h->score);
+    h->match = sh_test_xcalloc(c->ndocs, 1);
     h->trace = getenv("SAHEL_ORACLE_TRACE") != NULL;
 }
 
 static void harness_free(harness *h) {
     for (int i = 0; i < h->nix; i++) {
         sahel_index_close(h->ix[i]);
-        rm_rf(sb_str(&h->dir[i]));
-        sb_free(&h->dir[i]);
+        sh_test_rm_rf(sh_test_str_get(&h->dir[i]));
+        sh_test_str_free(&h->dir[i]);
     }
     free(h->want);
     free(h->score);
     free(h->match);
 }
 
-static void print_list(strb *out, const char *label, const scored *s, size_t n, size_t limit) {
-    sb_printf(out, "  %s (%zu):\n", label, n);
+static void print_list(sh_test_str *out, const char *label, const scored *s, size_t n,
+                       size_t limit) {
+    sh_test_str_printf(out, "  %s (%zu):\n", label, n);
     for (size_t i = 0; i < n && i < limit; i++) {
         char id[32];
         doc_id(id, sizeof id, s[i].doc);
-        sb_printf(out, "    %3zu  %s  %.17g\n", i, id, s[i].score);
+        sh_test_str_printf(out, "    %3zu  %s  %.17g\n", i, id, s[i].score);
     }
-    if (n > limit) sb_printf(out, "    ... %zu more\n", n - limit);
+    if (n > limit) sh_test_str_printf(out, "    ... %zu more\n", n - limit);
 }
 
 /* Full reports for the first few mismatches of a corpus; the rest are
@@ -1116,24 +1012,24 @@ static void report(const harness *h, int ix, uint32_t qno, const char *q, const 
                    const sahel_search_opts *o, const char *why, const scored *want, size_t nwant,
                    const scored *got, size_t ngot) {
     if (h->quiet || h->nfail > MAX_REPORTS) return;
-    strb out = {0};
-    sb_printf(&out, "\nORACLE MISMATCH  seed %llu, %u docs, index '%s', query #%u\n",
-              (unsigned long long)h->seed, h->c->ndocs, ix >= 0 ? h->name[ix] : "-", qno);
-    sb_printf(&out, "  query: %s\n", q);
+    sh_test_str out = {0};
+    sh_test_str_printf(&out, "\nORACLE MISMATCH  seed %llu, %u docs, index '%s', query #%u\n",
+                       (unsigned long long)h->seed, h->c->ndocs, ix >= 0 ? h->name[ix] : "-", qno);
+    sh_test_str_printf(&out, "  query: %s\n", q);
     if (root) {
         sh_buf ast = {0};
         if (sh_qnode_format(root, &ast) == 0 && ast.p)
-            sb_printf(&out, "  ast:   %.*s\n", (int)ast.len, (const char *)ast.p);
+            sh_test_str_printf(&out, "  ast:   %.*s\n", (int)ast.len, (const char *)ast.p);
         sh_buf_free(&ast);
     }
-    sb_printf(&out, "  opts:  k=%zu title_weight=%g k1=%g b=%g\n", o->k, o->title_weight, o->k1,
-              o->b);
-    sb_printf(&out, "  why:   %s\n", why);
+    sh_test_str_printf(&out, "  opts:  k=%zu title_weight=%g k1=%g b=%g\n", o->k, o->title_weight,
+                       o->k1, o->b);
+    sh_test_str_printf(&out, "  why:   %s\n", why);
     size_t k = o->k ? o->k : 10;
     print_list(&out, "oracle top", want, nwant < k ? nwant : k, 25);
     print_list(&out, "index top", got, ngot, 25);
-    fputs(sb_str(&out), stderr);
-    sb_free(&out);
+    fputs(sh_test_str_get(&out), stderr);
+    sh_test_str_free(&out);
 }
 
 /* Check one query with one set of options against every index. */
@@ -1141,7 +1037,7 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
     corpus *c = h->c;
     sh_qnode *root = NULL;
     sahel_error err = {0};
-    strb why = {0};
+    sh_test_str why = {0};
     if (h->trace)
         fprintf(stderr, "seed %llu query #%u k=%zu title_weight=%g k1=%g b=%g: %s\n",
                 (unsigned long long)h->seed, qno, o->k, o->title_weight, o->k1, o->b, q);
@@ -1149,9 +1045,10 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
     if (rc != 0) {
         h->nchecks++;
         h->nfail++;
-        sb_printf(&why, "sh_query_parse returned %d (%s) for a well-formed query", rc, err.msg);
-        report(h, -1, qno, q, NULL, o, sb_str(&why), NULL, 0, NULL, 0);
-        sb_free(&why);
+        sh_test_str_printf(&why, "sh_query_parse returned %d (%s) for a well-formed query", rc,
+                           err.msg);
+        report(h, -1, qno, q, NULL, o, sh_test_str_get(&why), NULL, 0, NULL, 0);
+        sh_test_str_free(&why);
         return;
     }
     onode *on = compile(c, root, SH_FIELD_ANY);
@@ -1169,7 +1066,7 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
         scored *got = NULL;
         size_t ngot = 0;
         uint64_t total = 0;
-        sb_free(&why);
+        sh_test_str_free(&why);
         h->nchecks++;
         h->nmatched += nwant > 0;
         /* every match scored (count_all): the exact total too */
@@ -1177,12 +1074,12 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
         all.count_all = 1;
         rc = index_search(c, h->ix[i], q, &all, &got, &ngot, &total, &why);
         if (rc == 0 && total == UINT64_MAX) {
-            sb_printf(&why, "count_all did not give an exact total");
+            sh_test_str_printf(&why, "count_all did not give an exact total");
             rc = -1;
         }
         if (rc != 0 || !compare_topk(&e, got, ngot, total, &why)) {
             h->nfail++;
-            report(h, i, qno, q, root, &all, sb_str(&why), h->want, nwant, got, ngot);
+            report(h, i, qno, q, root, &all, sh_test_str_get(&why), h->want, nwant, got, ngot);
         }
         free(got);
         /* with skipping (the fast loops of search.c): the very same top k */
@@ -1190,18 +1087,18 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
         fast.count_all = 0;
         got = NULL;
         ngot = 0;
-        sb_free(&why);
+        sh_test_str_free(&why);
         h->nchecks++;
         h->nmatched += nwant > 0;
         rc = index_search(c, h->ix[i], q, &fast, &got, &ngot, &total, &why);
         h->nskipped += rc == 0 && total == UINT64_MAX;
         if (rc != 0 || !compare_topk(&e, got, ngot, total, &why)) {
             h->nfail++;
-            report(h, i, qno, q, root, &fast, sb_str(&why), h->want, nwant, got, ngot);
+            report(h, i, qno, q, root, &fast, sh_test_str_get(&why), h->want, nwant, got, ngot);
         }
         free(got);
     }
-    sb_free(&why);
+    sh_test_str_free(&why);
     onode_free(on);
     sh_qnode_free(root);
 }
@@ -1211,7 +1108,7 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
 typedef struct qgen {
     rng r;
     const corpus *c;
-    strb q;
+    sh_test_str q;
 } qgen;
 
 static bool is_operator_word(const char *w) {
@@ -1249,7 +1146,7 @@ static void q_prefix(qgen *g) {
     for (size_t i = 0; i < cut; i++) buf[i] = w[i];
     buf[cut] = '\0';
     put_cased(&g->q, buf, &g->r, !is_operator_word(buf)); /* "OR*" might read as OR */
-    sb_puts(&g->q, "*");
+    sh_test_str_puts(&g->q, "*");
 }
 
 /* A quoted phrase: half of them words that stand next to each other in a
@@ -1257,16 +1154,16 @@ static void q_prefix(qgen *g) {
 static void q_phrase(qgen *g) {
     uint32_t len = 2 + rng_below(&g->r, 2);
     if (rng_chance(&g->r, 0.05)) len = 1;
-    sb_puts(&g->q, "\"");
+    sh_test_str_puts(&g->q, "\"");
     bool done = false;
     if (rng_chance(&g->r, 0.5)) {
         for (int tries = 0; tries < 20 && !done; tries++) {
             const odoc *d = &g->c->docs[rng_below(&g->r, g->c->ndocs)];
-            const u32vec *v = rng_chance(&g->r, 0.3) ? &d->wt : &d->wb;
+            const sh_test_u32vec *v = rng_chance(&g->r, 0.3) ? &d->wt : &d->wb;
             if (v->n < len) continue;
             uint32_t s = rng_below(&g->r, (uint32_t)(v->n - len + 1));
             for (uint32_t i = 0; i < len; i++) {
-                if (i) sb_puts(&g->q, " ");
+                if (i) sh_test_str_puts(&g->q, " ");
                 const char *w = g->c->word[v->p[s + i]];
                 put_cased(&g->q, w, &g->r, !is_operator_word(w));
             }
@@ -1274,14 +1171,14 @@ static void q_phrase(qgen *g) {
         }
     }
     for (uint32_t i = 0; i < len && !done; i++) {
-        if (i) sb_puts(&g->q, " ");
+        if (i) sh_test_str_puts(&g->q, " ");
         q_word(g);
     }
-    sb_puts(&g->q, "\"");
+    sh_test_str_puts(&g->q, "\"");
 }
 
 static void q_field(qgen *g) {
-    sb_puts(&g->q, rng_chance(&g->r, 0.5) ? "title:" : "body:");
+    sh_test_str_puts(&g->q, rng_chance(&g->r, 0.5) ? "title:" : "body:");
 }
 
 static void q_orexpr(qgen *g, int depth);
@@ -1290,9 +1187,9 @@ static void q_primary(qgen *g, int depth) {
     if (rng_chance(&g->r, 0.15)) q_field(g);
     uint32_t u = rng_below(&g->r, 100);
     if (u < 25 && depth < 3) {
-        sb_puts(&g->q, "(");
+        sh_test_str_puts(&g->q, "(");
         q_orexpr(g, depth + 1);
-        sb_puts(&g->q, ")");
+        sh_test_str_puts(&g->q, ")");
     } else if (u < 40) {
         q_phrase(g);
     } else if (u < 48) {
@@ -1304,9 +1201,9 @@ static void q_primary(qgen *g, int depth) {
 
 static void q_unary(qgen *g, int depth, bool may_exclude) {
     uint32_t u = rng_below(&g->r, 100);
-    if (may_exclude && u < 12) sb_puts(&g->q, "-");
-    else if (may_exclude && u < 22) sb_puts(&g->q, "NOT ");
-    else if (u < 35) sb_puts(&g->q, "+");
+    if (may_exclude && u < 12) sh_test_str_puts(&g->q, "-");
+    else if (may_exclude && u < 22) sh_test_str_puts(&g->q, "NOT ");
+    else if (u < 35) sh_test_str_puts(&g->q, "+");
     q_primary(g, depth);
 }
 
@@ -1317,7 +1214,7 @@ static void q_andexpr(qgen *g, int depth, bool need_positive) {
     uint32_t n = rng_chance(&g->r, 0.7) ? 1 : 2 + rng_below(&g->r, 2);
     uint32_t keep = rng_below(&g->r, n);
     for (uint32_t i = 0; i < n; i++) {
-        if (i) sb_puts(&g->q, " AND ");
+        if (i) sh_test_str_puts(&g->q, " AND ");
         q_unary(g, depth, !(i == keep && (need_positive || n > 1)));
     }
 }
@@ -1326,7 +1223,7 @@ static void q_orexpr(qgen *g, int depth) {
     uint32_t n = 1 + rng_below(&g->r, depth == 0 ? 4 : 3);
     uint32_t keep = rng_below(&g->r, n);
     for (uint32_t i = 0; i < n; i++) {
-        if (i) sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " OR " : " ");
+        if (i) sh_test_str_puts(&g->q, rng_chance(&g->r, 0.5) ? " OR " : " ");
         q_andexpr(g, depth, i == keep);
     }
 }
@@ -1334,32 +1231,33 @@ static void q_orexpr(qgen *g, int depth) {
 /* One query of a family chosen at random (see the cases). */
 static void gen_query(qgen *g) {
     g->q.len = 0;
-    sb_puts(&g->q, "");
+    sh_test_str_puts(&g->q, "");
     uint32_t u = rng_below(&g->r, 100);
     if (u < 25) {
         /* ranked OR of 1-6 words, repeats likely: "mali attack mali" */
         uint32_t n = 1 + rng_below(&g->r, 6);
-        strb pool[3] = {{0}};
+        sh_test_str pool[3] = {{0}};
         for (int i = 0; i < 3; i++) {
             qgen sub = {.r = {rng_next(&g->r)}, .c = g->c};
             q_word(&sub);
             pool[i] = sub.q;
         }
         for (uint32_t i = 0; i < n; i++) {
-            if (i) sb_puts(&g->q, " ");
-            if (rng_chance(&g->r, 0.3)) sb_puts(&g->q, sb_str(&pool[rng_below(&g->r, 3)]));
+            if (i) sh_test_str_puts(&g->q, " ");
+            if (rng_chance(&g->r, 0.3))
+                sh_test_str_puts(&g->q, sh_test_str_get(&pool[rng_below(&g->r, 3)]));
             else q_word(g);
         }
-        for (int i = 0; i < 3; i++) sb_free(&pool[i]);
+        for (int i = 0; i < 3; i++) sh_test_str_free(&pool[i]);
     } else if (u < 40) {
         /* +required / -excluded words */
         uint32_t n = 2 + rng_below(&g->r, 4);
         uint32_t keep = rng_below(&g->r, n);
         for (uint32_t i = 0; i < n; i++) {
-            if (i) sb_puts(&g->q, " ");
+            if (i) sh_test_str_puts(&g->q, " ");
             uint32_t m = rng_below(&g->r, 3);
-            if (m == 0) sb_puts(&g->q, "+");
-            else if (m == 1 && i != keep) sb_puts(&g->q, "-");
+            if (m == 0) sh_test_str_puts(&g->q, "+");
+            else if (m == 1 && i != keep) sh_test_str_puts(&g->q, "-");
             q_word(g);
         }
     } else if (u < 62) {
@@ -1367,39 +1265,39 @@ static void gen_query(qgen *g) {
     } else if (u < 75) {
         q_phrase(g);
         if (rng_chance(&g->r, 0.5)) {
-            sb_puts(&g->q, " ");
+            sh_test_str_puts(&g->q, " ");
             q_word(g);
         }
         if (rng_chance(&g->r, 0.3)) {
-            sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " AND " : " ");
+            sh_test_str_puts(&g->q, rng_chance(&g->r, 0.5) ? " AND " : " ");
             q_phrase(g);
         }
     } else if (u < 87) {
         /* field restrictions on words, phrases and groups */
         uint32_t n = 1 + rng_below(&g->r, 3);
         for (uint32_t i = 0; i < n; i++) {
-            if (i) sb_puts(&g->q, " ");
+            if (i) sh_test_str_puts(&g->q, " ");
             if (rng_chance(&g->r, 0.7)) q_field(g);
             uint32_t m = rng_below(&g->r, 4);
             if (m == 0) q_phrase(g);
             else if (m == 1) {
-                sb_puts(&g->q, "(");
+                sh_test_str_puts(&g->q, "(");
                 q_word(g);
-                sb_puts(&g->q, " ");
+                sh_test_str_puts(&g->q, " ");
                 q_word(g);
-                sb_puts(&g->q, ")");
+                sh_test_str_puts(&g->q, ")");
             } else q_word(g);
         }
     } else {
         /* prefixes, alone or with words */
         q_prefix(g);
         if (rng_chance(&g->r, 0.5)) {
-            sb_puts(&g->q, " ");
+            sh_test_str_puts(&g->q, " ");
             if (rng_chance(&g->r, 0.3)) q_field(g);
             q_prefix(g);
         }
         if (rng_chance(&g->r, 0.5)) {
-            sb_puts(&g->q, rng_chance(&g->r, 0.3) ? " -" : " ");
+            sh_test_str_puts(&g->q, rng_chance(&g->r, 0.3) ? " -" : " ");
             q_word(g);
         }
     }
@@ -1431,10 +1329,10 @@ static void harness_build(harness *h, const char *name) {
     snprintf(n2, sizeof n2, "%s-many", name);
     scratch_dir(&h->dir[0], n1);
     scratch_dir(&h->dir[1], n2);
-    build_index(h->c, sb_str(&h->dir[0]), 0);                /* default budget: one segment */
-    build_index(h->c, sb_str(&h->dir[1]), (size_t)64 << 10); /* 64 KiB: seven segments */
-    h->ix[0] = open_index(sb_str(&h->dir[0]));
-    h->ix[1] = open_index(sb_str(&h->dir[1]));
+    build_index(h->c, sh_test_str_get(&h->dir[0]), 0); /* default budget: one segment */
+    build_index(h->c, sh_test_str_get(&h->dir[1]), (size_t)64 << 10); /* 64 KiB: seven segments */
+    h->ix[0] = open_index(sh_test_str_get(&h->dir[0]));
+    h->ix[1] = open_index(sh_test_str_get(&h->dir[1]));
     h->name[0] = "one segment";
     h->name[1] = "64 KiB budget";
     h->nix = 2;
@@ -1473,13 +1371,13 @@ static void run_queries(harness *h, uint32_t nqueries) {
         gen_query(&g);
         sahel_search_opts o;
         gen_opts(&ro, h->c->ndocs, &o);
-        check_query(h, qno, sb_str(&g.q), &o);
+        check_query(h, qno, sh_test_str_get(&g.q), &o);
         if (qno % 4 == 0) {
             gen_opts(&ro, h->c->ndocs, &o);
-            check_query(h, qno, sb_str(&g.q), &o);
+            check_query(h, qno, sh_test_str_get(&g.q), &o);
         }
     }
-    sb_free(&g.q);
+    sh_test_str_free(&g.q);
 }
 
 static void run_corpus(const corpus_params *prm) {
@@ -1511,23 +1409,23 @@ Test(oracle, comparator_accepts_tie_permutations_and_rejects_wrong_lists) {
     double score[6] = {3.0, 2.0, 2.0, 1.0, 0.5, 0};
     uint8_t match[6] = {1, 1, 1, 1, 1, 0};
     expected e = {want, 5, score, match, 6, 10};
-    strb why = {0};
+    sh_test_str why = {0};
 
     scored same[5];
     memcpy(same, want, sizeof same);
-    cr_assert(compare_topk(&e, same, 5, 5, &why), "%s", sb_str(&why));
+    cr_assert(compare_topk(&e, same, 5, 5, &why), "%s", sh_test_str_get(&why));
 
     /* tied within the tolerance, not exactly: any order */
     scored tie_swapped[] = {{0, 3.0}, {2, 2.0}, {1, 2.0 * (1 - 1e-12)}, {3, 1.0}, {4, 0.5}};
-    cr_assert(compare_topk(&e, tie_swapped, 5, 5, &why), "%s", sb_str(&why));
+    cr_assert(compare_topk(&e, tie_swapped, 5, 5, &why), "%s", sh_test_str_get(&why));
 
     scored nearly[] = {{0, 3.0 * (1 + 1e-12)}, {1, 2.0}, {2, 2.0}, {3, 1.0}, {4, 0.5}};
-    cr_assert(compare_topk(&e, nearly, 5, 5, &why), "%s", sb_str(&why));
+    cr_assert(compare_topk(&e, nearly, 5, 5, &why), "%s", sh_test_str_get(&why));
 
     e.k = 2; /* the cut falls inside the tied pair: either member will do */
     scored cut_a[] = {{0, 3.0}, {1, 2.0}}, cut_b[] = {{0, 3.0}, {2, 2.0}};
-    cr_assert(compare_topk(&e, cut_a, 2, 5, &why), "%s", sb_str(&why));
-    cr_assert(compare_topk(&e, cut_b, 2, 5, &why), "%s", sb_str(&why));
+    cr_assert(compare_topk(&e, cut_a, 2, 5, &why), "%s", sh_test_str_get(&why));
+    cr_assert(compare_topk(&e, cut_b, 2, 5, &why), "%s", sh_test_str_get(&why));
 
     const struct {
         const char *what;
@@ -1555,12 +1453,12 @@ Test(oracle, comparator_accepts_tie_permutations_and_rejects_wrong_lists) {
     };
     for (size_t i = 0; i < NELEM(bad); i++) {
         e.k = bad[i].k;
-        sb_free(&why);
+        sh_test_str_free(&why);
         cr_assert_not(compare_topk(&e, bad[i].got, bad[i].ngot, bad[i].total, &why),
                       "the comparator accepted %s", bad[i].what);
         cr_assert_gt(why.len, 0, "no reason given for %s", bad[i].what);
     }
-    sb_free(&why);
+    sh_test_str_free(&why);
 }
 
 /* ---- the oracle against scores worked out by hand ------------------------ */
@@ -1629,9 +1527,9 @@ Test(oracle, scores_match_bm25f_worked_out_by_hand) {
             scored *got = NULL;
             size_t ngot = 0;
             uint64_t total = 0;
-            strb why = {0};
+            sh_test_str why = {0};
             int rc = index_search(&c, h.ix[ix], hc->query, &hc->opts, &got, &ngot, &total, &why);
-            cr_assert_eq(rc, 0, "%s: %s", hc->query, sb_str(&why));
+            cr_assert_eq(rc, 0, "%s: %s", hc->query, sh_test_str_get(&why));
             cr_assert_eq(ngot, hc->nhits, "index, %s: %zu hits", hc->query, ngot);
             cr_assert_eq(total, hc->nhits, "index, %s: total %llu", hc->query,
                          (unsigned long long)total);
@@ -1642,7 +1540,7 @@ Test(oracle, scores_match_bm25f_worked_out_by_hand) {
                           got[r].score, hc->score[r]);
             }
             free(got);
-            sb_free(&why);
+            sh_test_str_free(&why);
         }
         onode_free(on);
         sh_qnode_free(root);
@@ -1774,16 +1672,16 @@ Test(oracle, a_start_shared_by_a_whole_and_its_first_part_counts_once) {
     scored *got = NULL;
     size_t ngot = 0;
     uint64_t total = 0;
-    strb why = {0};
+    sh_test_str why = {0};
     sahel_search_opts o = {.k = 10};
     cr_assert_eq(index_search(&c, h.ix[0], "\"attack ing\"", &o, &got, &ngot, &total, &why), 0,
-                 "%s", sb_str(&why));
+                 "%s", sh_test_str_get(&why));
     cr_assert_eq(ngot, 2);
     cr_assert_eq(got[1].doc, 0);
     cr_assert(close_enough(got[1].score, sat(2 * idf, x, 1.2)), "phrase score %.17g, by hand %.17g",
               got[1].score, sat(2 * idf, x, 1.2));
     free(got);
-    sb_free(&why);
+    sh_test_str_free(&why);
     uint64_t nfail = h.nfail;
     harness_free(&h);
     corpus_free(&c);
@@ -1811,7 +1709,7 @@ static void q_vocab_word(qgen *g, bool rare) {
 
 static void gen_fast_query(qgen *g, int fam) {
     g->q.len = 0;
-    sb_puts(&g->q, "");
+    sh_test_str_puts(&g->q, "");
     uint32_t n;
     switch (fam) {
     case FAM_TERM:
@@ -1820,14 +1718,14 @@ static void gen_fast_query(qgen *g, int fam) {
     case FAM_OR:
         n = 2 + rng_below(&g->r, 3);
         for (uint32_t i = 0; i < n; i++) {
-            if (i) sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " OR " : " ");
+            if (i) sh_test_str_puts(&g->q, rng_chance(&g->r, 0.5) ? " OR " : " ");
             q_vocab_word(g, false);
         }
         break;
     case FAM_RARE_OR:
         n = 1 + rng_below(&g->r, 2);
         for (uint32_t i = 0; i <= n; i++) {
-            if (i) sb_puts(&g->q, " ");
+            if (i) sh_test_str_puts(&g->q, " ");
             q_vocab_word(g, i == n / 2);
         }
         break;
@@ -1835,12 +1733,12 @@ static void gen_fast_query(qgen *g, int fam) {
         n = 2 + rng_below(&g->r, 2);
         if (rng_chance(&g->r, 0.3)) {
             for (uint32_t i = 0; i < n; i++) {
-                sb_puts(&g->q, i ? " +" : "+");
+                sh_test_str_puts(&g->q, i ? " +" : "+");
                 q_vocab_word(g, false);
             }
         } else {
             for (uint32_t i = 0; i < n; i++) {
-                if (i) sb_puts(&g->q, " AND ");
+                if (i) sh_test_str_puts(&g->q, " AND ");
                 q_vocab_word(g, false);
             }
         }
@@ -1851,7 +1749,7 @@ static void gen_fast_query(qgen *g, int fam) {
     default: /* FAM_FIELDS */
         n = 2 + rng_below(&g->r, 2);
         for (uint32_t i = 0; i < n; i++) {
-            if (i) sb_puts(&g->q, rng_chance(&g->r, 0.5) ? " AND " : " ");
+            if (i) sh_test_str_puts(&g->q, rng_chance(&g->r, 0.5) ? " AND " : " ");
             if (rng_chance(&g->r, 0.7)) q_field(g);
             q_vocab_word(g, false);
         }
@@ -1892,12 +1790,12 @@ Test(oracle, fast_loops_agree_and_skip) {
             sahel_search_opts o;
             gen_fast_opts(&ro, &o);
             uint64_t f0 = h.nfail, s0 = h.nskipped, c0 = h.nchecks;
-            check_query(&h, qno++, sb_str(&g.q), &o);
+            check_query(&h, qno++, sh_test_str_get(&g.q), &o);
             fails[fam] += h.nfail - f0;
             skipped[fam] += h.nskipped - s0;
             checks[fam] += h.nchecks - c0;
         }
-    sb_free(&g.q);
+    sh_test_str_free(&g.q);
     harness_free(&h);
     corpus_free(&c);
     for (int fam = 0; fam < FAM_COUNT; fam++) {

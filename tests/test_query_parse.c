@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "query/query.h"
+#include "support/failalloc.h"
 
 static sh_analyzer *an;
 
@@ -575,34 +576,16 @@ Test(query_parse, random_operator_soup_never_crashes) {
 
 /* ---- allocation failures ------------------------------------------------ */
 
-static long fail_at, nallocs;
-
-static void *fail_malloc(size_t size, void *ctx) {
-    (void)ctx;
-    if (nallocs++ == fail_at) return NULL;
-    return malloc(size);
-}
-
-static void *fail_realloc(void *p, size_t size, void *ctx) {
-    (void)ctx;
-    if (nallocs++ == fail_at) return NULL;
-    return realloc(p, size);
-}
-
-static void fail_free(void *p, void *ctx) {
-    (void)ctx;
-    free(p);
-}
-
 Test(query_parse, every_allocation_failure_is_reported_and_leaks_nothing) {
-    static const sahel_allocator failing = {fail_malloc, fail_realloc, fail_free, NULL};
     const char *q = "title:(Mali OR Liptako-Gourma) AND \"mutual defense pact\" -Niger burk* "
                     "+(a b c d e f g h i j)";
     char *want = render(q);
     int rc = SAHEL_ENOMEM;
+    long fail_at; /* allocations that succeed before the one that fails */
     for (fail_at = 0; rc == SAHEL_ENOMEM && fail_at < 100000; fail_at++) {
-        nallocs = 0;
-        sahel_set_allocator(&failing);
+        sh_test_failalloc fa = {0};
+        fa.fail_at = (uint64_t)fail_at + 1;
+        sh_test_failalloc_install(&fa);
         sh_qnode *root = NULL;
         sahel_error err = {0};
         sh_buf b = {0};

@@ -45,7 +45,6 @@
 #include <linux/capability.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +56,7 @@
 #include "index/index.h"
 #include "sahel.h"
 #include "support/run.h"
+#include "support/strbuf.h"
 
 /* Relative tolerance of score comparisons: the brief's acceptance bound. */
 #define SCORE_TOL 1e-9
@@ -71,82 +71,6 @@
 #define MTIME_BASE 1600000000
 
 /* ---- small utilities ---------------------------------------------------- */
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) abort();
-    return q;
-}
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = xrealloc(NULL, n);
-    memcpy(p, s, n);
-    return p;
-}
-
-static char *xfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xfmt(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) abort();
-    char *p = xrealloc(NULL, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-/* A growable NUL-terminated string. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_adds(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static void sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) abort();
-    char *tmp = xrealloc(NULL, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_add(b, tmp, (size_t)n);
-    free(tmp);
-}
-
-/* The string built so far (the caller frees it); b is empty again. */
-static char *sb_take(sbuf *b) {
-    char *p = b->p ? b->p : xstrdup("");
-    memset(b, 0, sizeof *b);
-    return p;
-}
-
-static const char *sb_str(const sbuf *b) { return b->p ? b->p : ""; }
-
-static void sb_free(sbuf *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
 
 /* xorshift64*: tiny and plenty for test data; never seeded with 0. */
 typedef struct prng {
@@ -175,7 +99,7 @@ static double prng_unit(prng *r) { return (double)(prng_next(r) >> 11) * 0x1.0p-
 /* A fresh scratch path SAHEL_TEST_TMP/update-<name> (removed, not made). */
 static char *scratch(const char *name) {
     cr_assert_eq(sh_test_mkdir_p(SAHEL_TEST_TMP), 0, "cannot create %s", SAHEL_TEST_TMP);
-    char *p = xfmt("%s/update-%s", SAHEL_TEST_TMP, name);
+    char *p = sh_test_xfmt("%s/update-%s", SAHEL_TEST_TMP, name);
     cr_assert_eq(sh_test_rm_rf(p), 0, "cannot clear %s", p);
     return p;
 }
@@ -214,7 +138,8 @@ static void art_free(art *a) {
 }
 
 static art art_new(const char *id, const char *title, const char *body) {
-    return (art){xstrdup(id), title ? xstrdup(title) : NULL, xstrdup(body), NULL, 0};
+    return (art){sh_test_xstrdup(id), title ? sh_test_xstrdup(title) : NULL, sh_test_xstrdup(body),
+                 NULL, 0};
 }
 
 static art art_copy(const art *a) { return art_new(a->id, a->title, a->body); }
@@ -256,14 +181,14 @@ static void vocab_make(vocab *v, prng *r) {
     size_t nbase = sizeof BASE_WORDS / sizeof BASE_WORDS[0];
     uint32_t nsyn = 90;
     v->n = (uint32_t)nbase + nsyn;
-    v->w = xrealloc(NULL, v->n * sizeof *v->w);
-    for (size_t i = 0; i < nbase; i++) v->w[i] = xstrdup(BASE_WORDS[i]);
+    v->w = sh_test_xrealloc(NULL, v->n * sizeof *v->w);
+    for (size_t i = 0; i < nbase; i++) v->w[i] = sh_test_xstrdup(BASE_WORDS[i]);
     for (uint32_t i = 0; i < nsyn; i++) {
         char w[32] = "";
         uint32_t nsyl = 2 + prng_below(r, 2);
         for (uint32_t s = 0; s < nsyl; s++)
             strcat(w, SYLLABLES[prng_below(r, sizeof SYLLABLES / sizeof SYLLABLES[0])]);
-        v->w[nbase + i] = xstrdup(w);
+        v->w[nbase + i] = sh_test_xstrdup(w);
     }
     for (uint32_t i = v->n; i > 1; i--) {
         uint32_t j = prng_below(r, i);
@@ -290,21 +215,21 @@ static uint32_t vocab_pick(const vocab *v, prng *r) {
 /* nwords random words with varied separators; their indexes to *words. */
 static char *gen_text(const vocab *v, prng *r, uint32_t nwords, uint32_t **words, size_t *nw) {
     static const char *const SEP[] = {" ", " ", " ", " ", ", ", ". ", "; ", "\n", " (", ") "};
-    sbuf b = {0};
+    sh_test_str b = {0};
     if (words) {
-        *words = xrealloc(NULL, (nwords ? nwords : 1) * sizeof **words);
+        *words = sh_test_xrealloc(NULL, (nwords ? nwords : 1) * sizeof **words);
         *nw = nwords;
     }
     for (uint32_t i = 0; i < nwords; i++) {
-        if (i) sb_adds(&b, SEP[prng_below(r, sizeof SEP / sizeof SEP[0])]);
+        if (i) sh_test_str_puts(&b, SEP[prng_below(r, sizeof SEP / sizeof SEP[0])]);
         uint32_t w = vocab_pick(v, r);
         size_t start = b.len;
-        sb_adds(&b, v->w[w]);
+        sh_test_str_puts(&b, v->w[w]);
         if (prng_below(r, 7) == 0 && b.p[start] >= 'a' && b.p[start] <= 'z')
             b.p[start] = (char)(b.p[start] - 'a' + 'A');
         if (words) (*words)[i] = w;
     }
-    return sb_take(&b);
+    return sh_test_str_take(&b);
 }
 
 typedef struct corpus {
@@ -320,16 +245,16 @@ static void corpus_make(corpus *c, uint64_t seed, size_t n, const char *prefix) 
     memset(c, 0, sizeof *c);
     vocab_make(&c->v, &r);
     c->n = n;
-    c->a = xrealloc(NULL, n * sizeof *c->a);
+    c->a = sh_test_xrealloc(NULL, n * sizeof *c->a);
     for (size_t i = 0; i < n; i++) {
         art *a = &c->a[i];
         memset(a, 0, sizeof *a);
-        a->id = xfmt("%s%04zu", prefix, i);
+        a->id = sh_test_xfmt("%s%04zu", prefix, i);
         if (i > 0 && prng_below(&r, 12) == 0) {
             const art *o = &c->a[prng_below(&r, (uint32_t)i)];
-            a->title = o->title ? xstrdup(o->title) : NULL;
-            a->body = xstrdup(o->body);
-            a->words = xrealloc(NULL, (o->nwords ? o->nwords : 1) * sizeof *a->words);
+            a->title = o->title ? sh_test_xstrdup(o->title) : NULL;
+            a->body = sh_test_xstrdup(o->body);
+            a->words = sh_test_xrealloc(NULL, (o->nwords ? o->nwords : 1) * sizeof *a->words);
             if (o->nwords) memcpy(a->words, o->words, o->nwords * sizeof *a->words);
             a->nwords = o->nwords;
             continue;
@@ -354,30 +279,30 @@ static const char *qword(const corpus *c, prng *r) { return c->v.w[vocab_pick(&c
 
 /* Every kind of query the language has, from the corpus's words. */
 static char *gen_query(const corpus *c, prng *r) {
-    sbuf q = {0};
+    sh_test_str q = {0};
     switch (prng_below(r, 9)) {
     case 0:
     case 1: { /* ranked OR */
         uint32_t n = 1 + prng_below(r, 4);
-        for (uint32_t i = 0; i < n; i++) sb_addf(&q, "%s%s", i ? " " : "", qword(c, r));
+        for (uint32_t i = 0; i < n; i++) sh_test_str_printf(&q, "%s%s", i ? " " : "", qword(c, r));
         break;
     }
     case 2:
-        sb_addf(&q, "%s AND %s", qword(c, r), qword(c, r));
+        sh_test_str_printf(&q, "%s AND %s", qword(c, r), qword(c, r));
         break;
     case 3: { /* a phrase that occurs: consecutive words of some body */
         const art *a = &c->a[prng_below(r, (uint32_t)c->n)];
         if (a->nwords < 2) {
-            sb_addf(&q, "\"%s %s\"", qword(c, r), qword(c, r));
+            sh_test_str_printf(&q, "\"%s %s\"", qword(c, r), qword(c, r));
             break;
         }
         uint32_t len = 2 + prng_below(r, 2);
         if (len > a->nwords) len = (uint32_t)a->nwords;
         uint32_t at = prng_below(r, (uint32_t)(a->nwords - len + 1));
-        sb_adds(&q, "\"");
+        sh_test_str_puts(&q, "\"");
         for (uint32_t i = 0; i < len; i++)
-            sb_addf(&q, "%s%s", i ? " " : "", c->v.w[a->words[at + i]]);
-        sb_adds(&q, "\"");
+            sh_test_str_printf(&q, "%s%s", i ? " " : "", c->v.w[a->words[at + i]]);
+        sh_test_str_puts(&q, "\"");
         break;
     }
     case 4: { /* prefix, alone or with a word */
@@ -385,28 +310,28 @@ static char *gen_query(const corpus *c, prng *r) {
         size_t len = strlen(w);
         size_t keep = 2 + prng_below(r, 3);
         if (keep > len) keep = len;
-        sb_add(&q, w, keep);
-        sb_adds(&q, "*");
-        if (prng_below(r, 2)) sb_addf(&q, " %s", qword(c, r));
+        sh_test_str_put(&q, w, keep);
+        sh_test_str_puts(&q, "*");
+        if (prng_below(r, 2)) sh_test_str_printf(&q, " %s", qword(c, r));
         break;
     }
     case 5:
         if (prng_below(r, 2))
-            sb_addf(&q, "title:%s %s", qword(c, r), qword(c, r));
+            sh_test_str_printf(&q, "title:%s %s", qword(c, r), qword(c, r));
         else
-            sb_addf(&q, "body:\"%s %s\" %s", qword(c, r), qword(c, r), qword(c, r));
+            sh_test_str_printf(&q, "body:\"%s %s\" %s", qword(c, r), qword(c, r), qword(c, r));
         break;
     case 6:
-        sb_addf(&q, "+%s %s %s", qword(c, r), qword(c, r), qword(c, r));
+        sh_test_str_printf(&q, "+%s %s %s", qword(c, r), qword(c, r), qword(c, r));
         break;
     case 7:
-        sb_addf(&q, "%s %s -%s", qword(c, r), qword(c, r), qword(c, r));
+        sh_test_str_printf(&q, "%s %s -%s", qword(c, r), qword(c, r), qword(c, r));
         break;
     default:
-        sb_addf(&q, "(%s OR %s) AND %s", qword(c, r), qword(c, r), qword(c, r));
+        sh_test_str_printf(&q, "(%s OR %s) AND %s", qword(c, r), qword(c, r), qword(c, r));
         break;
     }
-    return sb_take(&q);
+    return sh_test_str_take(&q);
 }
 
 /* ---- indexes and hit lists ---------------------------------------------- */
@@ -464,14 +389,14 @@ static void hitlist_run(sahel_index *ix, const char *q, hitlist *h) {
     h->rc = sahel_search(ix, q, strlen(q), &o, &hits, &err);
     if (h->rc) return;
     h->n = sahel_hits_count(hits);
-    h->id = xrealloc(NULL, (h->n ? h->n : 1) * sizeof *h->id);
-    h->score = xrealloc(NULL, (h->n ? h->n : 1) * sizeof *h->score);
+    h->id = sh_test_xrealloc(NULL, (h->n ? h->n : 1) * sizeof *h->id);
+    h->score = sh_test_xrealloc(NULL, (h->n ? h->n : 1) * sizeof *h->score);
     for (size_t i = 0; i < h->n; i++) {
         const char *id;
         size_t len;
         int rc = sahel_hits_id(hits, i, &id, &len, &h->score[i], &err);
         cr_assert_eq(rc, 0, "sahel_hits_id(%zu) for [%s]: %s", i, q, err.msg);
-        h->id[i] = xrealloc(NULL, len + 1);
+        h->id[i] = sh_test_xrealloc(NULL, len + 1);
         memcpy(h->id[i], id, len);
         h->id[i][len] = '\0';
     }
@@ -491,19 +416,19 @@ static int score_close(double a, double b) {
 
 /* 0 when a and b are the same answer (as many hits, ids in order, scores
  * to SCORE_TOL), else 1 with the first difference in *why. */
-static int hitlists_differ(const hitlist *a, const hitlist *b, sbuf *why) {
+static int hitlists_differ(const hitlist *a, const hitlist *b, sh_test_str *why) {
     if (a->rc != b->rc) {
-        sb_addf(why, "search returned %d and %d", a->rc, b->rc);
+        sh_test_str_printf(why, "search returned %d and %d", a->rc, b->rc);
         return 1;
     }
     if (a->n != b->n) {
-        sb_addf(why, "%zu and %zu hits", a->n, b->n);
+        sh_test_str_printf(why, "%zu and %zu hits", a->n, b->n);
         return 1;
     }
     for (size_t i = 0; i < a->n; i++) {
         if (strcmp(a->id[i], b->id[i]) != 0 || !score_close(a->score[i], b->score[i])) {
-            sb_addf(why, "rank %zu: %s %.17g vs %s %.17g", i + 1, a->id[i], a->score[i],
-                    b->id[i], b->score[i]);
+            sh_test_str_printf(why, "rank %zu: %s %.17g vs %s %.17g", i + 1, a->id[i], a->score[i],
+                               b->id[i], b->score[i]);
             return 1;
         }
     }
@@ -526,14 +451,14 @@ static size_t compare_indexes(const char *dir_a, const char *dir_b, const corpus
         hitlist_run(a, q, &ha);
         hitlist_run(b, q, &hb);
         cr_assert_eq(ha.rc, 0, "%s: query %zu [%s] failed: %d", what, i, q, ha.rc);
-        sbuf why = {0};
+        sh_test_str why = {0};
         int differ = hitlists_differ(&ha, &hb, &why);
         if (want_same)
             cr_assert_eq(differ, 0, "%s: query %zu [%s] (seed %llu): %s", what, i, q,
-                         (unsigned long long)qseed, sb_str(&why));
+                         (unsigned long long)qseed, sh_test_str_get(&why));
         ndiff += (size_t)differ;
         nhit += ha.n > 0;
-        sb_free(&why);
+        sh_test_str_free(&why);
         hitlist_free(&ha);
         hitlist_free(&hb);
         free(q);
@@ -552,7 +477,7 @@ static size_t search_total(const char *dir, const char *q, char **first) {
     hitlist_run(ix, q, &h);
     cr_assert_eq(h.rc, 0, "query [%s] failed: %d", q, h.rc);
     cr_assert_lt(h.n, TOPK, "query [%s] has more hits than this count sees", q);
-    if (first) *first = h.n ? xstrdup(h.id[0]) : NULL;
+    if (first) *first = h.n ? sh_test_xstrdup(h.id[0]) : NULL;
     size_t total = h.n;
     hitlist_free(&h);
     sahel_index_close(ix);
@@ -616,19 +541,20 @@ static void assert_only_manifest_files(const char *dir) {
     int rc = sh_manifest_read(dir, &m, &err);
     cr_assert_eq(rc, 0, "manifest of %s: %s", dir, err.msg);
     size_t cap = 2 * m.nsegs + 3, n = 0;
-    char **want = xrealloc(NULL, cap * sizeof *want);
+    char **want = sh_test_xrealloc(NULL, cap * sizeof *want);
     int *seen = calloc(cap, sizeof *seen);
     cr_assert_not_null(seen);
-    want[n++] = xstrdup(SH_MANIFEST);
+    want[n++] = sh_test_xstrdup(SH_MANIFEST);
     for (size_t i = 0; i < m.nsegs; i++) {
-        want[n++] = xstrdup(m.segs[i].name);
+        want[n++] = sh_test_xstrdup(m.segs[i].name);
         if (m.segs[i].del_gen) {
             char del[256];
             sh_del_name(del, sizeof del, m.segs[i].name, m.segs[i].del_gen);
-            want[n++] = xstrdup(del);
+            want[n++] = sh_test_xstrdup(del);
         }
     }
-    if (m.sources_gen) want[n++] = xfmt("sources-%06llu.ssrc", (unsigned long long)m.sources_gen);
+    if (m.sources_gen)
+        want[n++] = sh_test_xfmt("sources-%06llu.ssrc", (unsigned long long)m.sources_gen);
     sh_manifest_free(&m);
     DIR *d = opendir(dir);
     cr_assert_not_null(d, "opendir %s", dir);
@@ -693,7 +619,8 @@ typedef struct batch_plan {
 static void check_batches(const batch_plan *p) {
     corpus c;
     corpus_make(&c, p->seed, p->ndocs, "p");
-    char *inc_name = xfmt("%s-inc", p->name), *fresh_name = xfmt("%s-fresh", p->name);
+    char *inc_name = sh_test_xfmt("%s-inc", p->name),
+         *fresh_name = sh_test_xfmt("%s-fresh", p->name);
     char *inc = scratch(inc_name), *fresh = scratch(fresh_name);
     prng r = prng_seed(p->seed ^ 0xBA7C4E5u);
     size_t pos = 0, nbatches = 0, mid_checked = 0, with_hits = 0;
@@ -782,7 +709,7 @@ Test(update_property, comparison_catches_other_statistics_and_tie_order) {
     size_t ndiff = compare_indexes(a, b, &c, 5, 60, 0, &with_hits, "one fewer");
     cr_assert_gt(ndiff, with_hits / 2, "one article fewer changed only %zu of %zu answers",
                  ndiff, with_hits);
-    art *rev = xrealloc(NULL, c.n * sizeof *rev);
+    art *rev = sh_test_xrealloc(NULL, c.n * sizeof *rev);
     for (size_t i = 0; i < c.n; i++) rev[i] = c.a[c.n - 1 - i];
     build_arts(b, rev, c.n);
     free(rev);
@@ -837,7 +764,7 @@ Test(update, identical_articles_are_unchanged_and_index_nothing) {
     sahel_index *ix = ix_open(dir);
     sahel_segment_info si;
     cr_assert_eq(sahel_index_segment_info(ix, 0, &si), 0);
-    char *segname = xstrdup(si.name);
+    char *segname = sh_test_xstrdup(si.name);
     sahel_index_close(ix);
 
     sahel_writer *w = w_open(dir, 1, 0);
@@ -1144,7 +1071,9 @@ static const char M1[] =
     "{\"id\":\"m1\",\"text\":\"teachers in the quenzal district went on strike\"}\n";
 static const char M2[] = "{\"id\":\"m2\",\"text\":\"a clinic opened beside the well\"}\n";
 
-static char *tpath(const srctree *t, const char *rel) { return xfmt("%s/%s", t->root, rel); }
+static char *tpath(const srctree *t, const char *rel) {
+    return sh_test_xfmt("%s/%s", t->root, rel);
+}
 
 static void tput(const srctree *t, const char *rel, const char *text) {
     char *p = tpath(t, rel);
@@ -1171,11 +1100,11 @@ static void srctree_make(srctree *t, const char *name) {
     tput(t, "A/beta.txt", "Beta title\nbeta body about the xylarch harvest\n");
     tput(t, "A/sub/gamma.txt", "Gamma\ngamma body about a caravan of salt\n");
     tput(t, "A/feed.jsonl", FEED3);
-    sbuf m = {0};
-    sb_adds(&m, M1);
-    sb_adds(&m, M2);
-    tput(t, "A/more.jsonl", sb_str(&m));
-    sb_free(&m);
+    sh_test_str m = {0};
+    sh_test_str_puts(&m, M1);
+    sh_test_str_puts(&m, M2);
+    tput(t, "A/more.jsonl", sh_test_str_get(&m));
+    sh_test_str_free(&m);
     tput(t, "B/other.txt", "Other\nthe senate debated the budget\n");
     tput(t, "B/list.jsonl",
          "{\"id\":\"b1\",\"text\":\"floods closed the northern road\"}\n"
@@ -1292,11 +1221,11 @@ Test(sources, appended_jsonl_article_is_added_and_the_rest_unchanged) {
     srctree t;
     srctree_make(&t, "src-append");
     tree_build(&t);
-    sbuf f = {0};
-    sb_adds(&f, FEED3);
-    sb_adds(&f, F4);
-    tput(&t, "A/feed.jsonl", sb_str(&f));
-    sb_free(&f);
+    sh_test_str f = {0};
+    sh_test_str_puts(&f, FEED3);
+    sh_test_str_puts(&f, F4);
+    tput(&t, "A/feed.jsonl", sh_test_str_get(&f));
+    sh_test_str_free(&f);
     sahel_ingest_stats st;
     sahel_writer_stats ws;
     update_a(&t, &st, &ws);
@@ -1421,25 +1350,25 @@ Test(sources, renamed_file_and_moved_articles_are_kept) {
     tput(&t, "A/feed.jsonl",
          "{\"id\":\"f1\",\"title\":\"Feed one\",\"text\":\"the fuel convoy reached the oasis\"}\n"
          "{\"id\":\"f3\",\"title\":\"Feed three\",\"text\":\"a tariff on cotton was lifted\"}\n");
-    sbuf z = {0};
-    sb_adds(&z, M1);
-    sb_adds(&z, M2);
-    sb_adds(&z,
-            "{\"id\":\"f2\",\"title\":\"Feed two\",\"text\":\"herders crossed the dry riverbed\"}\n");
-    tput(&t, "A/zmore.jsonl", sb_str(&z));
-    sb_free(&z);
+    sh_test_str z = {0};
+    sh_test_str_puts(&z, M1);
+    sh_test_str_puts(&z, M2);
+    sh_test_str_puts(&z, "{\"id\":\"f2\",\"title\":\"Feed two\",\"text\":\"herders crossed the "
+                         "dry riverbed\"}\n");
+    tput(&t, "A/zmore.jsonl", sh_test_str_get(&z));
+    sh_test_str_free(&z);
     update_a(&t, &st, &ws);
     cr_assert_eq(ws.ndeleted, 0);
     cr_assert_eq(ix_has(t.idx, "f2"), 1);
     cr_assert_eq(search_total(t.idx, "riverbed", NULL), 1);
 
     /* m1 from zmore.jsonl to the earlier feed.jsonl */
-    sbuf f = {0};
-    sb_adds(&f,
-            "{\"id\":\"f1\",\"title\":\"Feed one\",\"text\":\"the fuel convoy reached the oasis\"}\n");
-    sb_adds(&f, M1);
-    tput(&t, "A/feed.jsonl", sb_str(&f));
-    sb_free(&f);
+    sh_test_str f = {0};
+    sh_test_str_puts(&f, "{\"id\":\"f1\",\"title\":\"Feed one\",\"text\":\"the fuel convoy reached "
+                         "the oasis\"}\n");
+    sh_test_str_puts(&f, M1);
+    tput(&t, "A/feed.jsonl", sh_test_str_get(&f));
+    sh_test_str_free(&f);
     tput(&t, "A/zmore.jsonl",
          "{\"id\":\"f3\",\"title\":\"Feed three\",\"text\":\"a tariff on cotton was lifted\"}\n"
          "{\"id\":\"m2\",\"text\":\"a clinic opened beside the well\"}\n"
@@ -1464,7 +1393,7 @@ Test(sources, same_files_by_another_spelling_are_recognised) {
     tree_build(&t);
     sahel_ingest_stats st;
     sahel_writer_stats ws;
-    char *slash = xfmt("%s//", t.a);
+    char *slash = sh_test_xfmt("%s//", t.a);
     const char *s1[] = {slash};
     ingest_run(t.idx, 1, s1, 1, &st, &ws);
     cr_assert_eq(st.unchanged_files, A_FILES, "via %s", slash);
@@ -1585,7 +1514,7 @@ typedef struct model {
 static void model_push(model *m, art a) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 64;
-        m->a = xrealloc(m->a, m->cap * sizeof *m->a);
+        m->a = sh_test_xrealloc(m->a, m->cap * sizeof *m->a);
     }
     m->a[m->n++] = a;
 }
@@ -1632,7 +1561,7 @@ Test(merge, optimize_purges_deletions_and_scores_like_a_fresh_build) {
             uint32_t *words = NULL;
             size_t nw = 0;
             char *text = gen_text(&c.v, &r, 5 + prng_below(&r, 30), &words, &nw);
-            char *body = xfmt("%s revision%d", text, u);
+            char *body = sh_test_xfmt("%s revision%d", text, u);
             art v = art_new(m.a[i].id, m.a[i].title, body);
             free(text);
             free(body);
@@ -1645,8 +1574,8 @@ Test(merge, optimize_purges_deletions_and_scores_like_a_fresh_build) {
         for (int k = 0; k < 12; k++, untouched--) {
             size_t i = prng_below(&r, (uint32_t)untouched);
             w_delete(w, m.a[i].id, 0);
-            gone = xrealloc(gone, (ngone + 1) * sizeof *gone);
-            gone[ngone++] = xstrdup(m.a[i].id);
+            gone = sh_test_xrealloc(gone, (ngone + 1) * sizeof *gone);
+            gone[ngone++] = sh_test_xstrdup(m.a[i].id);
             model_remove(&m, i);
             ndeleted++;
         }
@@ -1721,7 +1650,7 @@ static art uniq_art(const vocab *v, prng *r, size_t n, int version) {
     snprintf(id, sizeof id, "u%04zu", n);
     uniq_word(n, w);
     char *text = gen_text(v, r, 3 + prng_below(r, 12), NULL, NULL);
-    char *body = xfmt("%s %s version%d", text, w, version);
+    char *body = sh_test_xfmt("%s %s version%d", text, w, version);
     art a = art_new(id, NULL, body);
     free(text);
     free(body);
@@ -1882,7 +1811,7 @@ Test(lock, second_writer_is_refused_naming_the_holder) {
     /* the tool says the same and fails */
     char *src = scratch("lock-src");
     cr_assert_eq(sh_test_mkdir_p(src), 0);
-    char *f = xfmt("%s/one.txt", src);
+    char *f = sh_test_xfmt("%s/one.txt", src);
     put_file(f, "One\nan article\n");
     const char *argv[] = {SAHEL_BIN_DIR "/sahelindex", "update", "--index", dir, src, NULL};
     sh_test_run run;
@@ -1942,7 +1871,8 @@ Test(lock, dead_writer_is_taken_over_and_its_files_removed) {
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-              "the child did not die by SIGKILL (exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+              "the child did not die by SIGKILL (exit %d)",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     cr_assert_gt(count_unreferenced(dir), 0, "the dead writer left no segment behind");
     sahel_index_info mid = ix_info(dir);
     cr_assert_eq(mid.generation, before.generation);
@@ -1983,16 +1913,16 @@ static void sahelindex(sh_test_run *run, const char *a1, const char *a2, const c
 
 /* root/docs: one.txt, two.txt, three.txt, feed.jsonl (2 articles). */
 static void cli_tree(const char *root, char **docs) {
-    *docs = xfmt("%s/docs", root);
+    *docs = sh_test_xfmt("%s/docs", root);
     cr_assert_eq(sh_test_mkdir_p(*docs), 0);
     char *p;
-    put_file(p = xfmt("%s/one.txt", *docs), "One\nthe first dispatch about millet\n");
+    put_file(p = sh_test_xfmt("%s/one.txt", *docs), "One\nthe first dispatch about millet\n");
     free(p);
-    put_file(p = xfmt("%s/two.txt", *docs), "Two\nthe second dispatch about sorghum\n");
+    put_file(p = sh_test_xfmt("%s/two.txt", *docs), "Two\nthe second dispatch about sorghum\n");
     free(p);
-    put_file(p = xfmt("%s/three.txt", *docs), "Three\nthe third dispatch about cotton\n");
+    put_file(p = sh_test_xfmt("%s/three.txt", *docs), "Three\nthe third dispatch about cotton\n");
     free(p);
-    put_file(p = xfmt("%s/feed.jsonl", *docs),
+    put_file(p = sh_test_xfmt("%s/feed.jsonl", *docs),
              "{\"id\":\"j1\",\"text\":\"caravans of salt\"}\n"
              "{\"id\":\"j2\",\"text\":\"wells ran dry\"}\n");
     free(p);
@@ -2001,7 +1931,7 @@ static void cli_tree(const char *root, char **docs) {
 Test(cli, update_merge_stats_and_verify_end_to_end) {
     char *root = scratch("cli"), *docs = NULL;
     cli_tree(root, &docs);
-    char *idx = xfmt("%s/idx", root);
+    char *idx = sh_test_xfmt("%s/idx", root);
     sh_test_run run;
     sahelindex(&run, "build", "--index", idx, docs, NULL);
     cr_assert_eq(run.status, 0, "build: %s", run.err);
@@ -2017,11 +1947,12 @@ Test(cli, update_merge_stats_and_verify_end_to_end) {
 
     /* one of each */
     char *p;
-    put_file(p = xfmt("%s/four.txt", docs), "Four\nthe fourth dispatch about gold\n");
+    put_file(p = sh_test_xfmt("%s/four.txt", docs), "Four\nthe fourth dispatch about gold\n");
     free(p);
-    put_file(p = xfmt("%s/two.txt", docs), "Two\nthe second dispatch, corrected: about rice\n");
+    put_file(p = sh_test_xfmt("%s/two.txt", docs),
+             "Two\nthe second dispatch, corrected: about rice\n");
     free(p);
-    cr_assert_eq(unlink(p = xfmt("%s/three.txt", docs)), 0);
+    cr_assert_eq(unlink(p = sh_test_xfmt("%s/three.txt", docs)), 0);
     free(p);
     sahelindex(&run, "update", "--index", idx, docs, NULL);
     cr_assert_eq(run.status, 0, "update: %s", run.err);
@@ -2072,7 +2003,7 @@ Test(cli, update_merge_stats_and_verify_end_to_end) {
 Test(cli, build_over_an_index_exits_2_with_a_hint) {
     char *root = scratch("cli-build"), *docs = NULL;
     cli_tree(root, &docs);
-    char *idx = xfmt("%s/idx", root);
+    char *idx = sh_test_xfmt("%s/idx", root);
     sh_test_run run;
     sahelindex(&run, "build", "--index", idx, docs, NULL);
     cr_assert_eq(run.status, 0, "build: %s", run.err);
@@ -2093,7 +2024,7 @@ Test(cli, build_over_an_index_exits_2_with_a_hint) {
 Test(cli, update_or_merge_of_a_missing_index_exits_2) {
     char *root = scratch("cli-missing"), *docs = NULL;
     cli_tree(root, &docs);
-    char *idx = xfmt("%s/idx", root);
+    char *idx = sh_test_xfmt("%s/idx", root);
     sh_test_run run;
     sahelindex(&run, "update", "--index", idx, docs, NULL);
     cr_assert_eq(run.status, 2, "update of nothing: %s", run.out);
