@@ -415,6 +415,33 @@ Test(analyze, full_case_folding) {
     sh_analyzer_free(a);
 }
 
+/* The ASCII fold (16 bytes at a time, the bytes past the word masked off)
+ * lowers A-Z and nothing else, at every length around the 16-byte load:
+ * each ASCII byte but NUL in every third place of words of 1..40 bytes,
+ * each from a heap block of its exact size. */
+Test(analyze, ascii_fold_lowers_exactly_a_to_z_at_every_length) {
+    sh_analyzer *a = analyzer("none");
+    for (size_t n = 1; n <= 40; n++) {
+        for (int c = 1; c < 0x80; c++) {
+            char w[64], want[64];
+            for (size_t i = 0; i < n; i++) {
+                w[i] = (char)(i % 3 == 0 ? c : "aQz9Mk"[i % 6]);
+                want[i] = w[i] >= 'A' && w[i] <= 'Z' ? (char)(w[i] + 32) : w[i];
+            }
+            char *copy = malloc(n);
+            cr_assert_not_null(copy);
+            memcpy(copy, w, n);
+            const char *t;
+            size_t len;
+            cr_assert_eq(sh_analyzer_term(a, copy, n, 0, &t, &len), 0);
+            cr_assert_eq(len, n, "byte 0x%02x, length %zu: term of %zu bytes", c, n, len);
+            cr_assert(memcmp(t, want, n) == 0, "byte 0x%02x, length %zu: %.*s", c, n, (int)n, t);
+            free(copy);
+        }
+    }
+    sh_analyzer_free(a);
+}
+
 Test(analyze, english_words_are_stemmed) {
     sh_analyzer *a = analyzer("english");
     col c = analyze(a, "Attacks attacked ATTACKING mutual defense pact", 0);
@@ -920,6 +947,50 @@ Test(tokenize_drivers, avx2_and_scalar_agree_on_the_corpus) {
                      "driver with");
 }
 
+/* Words that something joins, for the AVX2 driver's mask rules (hyphen
+ * chains read in the block, possessives, group commas, what may join at a
+ * block's last byte); each is tried at every offset of a block and with
+ * several ends, the text in an exact heap copy (so that a read past the
+ * end is caught under ASan). */
+static const char *const k_joined[] = {
+    "mid-March",        "a-b-c-d",         "1987-88",         "U.S.-Japan",
+    "x-y's",            "Liptako-Gourma's", "rock-'n'-roll",   "well-known.",
+    "5-10,000",         "1.5-2.5",         "155,221-9",       "state-of-the-art",
+    "anti-",            "-x",              "a--b",            "a-b-",
+    "a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r", "Faso's",          "banks'",
+    "don't",            "O'Brien's",       "80's-90's",       "5,",
+    "5.",               "5,1",             "1,000,000",       "a-\xc3\xaf",
+    "\xc3\xaf-a",       "twenty-three-year-old", "x-1,000-y",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+};
+
+Test(tokenize_drivers, avx2_and_scalar_agree_on_joiners_at_every_block_offset, .timeout = 300) {
+    if (!sh_tokenize_avx2_available())
+        cr_skip_test("this CPU has no AVX2 (with BMI1/2): nothing to compare the scalar "
+                     "driver with");
+    static const char *const ends[] = {"", " z", ".", ",", "'s", "-", "-q rest of it"};
+    sh_analyzer *en = analyzer("english");
+    size_t case_no = 0;
+    for (size_t w = 0; w < sizeof k_joined / sizeof k_joined[0]; w++) {
+        for (size_t off = 0; off <= 80; off++) {
+            for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
+                char buf[256];
+                /* a word before the padding half of the time, so that the
+                 * block starts in different places */
+                size_t len = 0;
+                if (off % 2) len += (size_t)snprintf(buf, sizeof buf, "Lead ");
+                for (size_t j = 0; j < off; j++) buf[len++] = j % 7 == 6 ? 'w' : ' ';
+                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s%s", k_joined[w],
+                                        ends[k]);
+                uint8_t *s = exact_copy((const uint8_t *)buf, len);
+                expect_drivers_agree(s, len, 0, 0, en, 0, case_no++);
+                free(s);
+            }
+        }
+    }
+    sh_analyzer_free(en);
+}
+
 Test(tokenize_drivers, forcing_a_driver_checks_its_argument) {
     cr_expect_eq(sh_tokenize_use((sh_tokenize_impl)7), SAHEL_EINVAL);
     cr_expect_eq(sh_tokenize_use(SH_TOKENIZE_SCALAR), 0);
@@ -1134,6 +1205,34 @@ Test(analyze, memo_stays_with_the_cached_form) {
     cr_assert_eq(sh_analyze(a, s, len, 0, 0, note_memos, &round, NULL), 0);
     round = 2;
     cr_assert_eq(sh_analyze(a, s, len, 0, 0, note_memos, &round, NULL), 0);
+    sh_analyzer_free(a);
+}
+
+Test(analyze, ascii_folding_lowers_letters_and_nothing_else) {
+    /* random words of letters and digits, 1 to 40 bytes (either side of
+     * the 16-byte short key), through the "none" analyzer: the term is
+     * the word with A-Z lowered, byte for byte */
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    sh_analyzer *a = analyzer("none");
+    uint64_t x = UINT64_C(0x9E3779B97F4A7C15);
+    for (size_t i = 0; i < 5000; i++) {
+        size_t n = 1 + rng_next(&x) % 40;
+        char w[48], want[48];
+        for (size_t j = 0; j < n; j++) {
+            w[j] = alnum[rng_next(&x) % (sizeof alnum - 1)];
+            want[j] = w[j] >= 'A' && w[j] <= 'Z' ? (char)(w[j] + 32) : w[j];
+        }
+        w[n] = want[n] = '\0';
+        /* through the analyzer's own buffer and through a token */
+        char buf[SH_MAX_TERM_LEN + 1];
+        cr_expect_str_eq(term_of(a, w, 0, buf), want, "word %zu", i);
+        uint8_t *s = exact_copy((const uint8_t *)w, n);
+        col c = {.n = 0};
+        cr_assert_eq(sh_analyze(a, (const char *)s, n, 0, 0, collect, &c, NULL), 0);
+        free(s);
+        cr_assert_eq(c.n, 1);
+        cr_expect_str_eq(c.t[0].term, want, "word %zu", i);
+    }
     sh_analyzer_free(a);
 }
 

@@ -56,16 +56,32 @@
  *     (ASCII letters and digits, digits, bytes >= 0x80, ' - , .) with
  *     compares and movemask.  In a block of ASCII, a ',' or '.' between
  *     digits is glue (part of the word), so word starts and ends are two
- *     masks, walked in step with tzcnt/blsr; a word is read in place (or
- *     with its group commas left out), a plain possessive 's is dropped
- *     there too, and a word whose end may join something (hyphen, other
- *     apostrophes, a ',' or '.' after a digit at the block's end) goes to
- *     emit_word.  A block with a byte >= 0x80 reads its plain ASCII words
- *     the same way and gives everything else to the scalar step.  A word
- *     that runs past a block starts the next block.
+ *     masks, walked in step with tzcnt/blsr.  A word is read in place
+ *     unless a third mask, of the ends of words that need more (a group
+ *     comma inside, something that may join at the end, the end of the
+ *     text near), has its end bit; those go out of the loop to
+ *     ascii_word_slow, which still settles in the block the plain
+ *     possessive 's, the group commas, a hyphen that joins nothing and a
+ *     hyphenated chain (the whole, then the parts) that the block holds
+ *     whole, and gives the rest (other apostrophes, chains that leave the
+ *     block, a ',' or '.' after a digit at the block's end) to emit_word.
+ *     A block with a byte >= 0x80 reads its plain ASCII words the same way
+ *     and gives everything else to the scalar step.  A word that runs past
+ *     a block starts the next block.
  *   Measured on Reuters-21578 (16.7 MB of news text, 2.8M tokens, counting
- *   callback, -O3, one core of a shared Zen 4 VM): the scalar driver about
- *   300-350 MB/s, the AVX2 one 2.5 times that; see the report of issue 4.
+ *   callback, one core of a shared Zen 4 VM, thread CPU time, -O2): the
+ *   scalar driver about 290 MB/s, the AVX2 one about 0.9 GB/s.  Reading
+ *   hyphenated chains in the block (they were a tenth of the AVX2
+ *   driver's time, all through emit_word) and the one-branch fast path
+ *   gained a fifth over the AVX2 driver of issue 4.  Tried since and
+ *   dropped, being no faster there (thread CPU, best of 25-60 passes,
+ *   alternated): an AVX-512BW classifier as a third driver (each class
+ *   one compare into a mask register, some 40 instructions fewer a
+ *   block), 1-2% slower than AVX2 with 64-byte registers and with
+ *   AVX-512VL compares of the two halves; and taking the start of the
+ *   word that runs past a block out of block_ascii's walk beforehand (one
+ *   exit from the walk, one test fewer a word: 1 instruction a token
+ *   fewer, the same time).
  */
 #include <stdatomic.h>
 #include <utf8proc.h>
@@ -524,48 +540,165 @@ AVX2_FN static inline __m256i in_range(__m256i v, char lo, char n) {
     return _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(n)), d);
 }
 
+/* One half (32 bytes) of a block: its word, digit and high masks. */
+AVX2_FN static inline void classify32(__m256i v, uint32_t *w, uint32_t *d, uint32_t *h) {
+    __m256i is_digit = in_range(v, '0', 9);
+    /* | 0x20 maps A-Z onto a-z and no other byte into a-z */
+    __m256i is_alpha = in_range(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), 'a', 25);
+    *w = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(is_digit, is_alpha));
+    *d = (uint32_t)_mm256_movemask_epi8(is_digit);
+    *h = (uint32_t)_mm256_movemask_epi8(v);
+}
+
+/* The two halves are written out rather than looped over: GCC -O2 does not
+ * unroll such a loop, and it then kept the vectors and masks in arrays on
+ * the stack, storing and reloading them (perf put a tenth of the
+ * tokenizer's time on one of those reloads). */
 AVX2_FN static inline masks classify64(const uint8_t *p) {
-    __m256i v[2];
-    uint32_t w[2], d[2], h[2];
-    for (int k = 0; k < 2; k++) {
-        v[k] = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * k));
-        __m256i is_digit = in_range(v[k], '0', 9);
-        /* | 0x20 maps A-Z onto a-z and no other byte into a-z */
-        __m256i is_alpha = in_range(_mm256_or_si256(v[k], _mm256_set1_epi8(0x20)), 'a', 25);
-        w[k] = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(is_digit, is_alpha));
-        d[k] = (uint32_t)_mm256_movemask_epi8(is_digit);
-        h[k] = (uint32_t)_mm256_movemask_epi8(v[k]);
-    }
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    uint32_t w0, d0, h0, w1, d1, h1;
+    classify32(lo, &w0, &d0, &h0);
+    classify32(hi, &w1, &d1, &h1);
     return (masks){
-        .word = w[0] | (uint64_t)w[1] << 32,
-        .digit = d[0] | (uint64_t)d[1] << 32,
-        .high = h[0] | (uint64_t)h[1] << 32,
-        .apos = eq64(v[0], v[1], '\''),
-        .hyphen = eq64(v[0], v[1], '-'),
-        .comma = eq64(v[0], v[1], ','),
-        .dot = eq64(v[0], v[1], '.'),
+        .word = w0 | (uint64_t)w1 << 32,
+        .digit = d0 | (uint64_t)d1 << 32,
+        .high = h0 | (uint64_t)h1 << 32,
+        .apos = eq64(lo, hi, '\''),
+        .hyphen = eq64(lo, hi, '-'),
+        .comma = eq64(lo, hi, ','),
+        .dot = eq64(lo, hi, '.'),
     };
 }
 
 /* Bits at and above j (j < 64). */
 static inline uint64_t from_bit(unsigned j) { return ~UINT64_C(0) << j; }
 
-/* Copy the digits and dots of the number s[start..end) into dst, leaving
- * out the group commas whose block bits are in commas (b: the block's
- * offset); cut as term_put cuts ASCII.  Returns the length. */
-static uint32_t strip_commas(uint8_t *dst, const uint8_t *s, size_t b, size_t start, size_t end,
-                             uint64_t commas) {
+/* The masks block_ascii and ascii_word_slow derive from a block's: a ','
+ * or '.' with digits on both sides is glue, part of the word (the scalar
+ * scan joins it the same way: the ',' dropped, the '.' kept). */
+typedef struct words {
+    uint64_t after_digit; /* ',' and '.' after a digit */
+    uint64_t word;        /* word bytes and glue */
+    uint64_t ends;        /* the first byte after each word */
+    uint64_t commas;      /* glue commas, left out of the term */
+} words;
+
+static inline words block_words(const masks *mk) {
+    words w;
+    w.after_digit = (mk->comma | mk->dot) & (mk->digit << 1);
+    uint64_t glue = w.after_digit & (mk->digit >> 1);
+    w.word = mk->word | glue;
+    w.ends = ~w.word & (w.word << 1);
+    w.commas = glue & mk->comma;
+    return w;
+}
+
+/* Block bits t..e-1 (t <= e < 64). */
+static inline uint64_t bits_between(unsigned t, unsigned e) { return from_bit(t) & ~from_bit(e); }
+
+/* Copy the block's bytes t..e-1 into dst, leaving out those whose bits
+ * are in drop (group commas, or the hyphens of a chain); the result is
+ * shorter than a block, so never cut.  Returns the length. */
+static uint32_t copy_except(uint8_t *dst, const uint8_t *blk, unsigned t, unsigned e,
+                            uint64_t drop) {
     uint32_t n = 0;
-    size_t p = start;
-    for (;;) {
-        size_t q = commas ? b + (size_t)__builtin_ctzll(commas) : end;
-        size_t k = SH_MIN(q - p, (size_t)SH_MAX_TERM_LEN - n);
-        memcpy(dst + n, s + p, k);
-        n += (uint32_t)k;
-        if (!commas) return n;
-        commas &= commas - 1;
-        p = q + 1;
+    for (unsigned j = t; j < e; j++) {
+        dst[n] = blk[j];
+        n += !((drop >> j) & 1);
     }
+    return n;
+}
+
+/* The tokens of the chain of hyphenated ASCII words that starts with the
+ * word t..e-1 of the block (the byte at e is a hyphen and the one after
+ * it a word byte), when the whole chain, and what ends it, is inside the
+ * block and has no group commas: the whole (its parts joined) and then
+ * each part, as emit_word gives them.  Returns 1 when the chain is not
+ * such (nothing emitted; emit_word is to read it), else 0 or the
+ * callback's value, with *ip past the chain. */
+static int ascii_chain(tokenizer *tz, const uint8_t *s, size_t len, size_t b, const uint8_t *blk,
+                       const masks *mk, const words *w, unsigned t, unsigned e, size_t *ip) {
+    enum { MAX_PARTS = 16 }; /* a chain of more goes to emit_word */
+    unsigned pend[MAX_PARTS], np = 1;
+    pend[0] = e;
+    /* a part's hyphen must have a word byte after it, and that part must
+     * end inside the block: at e + 2 at the earliest */
+    while (e <= 61 && ((mk->hyphen >> e) & 1) && ((w->word >> (e + 1)) & 1)) {
+        uint64_t next = w->ends & from_bit(e + 2);
+        if (!next || np == MAX_PARTS) return 1;
+        e = (unsigned)__builtin_ctzll(next);
+        pend[np++] = e;
+    }
+    /* what ends the chain must join nothing: an apostrophe (a possessive
+     * or not), a hyphen with a word byte after it (a part that would end
+     * past the block), and a hyphen or a ',' or '.' after a digit in the
+     * block's last byte, whose right neighbour is in the next block, are
+     * emit_word's */
+    uint64_t bit = UINT64_C(1) << e;
+    if ((mk->apos & bit) || ((mk->hyphen & bit) && (e == 63 || ((w->word >> (e + 1)) & 1))) ||
+        ((w->after_digit & bit) && e == 63) || (w->commas & bits_between(t, e)))
+        return 1;
+    uint64_t chain = bits_between(t, e);
+    uint8_t *whole = next_copy(tz);
+    uint32_t wl = copy_except(whole, blk, t, e, mk->hyphen);
+    uint32_t flags = (mk->digit & chain) ? SH_TOK_NUMERIC : 0;
+    int rc = emit(tz, whole, wl, b + t, b + e, SH_TOK_WHOLE | flags);
+    if (rc) return rc;
+    unsigned ps = t;
+    for (unsigned k = 0; k < np; k++) {
+        unsigned pe = pend[k];
+        flags = (mk->digit & bits_between(ps, pe)) ? SH_TOK_NUMERIC : 0;
+        rc = emit(tz, in_place(tz, s, len, b + ps, pe - ps), pe - ps, b + ps, b + pe,
+                  SH_TOK_PART | flags);
+        if (rc) return rc;
+        ps = pe + 1;
+    }
+    *ip = b + e;
+    return 0;
+}
+
+/* The word t..e-1 of an ASCII block (blk: its bytes), when block_ascii's
+ * fast path cannot take it: something may join at e (a hyphen, an
+ * apostrophe, a ',' or '.' after a digit in the block's last byte), it
+ * has group commas, or it is near the end of the text (in_place may have
+ * to copy it).  Emits it, with what joins it, and sets *ip past what it
+ * consumed; returns 0 or the callback's value.  Out of line: block_ascii's
+ * loop keeps its registers for the common words. */
+static __attribute__((noinline)) int ascii_word_slow(tokenizer *tz, const uint8_t *s, size_t len,
+                                                     size_t b, const uint8_t *blk,
+                                                     const masks *mk, unsigned t, unsigned e,
+                                                     size_t *ip) {
+    words w = block_words(mk);
+    size_t start = b + t, end = b + e, surface_end = end;
+    bool at_hyphen = (mk->hyphen >> e) & 1, at_apos = (mk->apos >> e) & 1;
+    if (at_hyphen && e < 63 && ((w.word >> (e + 1)) & 1)) {
+        int rc = ascii_chain(tz, s, len, b, blk, mk, &w, t, e, ip);
+        if (rc != 1) return rc;
+        *ip = start;
+        return emit_word(tz, s, len, ip);
+    }
+    if (at_apos) {
+        /* a possessive 's, then anything but a word byte or a hyphen, is
+         * read here; the rest of the joining rules are emit_word's */
+        if (e + 2 > 63 || (blk[e + 1] | 0x20) != 's' || ((mk->word | mk->hyphen) >> (e + 2)) & 1) {
+            *ip = start;
+            return emit_word(tz, s, len, ip);
+        }
+        surface_end = end + 2;
+    } else if (e == 63 && (at_hyphen || ((w.after_digit >> e) & 1))) {
+        *ip = start;
+        return emit_word(tz, s, len, ip);
+    }
+    /* a hyphen here joins nothing: no word byte follows it */
+    uint64_t in_word = bits_between(t, e);
+    uint32_t flags = (mk->digit & in_word) ? SH_TOK_NUMERIC : 0;
+    *ip = surface_end;
+    if (w.commas & in_word) {
+        uint32_t tl = copy_except(next_copy(tz), blk, t, e, w.commas);
+        return emit(tz, next_copy(tz), tl, start, surface_end, flags);
+    }
+    return emit(tz, in_place(tz, s, len, start, e - t), e - t, start, surface_end, flags);
 }
 
 /* Tokens of the block at s + b, which has no byte >= 0x80; blk is s + b,
@@ -573,27 +706,28 @@ static uint32_t strip_commas(uint8_t *dst, const uint8_t *s, size_t b, size_t st
  * the block's end, or the start of a word that runs past it (to classify
  * again from there).
  *
- * The ASCII rules are settled with masks: a ',' or '.' with digits on both
- * sides is glue, part of the word (the scalar scan joins it the same way:
- * the ',' dropped, the '.' kept); a word ends at its first byte that is not
- * a word byte or glue.  What may still join there goes to emit_word: a
- * hyphen, an apostrophe other than a plain possessive, a ',' or '.' after
- * a digit in the block's last byte (whose right neighbour is in the next
- * block).  Word starts and ends are two masks walked in step, so one
- * token's bookkeeping does not wait for the last one's; the batch count
- * and the position are kept in locals (stores to the batch would make the
- * compiler reload them from *tz) and written back around every call. */
-AVX2_FN static inline int block_ascii(tokenizer *tz, const uint8_t *s, size_t len, size_t b,
-                                      const uint8_t *blk, const masks *mk, size_t *ip) {
+ * Word starts and ends are two masks walked in step, so one token's
+ * bookkeeping does not wait for the last one's.  A word is read in place
+ * unless the bit of its end is in `special` (ascii_word_slow's cases);
+ * that mask, and `numeric` (the ends of words with a digit), are made
+ * with one addition each: adding a bit inside a run of word bits carries
+ * through the run to its end bit, and a second bit in the same run lands
+ * on a bit the first carry cleared, so it carries no further.  The batch
+ * count and the position are kept in locals (stores to the batch would
+ * make the compiler reload them from *tz) and written back around every
+ * call. */
+AVX2_FN static inline __attribute__((always_inline)) int
+block_ascii(tokenizer *tz, const uint8_t *s, size_t len, size_t b, const uint8_t *blk,
+            const masks *mk, bool near_end, size_t *ip) {
     const uint64_t top = UINT64_C(1) << 63;
-    uint64_t after_digit = (mk->comma | mk->dot) & (mk->digit << 1);
-    uint64_t glue = after_digit & (mk->digit >> 1);
-    uint64_t word = mk->word | glue;
-    uint64_t starts = word & ~(word << 1);
-    uint64_t ends = ~word & (word << 1);
-    uint64_t joins = mk->apos | mk->hyphen | (after_digit & top);
-    uint64_t commas = glue & mk->comma;
-    uint64_t digits = mk->digit;
+    words w = block_words(mk);
+    uint64_t starts = w.word & ~(w.word << 1);
+    uint64_t ends = w.ends;
+    /* a hyphen joins only when a word byte follows it; the last byte's
+     * neighbour is in the next block */
+    uint64_t joins = mk->apos | (mk->hyphen & ((w.word >> 1) | top)) | (w.after_digit & top);
+    uint64_t special = joins | (ends & (w.word + w.commas));
+    uint64_t numeric = ends & (w.word + mk->digit);
     sh_token *toks = tz->tok;
     size_t n = tz->n;
     uint32_t pos = tz->pos;
@@ -616,49 +750,34 @@ AVX2_FN static inline int block_ascii(tokenizer *tz, const uint8_t *s, size_t le
             return step_scalar(tz, s, len, ip);
         }
         unsigned e = (unsigned)__builtin_ctzll(ends);
-        size_t end = b + e, surface_end = end;
-        /* bits t..e-1: the lowest end bit less the lowest start bit */
-        uint64_t in_word = (ends & -ends) - (starts & -starts);
-        if (SH_UNLIKELY((joins >> e) & 1)) {
-            /* a possessive 's, then anything but a hyphen, is read here;
-             * the rest of the joining rules are emit_word's */
-            if (!((mk->apos >> e) & 1) || e + 2 > 63 || (blk[e + 1] | 0x20) != 's' ||
-                ((mk->word | mk->hyphen) >> (e + 2)) & 1) {
-                size_t i = start;
-                tz->n = n;
-                tz->pos = pos;
-                rc = emit_word(tz, s, len, &i);
-                n = tz->n;
-                pos = tz->pos;
-                if (rc) return rc;
-                if (i - b >= 64) {
-                    *ip = i;
-                    break;
-                }
-                /* what the word consumed is no longer to be read */
-                starts &= from_bit((unsigned)(i - b));
-                ends &= from_bit((unsigned)(i - b)) << 1;
-                continue;
+        if (SH_UNLIKELY((special >> e) & 1)) {
+            size_t i;
+            tz->n = n;
+            tz->pos = pos;
+            rc = ascii_word_slow(tz, s, len, b, blk, mk, t, e, &i);
+            n = tz->n;
+            pos = tz->pos;
+            if (rc) return rc;
+            if (i - b >= 64) {
+                *ip = i;
+                break;
             }
-            /* the 's is consumed: its start and end bits go with the word's */
-            surface_end = end + 2;
-            starts &= starts - 1;
-            ends &= ends - 1;
+            /* what the word consumed is no longer to be read */
+            starts &= from_bit((unsigned)(i - b));
+            ends &= from_bit((unsigned)(i - b)) << 1;
+            continue;
         }
         sh_token *tok = &toks[n];
         tok->term = (const char *)s + start;
         tok->term_len = e - t; /* < 64: no cut */
-        if (SH_UNLIKELY(commas & in_word)) {
-            tok->term_len = strip_commas(tz->copies[n], s, b, start, end, commas & in_word);
-            tok->term = (const char *)tz->copies[n];
-        } else if (SH_UNLIKELY(len - start < SH_TERM_READABLE)) {
+        if (near_end && len - start < SH_TERM_READABLE) {
             memcpy(tz->copies[n], s + start, e - t);
             tok->term = (const char *)tz->copies[n];
         }
         /* start and end, pos and flags: two 8-byte stores (GCC would
          * otherwise assemble the four in a vector register) */
-        uint64_t se = (uint64_t)start | (uint64_t)surface_end << 32;
-        uint64_t pf = (uint64_t)pos++ | (uint64_t)((digits & in_word) ? SH_TOK_NUMERIC : 0) << 32;
+        uint64_t se = (uint64_t)start | (uint64_t)(b + e) << 32;
+        uint64_t pf = (uint64_t)pos++ | (((numeric >> e) & 1) * SH_TOK_NUMERIC) << 32;
         memcpy(&tok->start, &se, 8);
         memcpy(&tok->pos, &pf, 8);
         tok->memo = NULL;
@@ -737,8 +856,16 @@ AVX2_FN static int tokenize_avx2(tokenizer *tz, const uint8_t *s, size_t len) {
             blk = tail;
         }
         masks mk = classify64(blk);
-        int rc = SH_LIKELY(!mk.high) ? block_ascii(tz, s, len, i, blk, &mk, &i)
-                                     : block_mixed(tz, s, len, i, &mk, &i);
+        /* near the end of the text a word may start with fewer than
+         * SH_TERM_READABLE bytes after it, to be copied: block_ascii is
+         * made twice, so that the other blocks do not test for it */
+        int rc;
+        if (SH_UNLIKELY(mk.high))
+            rc = block_mixed(tz, s, len, i, &mk, &i);
+        else if (SH_LIKELY(len - i >= 64 + SH_TERM_READABLE))
+            rc = block_ascii(tz, s, len, i, blk, &mk, false, &i);
+        else
+            rc = block_ascii(tz, s, len, i, blk, &mk, true, &i);
         if (rc) return rc;
     }
     return 0;
