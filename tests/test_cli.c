@@ -929,3 +929,131 @@ Test(cli, help_version_and_bad_options) {
         sh_test_run_free(&r);
     }
 }
+
+/* ---- snippets over several store blocks --------------------------------- */
+
+#define SNIP_DOCS 24
+#define SNIP_WORDS 900 /* 6.3 KB a body: about five articles a 32 KiB store block */
+#define SNIP_JSONL (SNIP_DOCS * (SNIP_WORDS * 8 + 128))
+
+/* Append to the buffer b of SNIP_JSONL bytes, *len used. */
+static void snip_put(char *b, size_t *len, const char *s) {
+    size_t n = strlen(s);
+    cr_assert_lt(*len + n, (size_t)SNIP_JSONL);
+    memcpy(b + *len, s, n + 1);
+    *len += n;
+}
+
+/* Article i as a JSON line: its body SNIP_WORDS words "kIIJJJ", some
+ * replaced by a query word, so that matches sit at the start, at the end,
+ * in the middle, in a hyphenated word, in two articles of one block, in
+ * the title only, or nowhere. */
+static void snip_article(char *b, size_t *len, int i) {
+    char w[64];
+    snprintf(w, sizeof w, "{\"id\":\"s%02d\",\"title\":\"%s %d\",\"text\":\"", i,
+             i == 5 ? "zebra" : "article", i);
+    snip_put(b, len, w);
+    for (int k = 0; k < SNIP_WORDS; k++) {
+        const char *word = NULL;
+        if ((i == 1 && k == 3) || (i == 2 && k == SNIP_WORDS - 1) || (i == 3 && k == 450) ||
+            (i == 6 && k == 100) || (i == 7 && k == 800) ||
+            (i == 20 && (k == 10 || k == 12 || k == 500)))
+            word = "zebra";
+        else if ((i == 3 && k == 455) || (i == 20 && k == 503))
+            word = "okapi";
+        else if (i == 4 && k == 600)
+            word = "zebra-crossing";
+        if (k) snip_put(b, len, " ");
+        if (!word) snprintf(w, sizeof w, "k%02d%03d", i, k);
+        snip_put(b, len, word ? word : w);
+    }
+    snip_put(b, len, "\"}\n");
+}
+
+/* The snippet of the JSON line for article id in out, copied to snip. */
+static int snip_of(const char *out, const char *id, char *snip, size_t size) {
+    char key[64];
+    snprintf(key, sizeof key, "\"id\":\"%s\"", id);
+    const char *line = strstr(out, key);
+    if (!line) return -1;
+    const char *s = strstr(line, "\"snippet\":\"");
+    const char *nl = strchr(line, '\n');
+    if (!s || (nl && s > nl)) return -1;
+    s += strlen("\"snippet\":\"");
+    const char *e = strchr(s, '"'); /* no quote or backslash in these bodies */
+    if (!e || (size_t)(e - s) >= size) return -1;
+    memcpy(snip, s, (size_t)(e - s));
+    snip[e - s] = '\0';
+    return 0;
+}
+
+static const struct snip_case {
+    const char *query, *id, *snippet;
+} snip_cases[] = {
+    {"zebra", "s20",
+     "...k20002 k20003 k20004 k20005 k20006 k20007 k20008 k20009 «zebra» k20011 «zebra» k20013 k20014 k2001"
+     "5 k20016 k20017 k20018 k20019 k20020 k20021 k20022 k20023 k20024 k20025 k20026 k20027 k20028 k20029..."},
+    {"zebra", "s05",
+     "k05000 k05001 k05002 k05003 k05004 k05005 k05006 k05007 k05008 k05009 k05010 k05011 k05012 k05013 k"
+     "05014 k05015 k05016 k05017 k05018 k05019 k05020 k05021 k05022 k05023 k05024 k05025 k05026 k05027..."},
+    {"zebra", "s01",
+     "k01000 k01001 k01002 «zebra» k01004 k01005 k01006 k01007 k01008 k01009 k01010 k01011 k01012 k01013 "
+     "k01014 k01015 k01016 k01017 k01018 k01019 k01020 k01021 k01022 k01023 k01024 k01025 k01026 k01027..."},
+    {"zebra", "s02",
+     "...k02872 k02873 k02874 k02875 k02876 k02877 k02878 k02879 k02880 k02881 k02882 k02883 k02884 k0288"
+     "5 k02886 k02887 k02888 k02889 k02890 k02891 k02892 k02893 k02894 k02895 k02896 k02897 k02898 «zebra»"},
+    {"zebra", "s03",
+     "...k03441 k03442 k03443 k03444 k03445 k03446 k03447 k03448 k03449 «zebra» k03451 k03452 k03453 k0345"
+     "4 okapi k03456 k03457 k03458 k03459 k03460 k03461 k03462 k03463 k03464 k03465 k03466 k03467 k03468..."},
+    {"zebra", "s06",
+     "...k06091 k06092 k06093 k06094 k06095 k06096 k06097 k06098 k06099 «zebra» k06101 k06102 k06103 k06104"
+     " k06105 k06106 k06107 k06108 k06109 k06110 k06111 k06112 k06113 k06114 k06115 k06116 k06117 k06118..."},
+    {"zebra", "s07",
+     "...k07791 k07792 k07793 k07794 k07795 k07796 k07797 k07798 k07799 «zebra» k07801 k07802 k07803 k07804"
+     " k07805 k07806 k07807 k07808 k07809 k07810 k07811 k07812 k07813 k07814 k07815 k07816 k07817 k07818..."},
+    {"zebra", "s04",
+     "...k04591 k04592 k04593 k04594 k04595 k04596 k04597 k04598 k04599 «zebra-crossing» k04601 k04602 k0460"
+     "3 k04604 k04605 k04606 k04607 k04608 k04609 k04610 k04611 k04612 k04613 k04614 k04615 k04616 k04617..."},
+    {"zebra okapi", "s20",
+     "...k20492 k20493 k20494 k20495 k20496 k20497 k20498 k20499 «zebra» k20501 k20502 «okapi» k20504 k2050"
+     "5 k20506 k20507 k20508 k20509 k20510 k20511 k20512 k20513 k20514 k20515 k20516 k20517 k20518 k20519..."},
+    {"zebra okapi", "s03",
+     "...k03443 k03444 k03445 k03446 k03447 k03448 k03449 «zebra» k03451 k03452 k03453 k03454 «okapi» k0345"
+     "6 k03457 k03458 k03459 k03460 k03461 k03462 k03463 k03464 k03465 k03466 k03467 k03468 k03469 k03470..."},
+};
+
+/* Hits spread over several store blocks, two of them in one block, each
+ * with the snippet it had when the whole body was tokenized for every
+ * hit: the match at the start, at the end, in the middle, in a
+ * hyphenated word, two terms close together, a title-only match. */
+Test(cli, snippets_of_hits_across_store_blocks_are_cut_as_before) {
+    char dir[512], src[600], index[600];
+    scratch("snippets", dir, sizeof dir);
+    path_in(src, sizeof src, dir, "snip.jsonl");
+    path_in(index, sizeof index, dir, "idx");
+    char *jsonl = malloc(SNIP_JSONL);
+    cr_assert_not_null(jsonl);
+    size_t len = 0;
+    for (int i = 0; i < SNIP_DOCS; i++) snip_article(jsonl, &len, i);
+    cr_assert_eq(sh_test_write_file(src, jsonl, len), 0);
+    free(jsonl);
+    build(index, src);
+
+    /* s01-s07 and s20 hold zebra (s05 in its title only) */
+    const char *queries[] = {"zebra", "zebra okapi"};
+    for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+        sh_test_run r;
+        run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "--json", "-n", "30",
+                 queries[q], NULL);
+        cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+        cr_assert_eq(count_lines(r.out), 8, "%s:\n%s", queries[q], r.out);
+        for (size_t c = 0; c < sizeof snip_cases / sizeof snip_cases[0]; c++) {
+            if (strcmp(snip_cases[c].query, queries[q]) != 0) continue;
+            char got[1024];
+            cr_assert_eq(snip_of(r.out, snip_cases[c].id, got, sizeof got), 0,
+                         "%s: no hit %s in:\n%s", queries[q], snip_cases[c].id, r.out);
+            cr_assert_str_eq(got, snip_cases[c].snippet, "%s, %s", queries[q], snip_cases[c].id);
+        }
+        sh_test_run_free(&r);
+    }
+}

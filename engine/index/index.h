@@ -424,6 +424,25 @@ int sh_store_block_of(const sh_segment *seg, uint32_t doc, uint32_t *blk, uint32
                       uint32_t *next, sahel_error *err);
 int sh_store_parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out);
 
+/* A reader of records for a page of hits: one zstd context for every
+ * block it decompresses, and the last block kept, so that the records of
+ * one block cost one decompression.  Zero-initialise it; it may read from
+ * any segment of one open index, and must be freed before that index is
+ * closed (it tells blocks apart by segment address). */
+typedef struct sh_store_reader {
+    void *dctx;            /* ZSTD_DCtx, made on the first read */
+    sh_buf block;          /* the block held, decompressed */
+    const sh_segment *seg; /* its segment; NULL when none is held */
+    uint32_t blk;          /* its number ... */
+    uint32_t first, next;  /* ... and its docs [first, next) */
+    const sh_segment *advised; /* the last segment told of random reads */
+} sh_store_reader;
+/* Doc's record; out's strings point into r and stay valid until r's next
+ * read or free.  0, SAHEL_ECORRUPT naming the file, or SAHEL_ENOMEM. */
+int sh_store_read(sh_store_reader *r, const sh_segment *seg, uint32_t doc, sh_stored *out,
+                  sahel_error *err);
+void sh_store_reader_free(sh_store_reader *r); /* accepts NULL */
+
 /* ---- manifest.c --------------------------------------------------------- */
 
 #define SH_MANIFEST "MANIFEST"

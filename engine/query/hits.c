@@ -5,7 +5,11 @@
  * A sahel_hits keeps the query's plan: its terms say what to highlight and
  * it can rebuild a hit's scorer to explain the score.  Stored articles are
  * loaded lazily, when a hit is first read, and copied into the hit so that
- * the strings lent to the caller live as long as the hits.
+ * the strings lent to the caller live as long as the hits.  Reading a hit
+ * loads, with it, every other hit stored in the same block: a block is
+ * decompressed whole, so its other records come for free now and would
+ * cost the block again later, once another block has taken the reader's
+ * place.
  *
  * Snippets: the index's positions say where in the body each query term
  * occurs (every surface form whose term the query holds, whatever its
@@ -13,9 +17,12 @@
  * same tokenizer as at indexing time, to turn positions into bytes.  The window chosen
  * is the one, of at most max_bytes, with the most distinct query terms,
  * then the most matches, then the earliest; it is then widened with
- * context on both sides and cut at word boundaries.
+ * context on both sides and cut at word boundaries.  The window ends
+ * within max_bytes of the last match's start, so tokenizing stops past
+ * that point: no later token can change the snippet.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <xxhash.h>
 
 #include "search.h"
@@ -36,9 +43,15 @@ struct sahel_hits {
     uint64_t total;
     int total_exact;
     int explain;
-    /* document store cache */
-    sh_buf block;
-    uint32_t block_seg, block_no;
+    sh_store_reader store;
+    /* the hits by (segment, doc), made on the first load: where to find
+     * the other hits of a block; NULL until then, or if it could not be
+     * made (hits are then loaded one by one) */
+    struct hkey {
+        uint64_t key; /* seg << 32 | doc */
+        size_t i;
+    } *bydoc;
+    int bydoc_tried;
     /* snippet scratch */
     struct stok {
         uint32_t start, end;
@@ -50,6 +63,9 @@ struct sahel_hits {
     uint32_t *seen;
     size_t cap_seen;
     int tok_rc;
+    int64_t last_pos;     /* the last position holding a query term, or -1 */
+    size_t snip_max;      /* the snippet's max_bytes */
+    size_t tok_stop;      /* no token starting here or later matters (once past last_pos) */
     int32_t *pos_terms; /* per body position: the query term there, or -1 */
     size_t npos_terms, cap_pos_terms;
     sh_buf posbuf;
@@ -63,7 +79,8 @@ void sahel_hits_free(sahel_hits *hits) {
     }
     sh_free(hits->h);
     sh_plan_free(&hits->plan);
-    sh_buf_free(&hits->block);
+    sh_store_reader_free(&hits->store);
+    sh_free(hits->bydoc);
     sh_free(hits->toks);
     sh_free(hits->spans);
     sh_free(hits->seen);
@@ -83,8 +100,6 @@ int sahel_search(sahel_index *ix, const char *query, size_t query_len,
     sahel_hits *hits = sh_calloc(1, sizeof *hits);
     if (!hits) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     hits->ix = ix;
-    hits->block_seg = UINT32_MAX;
-    hits->block_no = UINT32_MAX;
     hits->explain = opts && opts->explain;
     size_t k = opts && opts->k ? opts->k : 10;
     sh_hitref *refs = NULL;
@@ -120,35 +135,79 @@ fail:
     return rc;
 }
 
-static int load(sahel_hits *hits, size_t i, sahel_error *err) {
-    hit *h = &hits->h[i];
-    if (h->loaded) return 0;
-    const sh_segment *seg = &hits->ix->segs[h->ref.seg];
-    if (hits->block_seg != h->ref.seg) {
-        hits->block_seg = h->ref.seg;
-        hits->block_no = UINT32_MAX;
-    }
-    sh_stored st;
-    int rc = sh_store_get(seg, h->ref.doc, &hits->block, &hits->block_no, &st, err);
-    if (rc) return rc;
+/* Copy record st into hit h. */
+static int keep(hit *h, const sh_stored *st, sahel_error *err) {
     size_t total = 0;
-    for (int f = 0; f < SH_STORE_NFIELDS; f++) total += st.len[f] + 1;
+    for (int f = 0; f < SH_STORE_NFIELDS; f++) total += st->len[f] + 1;
     h->rec = sh_malloc(total);
     if (!h->rec) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     char *p = h->rec;
     for (int f = 0; f < SH_STORE_NFIELDS; f++) {
-        if (st.f[f]) {
-            memcpy(p, st.f[f], st.len[f]);
-            p[st.len[f]] = '\0';
+        if (st->f[f]) {
+            memcpy(p, st->f[f], st->len[f]);
+            p[st->len[f]] = '\0';
             h->st.f[f] = p;
         } else {
             h->st.f[f] = NULL;
         }
-        h->st.len[f] = st.len[f];
-        p += st.len[f] + 1;
+        h->st.len[f] = st->len[f];
+        p += st->len[f] + 1;
     }
-    h->st.line = st.line;
+    h->st.line = st->line;
     h->loaded = 1;
+    return 0;
+}
+
+static int hkey_cmp(const void *a, const void *b) {
+    uint64_t x = ((const struct hkey *)a)->key, y = ((const struct hkey *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* Load, from the block the reader holds, the other hits stored in it.  An
+ * optimisation only: a hit that fails here is left for its own load to
+ * read again and report. */
+static void load_block_mates(sahel_hits *hits, uint32_t seg) {
+    if (!hits->bydoc_tried) {
+        hits->bydoc_tried = 1;
+        hits->bydoc = sh_reallocarray(NULL, hits->n, sizeof *hits->bydoc);
+        if (hits->bydoc) {
+            for (size_t j = 0; j < hits->n; j++)
+                hits->bydoc[j] = (struct hkey){(uint64_t)hits->h[j].ref.seg << 32 |
+                                                   hits->h[j].ref.doc,
+                                               j};
+            qsort(hits->bydoc, hits->n, sizeof *hits->bydoc, hkey_cmp);
+        }
+    }
+    if (!hits->bydoc) return;
+    uint64_t lo = (uint64_t)seg << 32 | hits->store.first;
+    uint64_t hi = (uint64_t)seg << 32 | hits->store.next;
+    size_t a = 0, b = hits->n; /* first key >= lo */
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (hits->bydoc[mid].key < lo) a = mid + 1;
+        else b = mid;
+    }
+    const sh_segment *sg = &hits->ix->segs[seg];
+    for (; a < hits->n && hits->bydoc[a].key < hi; a++) {
+        hit *m = &hits->h[hits->bydoc[a].i];
+        if (m->loaded) continue;
+        sahel_error ignored = {0};
+        sh_stored st;
+        /* the block is held: no decompression, and no error but damage
+         * to this record, or memory */
+        if (sh_store_read(&hits->store, sg, m->ref.doc, &st, &ignored) == 0)
+            (void)keep(m, &st, &ignored);
+    }
+}
+
+static int load(sahel_hits *hits, size_t i, sahel_error *err) {
+    hit *h = &hits->h[i];
+    if (h->loaded) return 0;
+    sh_stored st;
+    int rc = sh_store_read(&hits->store, &hits->ix->segs[h->ref.seg], h->ref.doc, &st, err);
+    if (!rc) rc = keep(h, &st, err);
+    if (rc) return rc;
+    load_block_mates(hits, h->ref.seg);
     return 0;
 }
 
@@ -189,19 +248,36 @@ int sahel_hits_explain(sahel_hits *hits, size_t i, const char **text, sahel_erro
 
 /* ---- snippets ----------------------------------------------------------- */
 
-static int on_snip_token(void *ctx, const sh_token *tok) {
+/* What on_snip_tokens returns to stop the scan when the rest of the body
+ * cannot change the snippet (any non-zero value stops it). */
+#define SNIP_ENOUGH 1
+
+static int on_snip_tokens(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
     sahel_hits *hits = ctx;
-    if (hits->ntoks == hits->cap_toks) {
+    if (hits->cap_toks - hits->ntoks < n) {
         size_t cap = hits->cap_toks ? hits->cap_toks * 2 : 1024;
         struct stok *t = sh_reallocarray(hits->toks, cap, sizeof *t);
-        if (!t) return hits->tok_rc = SAHEL_ENOMEM;
+        if (!t) {
+            *stop = 0;
+            return hits->tok_rc = SAHEL_ENOMEM;
+        }
         hits->toks = t;
         hits->cap_toks = cap;
     }
-    /* the term matched at this position, known from the postings; a
-     * hyphenated whole shares its first part's position and span start */
-    int32_t term = tok->pos < hits->npos_terms ? hits->pos_terms[tok->pos] : -1;
-    hits->toks[hits->ntoks++] = (struct stok){tok->start, tok->end, term};
+    for (size_t k = 0; k < n; k++) {
+        const sh_token *tok = &toks[k];
+        /* tokens come in order of start and of position: past the last
+         * match, one that starts where no window can reach ends the scan */
+        if ((int64_t)tok->pos > hits->last_pos && tok->start >= hits->tok_stop) {
+            *stop = k;
+            return SNIP_ENOUGH;
+        }
+        /* the term matched at this position, known from the postings; a
+         * hyphenated whole shares its first part's position and span start */
+        int32_t term = tok->pos < hits->npos_terms ? hits->pos_terms[tok->pos] : -1;
+        if (term >= 0) hits->tok_stop = (size_t)tok->start + hits->snip_max;
+        hits->toks[hits->ntoks++] = (struct stok){tok->start, tok->end, term};
+    }
     return 0;
 }
 
@@ -218,18 +294,18 @@ static int mark_positions(sahel_hits *hits, const sh_hitref *h, sahel_error *err
         hits->cap_pos_terms = npos;
     }
     hits->npos_terms = npos;
+    hits->last_pos = -1;
     for (uint32_t i = 0; i < npos; i++) hits->pos_terms[i] = -1;
     const sh_plan *pl = &hits->plan;
+    size_t nsegs = hits->ix->nsegs;
     for (size_t t = 0; t < pl->nterms; t++) {
         if (!pl->terms[t].positive) continue;
-        sh_terminfo ti;
-        int rc = sh_segment_lookup(seg, pl->terms[t].s, pl->terms[t].len, &ti, err);
-        if (rc <= 0) {
-            if (rc < 0) return rc;
-            continue;
-        }
+        /* the plan looked every term up in every segment */
+        const sh_terminfo *ti = &pl->tinfo[t * nsegs + h->seg];
+        if (ti->idx == SH_TERM_ABSENT) continue;
         sh_postings pc;
-        if ((rc = sh_postings_init(&pc, seg, &ti, err)) || (rc = sh_postings_advance(&pc, h->doc)))
+        int rc;
+        if ((rc = sh_postings_init(&pc, seg, ti, err)) || (rc = sh_postings_advance(&pc, h->doc)))
             return rc;
         if (pc.doc != h->doc || sh_postings_tfb(&pc) == 0) continue;
         uint32_t nt = sh_postings_tft(&pc), nb = sh_postings_tfb(&pc);
@@ -239,8 +315,10 @@ static int mark_positions(sahel_hits *hits, const sh_hitref *h, sahel_error *err
         uint32_t *buf = (uint32_t *)(void *)hits->posbuf.p;
         if ((rc = sh_postings_positions(&pc, buf, buf + nt))) return rc;
         for (uint32_t k = 0; k < nb; k++)
-            if (buf[nt + k] < npos && hits->pos_terms[buf[nt + k]] < 0)
+            if (buf[nt + k] < npos && hits->pos_terms[buf[nt + k]] < 0) {
                 hits->pos_terms[buf[nt + k]] = (int32_t)t;
+                if ((int64_t)buf[nt + k] > hits->last_pos) hits->last_pos = buf[nt + k];
+            }
     }
     return 0;
 }
@@ -281,8 +359,12 @@ int sahel_hits_snippet(sahel_hits *hits, size_t i, size_t max_bytes, sahel_snipp
     hits->nspans = 0;
     hits->tok_rc = 0;
     if ((rc = mark_positions(hits, &hits->h[i].ref, err))) return rc;
-    rc = sh_tokenize(body, blen, 0, on_snip_token, hits, NULL);
-    if (rc || hits->tok_rc) return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
+    /* with no match the snippet is the body's first max_bytes */
+    hits->snip_max = max_bytes;
+    hits->tok_stop = max_bytes;
+    rc = sh_tokenize_batch(body, blen, 0, on_snip_tokens, hits, NULL);
+    if ((rc && rc != SNIP_ENOUGH) || hits->tok_rc)
+        return sh_err(err, SAHEL_ENOMEM, "out of memory making a snippet");
     size_t nt = hits->ntoks;
     struct stok *t = hits->toks;
     if (hits->cap_seen < hits->plan.nterms) {
