@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "analysis/analysis.h"
+#include "support/failalloc.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -683,32 +684,12 @@ Test(analyze, random_bytes_are_safe) {
 
 /* ---- allocation failures ------------------------------------------------ */
 
-static size_t g_allocs, g_fail_at;
-
-static void *failing_malloc(size_t size, void *ctx) {
-    (void)ctx;
-    if (++g_allocs == g_fail_at) return NULL;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size, void *ctx) {
-    (void)ctx;
-    if (++g_allocs == g_fail_at) return NULL;
-    return realloc(p, size);
-}
-
-static void plain_free(void *p, void *ctx) {
-    (void)ctx;
-    free(p);
-}
-
 Test(analyze, allocation_failures_are_reported_not_crashes) {
-    sahel_allocator al = {failing_malloc, failing_realloc, plain_free, NULL};
     const char *s = "Goïta attacks the Liptako-Gourma: Информирайте 北京";
     bool succeeded = false;
-    for (g_fail_at = 1; !succeeded && g_fail_at < 100; g_fail_at++) {
-        g_allocs = 0;
-        sahel_set_allocator(&al);
+    for (uint64_t fail_at = 1; !succeeded && fail_at < 100; fail_at++) {
+        sh_test_failalloc fa = {.fail_at = fail_at};
+        sh_test_failalloc_install(&fa);
         sh_analyzer *a = NULL;
         sahel_error err = {0};
         int rc = sh_analyzer_new("english", &a, &err);
@@ -724,7 +705,10 @@ Test(analyze, allocation_failures_are_reported_not_crashes) {
             cr_expect_null(a);
         }
         sahel_set_allocator(NULL);
-        if (!succeeded) cr_expect_eq(rc, SAHEL_ENOMEM, "failing allocation %zu", g_fail_at);
+        if (!succeeded)
+            cr_expect_eq(rc, SAHEL_ENOMEM, "failing allocation %llu", (unsigned long long)fail_at);
+        cr_expect_eq(fa.live, 0, "blocks leaked when allocation %llu failed",
+                     (unsigned long long)fail_at);
     }
     cr_expect(succeeded);
 }

@@ -19,7 +19,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,8 @@
 
 #include "index/index.h"
 #include "sahel.h"
+#include "support/rng.h"
+#include "support/run.h"
 
 #define NDOCS 4000
 #define NVOCAB 80
@@ -40,12 +41,7 @@ typedef struct rng {
     uint64_t s;
 } rng;
 
-static uint64_t rng_next(rng *r) { /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng *r) { return sh_test_splitmix64(&r->s); }
 
 static uint32_t rng_below(rng *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
 static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
@@ -107,20 +103,7 @@ static void corpus_free(corpus *c) {
 /* ---- the index ---------------------------------------------------------- */
 
 static void rm_rf(const char *path) {
-    DIR *dir = opendir(path);
-    if (dir) {
-        struct dirent *e;
-        while ((e = readdir(dir))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        closedir(dir);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    cr_assert_eq(sh_test_rm_rf(path), 0, "cannot remove %s", path);
 }
 
 static void add_doc(sahel_writer *w, uint32_t id, const char *title, const char *body) {
