@@ -2287,8 +2287,9 @@ Test(segment, golden_structure_of_a_two_article_index) {
     cr_assert_eq(le64(foot + 16), XXH3_64bits(tsum.p, tsum.len), "table checksum");
     tb_free(&tsum);
     /* section table: ids 1..11 in order, each 8-aligned, inside the file,
-     * with its checksum; the sections' bytes, in file order (postings
-     * first: writer.c), do not overlap and have zero padding between */
+     * with its checksum; the sections' bytes, in file order (the store
+     * first: writer.c writes it as articles arrive), do not overlap and
+     * have zero padding between */
     const uint8_t *sec[SH_SEC_COUNT] = {0};
     uint64_t len[SH_SEC_COUNT] = {0}, offs[SH_SEC_COUNT] = {0};
     for (uint32_t i = 0; i < n; i++) {
@@ -2305,7 +2306,7 @@ Test(segment, golden_structure_of_a_two_article_index) {
         len[id] = l;
         offs[id] = off;
     }
-    cr_assert_eq(offs[SH_SEC_POSTINGS], 16, "postings come first");
+    cr_assert_eq(offs[SH_SEC_STORE], 16, "the store comes first");
     uint64_t prev_end = 16;
     for (uint32_t k = 0; k < n; k++) {
         /* the section that starts next (an empty one first at a tie) */

@@ -63,7 +63,8 @@ static int flush_block(sh_storew *w) {
     if (sh_buf_reserve(&w->store, bound)) return SAHEL_ENOMEM;
     size_t n = ZSTD_compress2(w->cctx, w->store.p + w->store.len, bound, w->raw.p, w->raw.len);
     if (ZSTD_isError(n)) return SAHEL_ENOMEM;
-    if (sh_buf_put_u64(&w->index, w->store.len) || sh_buf_put_u32(&w->index, w->block_first) ||
+    if (sh_buf_put_u64(&w->index, w->drained + w->store.len) ||
+        sh_buf_put_u32(&w->index, w->block_first) ||
         sh_buf_put_u32(&w->index, 0))
         return SAHEL_ENOMEM;
     w->store.len += n;
@@ -106,7 +107,8 @@ int sh_storew_cut(sh_storew *w) { return flush_block(w); }
 int sh_storew_finish(sh_storew *w) {
     int rc = flush_block(w);
     if (rc) return rc;
-    if (sh_buf_put_u64(&w->index, w->store.len) || sh_buf_put_u32(&w->index, w->ndocs) ||
+    if (sh_buf_put_u64(&w->index, w->drained + w->store.len) ||
+        sh_buf_put_u32(&w->index, w->ndocs) ||
         sh_buf_put_u32(&w->index, 0))
         return SAHEL_ENOMEM;
     return 0;

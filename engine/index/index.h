@@ -398,6 +398,9 @@ typedef struct sh_storew {
     sh_buf index; /* SH_STOREREC per block (+ sentinel at finish) */
     uint32_t ndocs, block_first;
     void *cctx;   /* ZSTD_CCtx */
+    /* bytes of frames the caller took out of `store` and wrote (then
+     * emptied `store`): the index's offsets count them */
+    uint64_t drained;
 } sh_storew;
 
 int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash); /* hash: XXH3 of the record */

@@ -176,6 +176,12 @@ typedef struct builder {
     sh_buf gseq;         /* u32 per doc: its number in the writer's stream */
     uint64_t sum_lent, sum_lenb, ntokens;
     sh_storew store;
+    /* the segment's file, open from its first article: its STORE section
+     * is written as blocks are compressed, so that the compressed articles
+     * (often the largest part of a segment) hold no memory of the budget */
+    sh_segw sw;
+    int sw_open;
+    size_t slot; /* its entry in the writer's list */
 
     /* per-article scratch */
     doc_tok *toks;
@@ -593,10 +599,41 @@ static size_t flush_overhead(const builder *b) {
            9 * (size_t)b->max_post + 6 * SH_SPILL_CHUNK;
 }
 
+static int new_segment_slot(sahel_writer *w, size_t *slot, sahel_error *err);
+
+/* The builder's next segment: its name, its file, STORE begun. */
+static int begin_segment(builder *b, sahel_error *err) {
+    sahel_writer *w = b->w;
+    int rc = new_segment_slot(w, &b->slot, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&w->mu);
+    const char *name = w->segs[b->slot].name;
+    pthread_mutex_unlock(&w->mu);
+    if ((rc = sh_segw_open(&b->sw, w->dir, name, err))) return rc;
+    b->sw_open = 1;
+    /* most builder segments are merged before any commit names them:
+     * they are synced at commit, and only if they are named then */
+    b->sw.no_sync = 1;
+    return sh_segw_begin(&b->sw, SH_SEC_STORE, err);
+}
+
+/* The compressed blocks gathered so far to the file, once they fill a
+ * chunk (or all of them). */
+static int drain_store(builder *b, int all, sahel_error *err) {
+    sh_storew *st = &b->store;
+    if (st->store.len < (all ? 1 : SH_SPILL_CHUNK)) return 0;
+    int rc = sh_segw_append(&b->sw, st->store.p, st->store.len, err);
+    if (rc) return rc;
+    st->drained += st->store.len;
+    st->store.len = 0;
+    return 0;
+}
+
 /* Invert one article, number `gseq` of the stream, into b's segment. */
 static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_error *err) {
     int rc;
     if (b->ndocs == UINT32_MAX - 1 && (rc = flush_builder(b, err))) return rc;
+    if (!b->sw_open && (rc = begin_segment(b, err))) return rc;
     uint32_t doc_no = b->ndocs;
     uint32_t lt = 0, lb = 0;
     b->ntoks = 0;
@@ -637,6 +674,7 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     size_t before = sh_storew_memory(&b->store);
     if (sh_storew_add(&b->store, doc, &hash)) goto nomem;
     b->mem += sh_storew_memory(&b->store) - before;
+    if ((rc = drain_store(b, 0, err))) return rc;
     if (b->id_offs.len == 0 && append_u32(&b->id_offs, 0, &b->mem)) goto nomem;
     before = b->ids.cap;
     if (sh_buf_put(&b->ids, doc->id, doc->id_len)) goto nomem;
@@ -711,6 +749,7 @@ static int index_batch(builder *b, const batch *bt, sahel_error *err) {
         size_t before = sh_storew_memory(&b->store);
         if (sh_storew_cut(&b->store)) rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
         b->mem += sh_storew_memory(&b->store) - before;
+        if (!rc && b->sw_open) rc = drain_store(b, 0, err);
     }
     return rc;
 }
@@ -1235,8 +1274,13 @@ static void reset_builder(builder *b) {
     b->mem = b->max_post = 0;
 }
 
-/* Everything a builder holds once it has flushed for the last time. */
+/* Everything a builder holds once it has flushed for the last time (or
+ * when its segment is given up: its file goes). */
 static void builder_release(builder *b) {
+    if (b->sw_open) {
+        sh_segw_abort(&b->sw);
+        b->sw_open = 0;
+    }
     reset_builder(b);
     for (size_t k = 0; k < b->npages; k++) sh_free(b->pages[k]);
     sh_free(b->pages);
@@ -1386,13 +1430,15 @@ static int flush_builder(builder *b, sahel_error *err) {
         memset(spills[k], 0, sizeof pspill);
         spills[k]->fd = -1;
     }
-    sh_segw sw;
-    int sw_open = 0;
-    size_t slot;
-    if ((rc = new_segment_slot(w, &slot, err))) return rc;
+    sh_segw *sw = &b->sw;
+    size_t slot = b->slot;
     pthread_mutex_lock(&w->mu);
     const char *name = w->segs[slot].name;
     pthread_mutex_unlock(&w->mu);
+    /* STORE, begun with the segment, ends with its last block */
+    if (sh_storew_finish(&b->store)) goto nomem;
+    if ((rc = drain_store(b, 1, err))) goto out;
+    sh_segw_end(sw);
 
     keys = sh_reallocarray(NULL, SH_MAX(b->nterms, (size_t)b->ndocs), sizeof *keys);
     if (!keys) goto nomem;
@@ -1401,12 +1447,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     qsort(keys, b->nterms, sizeof *keys, cmp_key);
     for (int k = 0; k < 3; k++)
         if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
-    if ((rc = sh_segw_open(&sw, w->dir, name, err))) goto out;
-    sw_open = 1;
-    /* most builder segments are merged before any commit names them:
-     * they are synced at commit, and only if they are named then */
-    sw.no_sync = 1;
-    if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
+    if ((rc = sh_segw_begin(sw, SH_SEC_POSTINGS, err))) goto out;
 
     const uint32_t *lent = (const uint32_t *)(const void *)b->lent.p;
     const uint32_t *lenb = (const uint32_t *)(const void *)b->lenb.p;
@@ -1440,7 +1481,7 @@ static int flush_builder(builder *b, sahel_error *err) {
             goto out;
         }
         if (post.len >= SH_SPILL_CHUNK) {
-            if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+            if ((rc = sh_segw_append(sw, post.p, post.len, err))) goto out;
             post_total += post.len;
             post.len = 0;
         }
@@ -1449,18 +1490,18 @@ static int flush_builder(builder *b, sahel_error *err) {
             pos.len = 0;
         }
     }
-    if ((rc = sh_segw_append(&sw, post.p, post.len, err))) goto out;
+    if ((rc = sh_segw_append(sw, post.p, post.len, err))) goto out;
     post_total += post.len;
-    sh_segw_end(&sw);
+    sh_segw_end(sw);
     if ((rc = sh_spill_put(&pspill, pos.p, pos.len, err))) goto out;
     sh_store_u64(trec, post_total);
     sh_store_u64(trec + 8, pspill.total);
     sh_store_u32(trec + 16, (uint32_t)tspill.total);
     sh_store_u32(trec + 20, 0);
     if ((rc = sh_spill_put(&ispill, trec, sizeof trec, err)) ||
-        (rc = sh_spill_copy(&pspill, &sw, SH_SEC_POSITIONS, err)) ||
-        (rc = sh_spill_copy(&tspill, &sw, SH_SEC_TERMS, err)) ||
-        (rc = sh_spill_copy(&ispill, &sw, SH_SEC_TERMIDX, err)))
+        (rc = sh_spill_copy(&pspill, sw, SH_SEC_POSITIONS, err)) ||
+        (rc = sh_spill_copy(&tspill, sw, SH_SEC_TERMS, err)) ||
+        (rc = sh_spill_copy(&ispill, sw, SH_SEC_TERMIDX, err)))
         goto out;
     for (int k = 0; k < 3; k++) sh_spill_close(spills[k]);
 
@@ -1474,7 +1515,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     }
     qsort(keys, b->ndocs, sizeof *keys, cmp_key);
     for (uint32_t i = 0; i < b->ndocs; i++) idorder[i] = keys[i].idx;
-    if ((rc = sh_segw_begin(&sw, SH_SEC_DOCLENS, err))) goto out;
+    if ((rc = sh_segw_begin(sw, SH_SEC_DOCLENS, err))) goto out;
     uint8_t lens[256 * 8];
     for (uint32_t d = 0; d < b->ndocs && !rc; d += 256) {
         uint32_t n = SH_MIN(256u, b->ndocs - d);
@@ -1482,16 +1523,15 @@ static int flush_builder(builder *b, sahel_error *err) {
             sh_store_u32(lens + 8 * k, lent[d + k]);
             sh_store_u32(lens + 8 * k + 4, lenb[d + k]);
         }
-        rc = sh_segw_append(&sw, lens, (size_t)n * 8, err);
+        rc = sh_segw_append(sw, lens, (size_t)n * 8, err);
     }
     if (rc) goto out;
-    sh_segw_end(&sw);
-    if ((rc = sh_segw_begin(&sw, SH_SEC_IDS, err)) ||
-        (rc = sh_segw_append(&sw, b->id_offs.p, b->id_offs.len, err)) ||
-        (rc = sh_segw_append(&sw, b->ids.p, b->ids.len, err)))
+    sh_segw_end(sw);
+    if ((rc = sh_segw_begin(sw, SH_SEC_IDS, err)) ||
+        (rc = sh_segw_append(sw, b->id_offs.p, b->id_offs.len, err)) ||
+        (rc = sh_segw_append(sw, b->ids.p, b->ids.len, err)))
         goto out;
-    sh_segw_end(&sw);
-    if (sh_storew_finish(&b->store)) goto nomem;
+    sh_segw_end(sw);
     uint8_t meta[64] = {0};
     sh_store_u32(meta, b->ndocs);
     sh_store_u32(meta + 4, (uint32_t)b->nterms);
@@ -1499,15 +1539,13 @@ static int flush_builder(builder *b, sahel_error *err) {
     sh_store_u64(meta + 16, b->sum_lenb);
     sh_store_u64(meta + 24, b->ntokens);
     memcpy(meta + 32, w->lang, SH_MIN(strlen(w->lang), (size_t)31));
-    if ((rc = sh_segw_section(&sw, SH_SEC_IDSORT, idorder, (size_t)b->ndocs * 4, err)) ||
-        (rc = sh_segw_section(&sw, SH_SEC_DOCHASH, b->hashes.p, b->hashes.len, err)) ||
-        (rc = sh_segw_section(&sw, SH_SEC_STORE, b->store.store.len ? b->store.store.p : meta,
-                              b->store.store.len, err)) ||
-        (rc = sh_segw_section(&sw, SH_SEC_STOREIDX, b->store.index.p, b->store.index.len, err)) ||
-        (rc = sh_segw_section(&sw, SH_SEC_META, meta, sizeof meta, err)) ||
-        (rc = sh_segw_finish(&sw, err)))
+    if ((rc = sh_segw_section(sw, SH_SEC_IDSORT, idorder, (size_t)b->ndocs * 4, err)) ||
+        (rc = sh_segw_section(sw, SH_SEC_DOCHASH, b->hashes.p, b->hashes.len, err)) ||
+        (rc = sh_segw_section(sw, SH_SEC_STOREIDX, b->store.index.p, b->store.index.len, err)) ||
+        (rc = sh_segw_section(sw, SH_SEC_META, meta, sizeof meta, err)) ||
+        (rc = sh_segw_finish(sw, err)))
         goto out;
-    sw_open = 0;
+    b->sw_open = 0;
     b->total_tokens += b->ntokens;
     pthread_mutex_lock(&w->mu);
     newseg *s = &w->segs[slot];
@@ -1529,7 +1567,10 @@ static int flush_builder(builder *b, sahel_error *err) {
 nomem:
     rc = sh_err(err, SAHEL_ENOMEM, "out of memory writing segment %s", name);
 out:
-    if (sw_open) sh_segw_abort(&sw);
+    if (rc && b->sw_open) {
+        sh_segw_abort(sw);
+        b->sw_open = 0;
+    }
     for (int k = 0; k < 3; k++) sh_spill_close(spills[k]);
     sh_free(idorder);
     sh_free(keys);
