@@ -237,17 +237,25 @@ static size_t search(sahel_index *ix, const char *q, const sahel_search_opts *o,
     return n;
 }
 
-Test(search, fast_loops_give_the_generic_hits_bit_for_bit_despite_deletions) {
-    static corpus c;
-    corpus_make(&c, 20240611);
-    char dir[512];
+/* The corpus of `seed` built (build) in SAHEL_TEST_TMP/name, whose path
+ * goes to dir, and opened; dead[d] as build says. */
+static sahel_index *build_open(corpus *c, uint64_t seed, const char *name, char *dir, size_t cap,
+                               uint8_t *dead) {
+    corpus_make(c, seed);
     mkdir(SAHEL_TEST_TMP, 0755);
-    snprintf(dir, sizeof dir, "%s/search-deletions", SAHEL_TEST_TMP);
-    static uint8_t dead[NDOCS];
-    build(&c, dir, dead);
+    snprintf(dir, cap, "%s/%s", SAHEL_TEST_TMP, name);
+    build(c, dir, dead);
     sahel_index *ix = NULL;
     sahel_error err = {0};
     cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    return ix;
+}
+
+Test(search, fast_loops_give_the_generic_hits_bit_for_bit_despite_deletions) {
+    static corpus c;
+    char dir[512];
+    static uint8_t dead[NDOCS];
+    sahel_index *ix = build_open(&c, 20240611, "search-deletions", dir, sizeof dir, dead);
     sahel_index_info info;
     sahel_index_get_info(ix, &info);
     cr_assert_geq(info.nsegments, 2, "one segment: the test needs several");
@@ -623,15 +631,10 @@ static void fast_equals_generic(sahel_index *ix, const corpus *c, double w, uint
 
 Test(search, block_impacts_bound_their_blocks_before_and_after_a_merge) {
     static corpus c;
-    corpus_make(&c, 20251123);
     char dir[512];
-    mkdir(SAHEL_TEST_TMP, 0755);
-    snprintf(dir, sizeof dir, "%s/search-impacts", SAHEL_TEST_TMP);
     static uint8_t dead[NDOCS];
-    build(&c, dir, dead);
-    sahel_index *ix = NULL;
+    sahel_index *ix = build_open(&c, 20251123, "search-impacts", dir, sizeof dir, dead);
     sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
     cr_assert_geq(ix->nsegs, 2);
     cr_assert_gt(check_impacts(ix), 100, "too few blocks to say anything");
     fast_equals_generic(ix, &c, 6.0, 91);
