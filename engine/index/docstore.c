@@ -158,8 +158,11 @@ static int load_block(const sh_segment *seg, uint32_t blk, ZSTD_DCtx *dctx, sh_b
     return 0;
 }
 
-int sh_store_load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err) {
-    return load_block(seg, blk, NULL, out, err);
+int sh_store_load_block(const sh_segment *seg, uint32_t blk, void **dctx, sh_buf *out,
+                        sahel_error *err) {
+    if (dctx && !*dctx && !(*dctx = ZSTD_createDCtx()))
+        return sh_err(err, SAHEL_ENOMEM, "out of memory reading the document store");
+    return load_block(seg, blk, dctx ? *dctx : NULL, out, err);
 }
 
 int sh_store_parse_record(const uint8_t **p, const uint8_t *end, sh_stored *out) {
@@ -215,7 +218,7 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
     if (rc) return rc;
     if (*cached_block != lo) {
         *cached_block = UINT32_MAX;
-        if ((rc = sh_store_load_block(seg, lo, blockbuf, err))) return rc;
+        if ((rc = sh_store_load_block(seg, lo, NULL, blockbuf, err))) return rc;
         *cached_block = lo;
     }
     return walk_to(seg, lo, blockbuf, first, doc, out, err);

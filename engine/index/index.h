@@ -420,8 +420,11 @@ int sh_store_get(const sh_segment *seg, uint32_t doc, sh_buf *blockbuf, uint32_t
                  sh_stored *out, sahel_error *err);
 int sh_store_verify(const sh_segment *seg, sahel_error *err);
 /* Block blk decompressed into *out; the records in it, one at a time (0,
- * or -1 when the bytes are not a record). */
-int sh_store_load_block(const sh_segment *seg, uint32_t blk, sh_buf *out, sahel_error *err);
+ * or -1 when the bytes are not a record).  dctx (may be NULL: a context
+ * for this call only) holds a ZSTD_DCtx made on first use, for the caller
+ * to free with ZSTD_freeDCtx. */
+int sh_store_load_block(const sh_segment *seg, uint32_t blk, void **dctx, sh_buf *out,
+                        sahel_error *err);
 /* The block holding doc: its number and its docs [*first, *next). */
 int sh_store_block_of(const sh_segment *seg, uint32_t doc, uint32_t *blk, uint32_t *first,
                       uint32_t *next, sahel_error *err);

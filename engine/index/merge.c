@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "index.h"
 
@@ -577,6 +578,7 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
     int rc = 0;
     sh_storew st = {0};
     sh_buf blk = {0};
+    void *dctx = NULL; /* one decompression context for every block split */
     uint64_t out_off = 0;  /* bytes of STORE written */
     uint64_t released = 0; /* out_off when the sources were last released */
     uint32_t cached_src = UINT32_MAX, cached_blk = UINT32_MAX;
@@ -620,7 +622,7 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
             continue;
         }
         if (cached_src != s || cached_blk != lo || rdoc > l) {
-            if ((rc = sh_store_load_block(sg, lo, &blk, m->err))) goto out;
+            if ((rc = sh_store_load_block(sg, lo, &dctx, &blk, m->err))) goto out;
             cached_src = s;
             cached_blk = lo;
             rp = blk.p;
@@ -660,6 +662,7 @@ nomem:
 out:
     sh_storew_free(&st);
     sh_buf_free(&blk);
+    ZSTD_freeDCtx(dctx);
     return rc;
 }
 
