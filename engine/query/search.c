@@ -1208,37 +1208,6 @@ static double impact_bound(const seg_ctx *c, double idf, double max_x) {
     return isinf(x) ? idf : idf * x / (c->pl->k1 + x);
 }
 
-static uint32_t skip_last(const sh_postings *pc, uint32_t blk) {
-    return sh_load_u32(pc->skip + (size_t)blk * SH_SKIPREC);
-}
-
-/* The first block >= from whose last doc is >= target (nblocks when
- * none), by galloping then bisecting over the skip table.  A damaged
- * table can only make the answer wrong, never the reads wild. */
-static uint32_t find_block(const sh_postings *pc, uint32_t from, uint32_t target) {
-    uint32_t nb = pc->nblocks;
-    if (from >= nb || skip_last(pc, from) >= target) return from;
-    uint32_t lo = from, hi, step = 1; /* last(lo) < target */
-    for (;;) {
-        if (step >= nb - lo) {
-            hi = nb;
-            break;
-        }
-        hi = lo + step;
-        if (skip_last(pc, hi) >= target) break;
-        lo = hi;
-        step *= 2;
-    }
-    while (hi - lo > 1) { /* last(lo) < target, and hi = nb or last(hi) >= target */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (skip_last(pc, mid) >= target)
-            hi = mid;
-        else
-            lo = mid;
-    }
-    return hi;
-}
-
 /* A shallow cursor over one term's blocks: the block that advance(target)
  * would land in and what its skip record says, read from the skip table
  * alone: nothing is decoded and the real cursor does not move.  A term of
@@ -1295,7 +1264,7 @@ static void shallow_init(shallow *sh, const sh_postings *pc) {
 static int shallow_to(shallow *sh, uint32_t target) {
     if (SH_LIKELY(sh->last >= target)) return 0; /* also past the end: SH_NO_DOC */
     const sh_postings *pc = sh->pc;
-    sh->blk = pc->skip ? find_block(pc, sh->blk + 1, target) : pc->nblocks;
+    sh->blk = pc->skip ? sh_postings_find_block(pc, sh->blk + 1, target) : pc->nblocks;
     shallow_load(sh);
     return 1;
 }
@@ -1426,6 +1395,14 @@ static double tf_bound(const bm_term *b) {
     if (!(x > 0)) return 0;
     double u = isinf(x) ? s->t->idf : s->t->idf * x / (s->c->pl->k1 + x);
     return u < b->ub ? u : b->ub;
+}
+
+/* What term b, on doc d, adds to d's running sum: its exact score, kept
+ * for d (contrib, cdoc), or while not exact only its tf bound. */
+static inline double probe(bm_term *b, uint32_t d, int exact) {
+    if (!exact) return tf_bound(b);
+    b->cdoc = d;
+    return b->contrib = term_score(&b->s.base);
 }
 
 /* Set up the terms of `kids` (TERM nodes) that this segment holds and
@@ -1732,13 +1709,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                     double sum = 0;
                     for (size_t q = e; q < live; q++) {
                         bm_term *b = &ts[o[q].t];
-                        if (b->s.base.doc != d) continue;
-                        if (!exact) {
-                            sum += tf_bound(b);
-                            continue;
-                        }
-                        sum += b->contrib = term_score(&b->s.base);
-                        b->cdoc = d;
+                        if (b->s.base.doc == d) sum += probe(b, d, exact);
                     }
                     for (size_t q = e; q-- > 0;) {
                         if (sum + o[q].pre < limit) {
@@ -1748,13 +1719,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                         }
                         bm_term *b = &ts[o[q].t];
                         if ((rc = term_advance(&b->s.base, d))) goto out;
-                        if (b->s.base.doc != d) continue;
-                        if (!exact) {
-                            sum += tf_bound(b);
-                            continue;
-                        }
-                        sum += b->contrib = term_score(&b->s.base);
-                        b->cdoc = d;
+                        if (b->s.base.doc == d) sum += probe(b, d, exact);
                     }
                     if (keep && sum < limit) { /* every term probed: the bounds fall short */
                         keep = 0;
