@@ -138,6 +138,51 @@ static void tb_free(tbuf *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* DOCLENS from the format comment in index.h, bit by bit: a header for
+ * each block of 128 articles (u32 title base, u32 body base, u32 data
+ * offset in 16-byte units, u8 title bits, u8 body bits, u16 0), then each
+ * block's 128 title values and 128 body values less their bases, least
+ * significant bit first, then 8 zero bytes. */
+static void tb_doclens(tbuf *b, const uint32_t *lent, const uint32_t *lenb, uint32_t n) {
+    uint32_t nb = (n + 127) / 128, units = 0;
+    tbuf data = {0};
+    for (uint32_t blk = 0; blk < nb; blk++) {
+        uint32_t first = blk * 128, k = n - first < 128 ? n - first : 128;
+        const uint32_t *f[2] = {lent + first, lenb + first};
+        uint32_t base[2], w[2];
+        for (int j = 0; j < 2; j++) {
+            uint32_t lo = UINT32_MAX, hi = 0;
+            for (uint32_t i = 0; i < k; i++) {
+                if (f[j][i] < lo) lo = f[j][i];
+                if (f[j][i] > hi) hi = f[j][i];
+            }
+            base[j] = lo;
+            w[j] = 0;
+            while (w[j] < 32 && ((uint64_t)(hi - lo) >> w[j])) w[j]++;
+        }
+        tb_u32(b, base[0]);
+        tb_u32(b, base[1]);
+        tb_u32(b, units);
+        tb_putc(b, (uint8_t)w[0]);
+        tb_putc(b, (uint8_t)w[1]);
+        tb_zeros(b, 2);
+        for (int j = 0; j < 2; j++) {
+            size_t at = data.len;
+            tb_zeros(&data, 16 * (size_t)w[j]);
+            for (uint32_t i = 0; i < k; i++)
+                for (uint32_t bit = 0; bit < w[j]; bit++)
+                    if (((f[j][i] - base[j]) >> bit) & 1) {
+                        size_t x = (size_t)i * w[j] + bit;
+                        data.p[at + x / 8] |= (uint8_t)(1u << (x % 8));
+                    }
+        }
+        units += w[0] + w[1];
+    }
+    tb_put(b, data.p, data.len);
+    tb_zeros(b, 8);
+    tb_free(&data);
+}
+
 static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -1070,11 +1115,8 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
     tb_u64(&meta, 0);
     tb_str(&meta, "english");
     tb_zeros(&meta, 32 - 7);
-    for (uint32_t d = 0; d < ndocs; d++) {
-        tb_u32(&lens, lent[d]);
-        tb_u32(&lens, lenb[d]);
-        tb_u32(&idsort, d);
-    }
+    tb_doclens(&lens, lent, lenb, ndocs);
+    for (uint32_t d = 0; d < ndocs; d++) tb_u32(&idsort, d);
     tb_zeros(&ids, ((size_t)ndocs + 1) * 4); /* every id empty */
     tb_zeros(&hashes, (size_t)ndocs * 8);
     tb_u64(&storeidx, 0);
@@ -1171,10 +1213,15 @@ static void memseg_make(memseg *m, uint32_t ndocs, const uint8_t *post, size_t p
     memset(m, 0, sizeof *m);
     m->post = sh_test_xmalloc(post_len);
     m->pos = sh_test_xmalloc(pos_len);
-    m->lens = sh_test_xmalloc((size_t)ndocs * 8);
     if (post_len) memcpy(m->post, post, post_len);
     if (pos_len) memcpy(m->pos, pos, pos_len);
-    for (uint32_t d = 0; d < 2 * ndocs; d++) memcpy(m->lens + 4 * (size_t)d, "\1\0\0\0", 4);
+    uint32_t *ones = sh_test_xmalloc(((size_t)ndocs + 1) * sizeof *ones);
+    for (uint32_t d = 0; d < ndocs; d++) ones[d] = 1;
+    tbuf lens = {0};
+    tb_doclens(&lens, ones, ones, ndocs);
+    free(ones);
+    m->lens = lens.p;
+    m->seg.sec[SH_SEC_DOCLENS].len = lens.len;
     m->seg.path = (char *)"memory";
     m->seg.map = m->post;
     m->seg.ndocs = ndocs;
@@ -1593,7 +1640,7 @@ Test(postings, an_index_of_the_old_format_is_refused_with_a_rebuild_hint) {
     segment_path(dir, path);
     size_t size;
     uint8_t *m = read_whole(path, &size);
-    cr_assert_eq(le32(m + 8), 3);
+    cr_assert_eq(le32(m + 8), 4);
     m[8] = 1;
     write_whole(path, m, size);
     free(m);
@@ -1602,7 +1649,7 @@ Test(postings, an_index_of_the_old_format_is_refused_with_a_rebuild_hint) {
     int rc = sahel_index_open(dir, &ix, &err);
     cr_assert_eq(rc, SAHEL_EVERSION, "open gave %d: %s", rc, err.msg);
     cr_assert(strstr(err.msg, "format version 1"), "%s", err.msg);
-    cr_assert(strstr(err.msg, "reads 3"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "reads 4"), "%s", err.msg);
     cr_assert(strstr(err.msg, "sahelindex build --force"), "%s", err.msg);
 }
 
@@ -2270,14 +2317,14 @@ Test(segment, golden_structure_of_a_two_article_index) {
     cr_assert_geq(size, 48);
     /* header */
     cr_assert(!memcmp(m, "SAHLSEG1", 8), "header magic");
-    cr_assert_eq(le32(m + 8), 3, "format version at offset 8");
+    cr_assert_eq(le32(m + 8), 4, "format version at offset 8");
     cr_assert_eq(le32(m + 12), 0, "flags");
     /* footer */
     const uint8_t *foot = m + size - 32;
     cr_assert(!memcmp(foot + 24, "SAHLEND1", 8), "footer magic at the end");
     uint64_t T = le64(foot);
     uint32_t n = le32(foot + 8);
-    cr_assert_eq(le32(foot + 12), 3, "footer version");
+    cr_assert_eq(le32(foot + 12), 4, "footer version");
     cr_assert_eq(n, 11, "eleven sections");
     cr_assert_eq(T + 32ull * n, size - 32, "the table ends where the footer starts");
     cr_assert_eq(T % 8, 0);
@@ -2363,9 +2410,13 @@ Test(segment, golden_structure_of_a_two_article_index) {
     cr_assert_eq(le64(r + 32) - le64(r + 8), 3);
     cr_assert_arr_eq(sec[SH_SEC_POSITIONS] + le64(r + 8), mali_pos, 3);
     /* DOCLENS, IDS, IDSORT */
-    static const uint8_t doclens[16] = {2, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0};
-    cr_assert_eq(len[SH_SEC_DOCLENS], 16);
-    cr_assert_arr_eq(sec[SH_SEC_DOCLENS], doclens, 16);
+    /* lengths title 2, body 7 and title 1, body 3: bases 1 and 3, widths
+     * 1 and 3 bits; title values 1, 0; body values 4, 0 */
+    uint8_t doclens[88] = {1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0};
+    doclens[16] = 1;      /* 16 bytes of title values */
+    doclens[16 + 16] = 4; /* 48 bytes of body values, then 8 zeros */
+    cr_assert_eq(len[SH_SEC_DOCLENS], 88);
+    cr_assert_arr_eq(sec[SH_SEC_DOCLENS], doclens, 88);
     static const uint8_t ids[16] = {0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 'a', '1', 'b', '2'};
     cr_assert_eq(len[SH_SEC_IDS], 16);
     cr_assert_arr_eq(sec[SH_SEC_IDS], ids, 16);
@@ -2510,6 +2561,105 @@ static void exercise_searches(sahel_index *ix) {
 static int is_damage_code(int rc) {
     return rc == SAHEL_ECORRUPT || rc == SAHEL_EVERSION || rc == SAHEL_ENOTINDEX;
 }
+
+/* Packed document lengths: the engine's encoder writes the bytes the
+ * format comment describes (tb_doclens), and the readers give back every
+ * length, over block edges, widths 0 to 32 and a partial last block.  The
+ * section lies in a heap buffer of exactly its size, so that ASan reports
+ * any read past it. */
+Test(segment, packed_lengths_match_the_spec_and_read_back) {
+    static const uint32_t counts[] = {0, 1, 127, 128, 129, 1000, 5003};
+    rng_seed(0x5ea1);
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+        for (int shape = 0; shape < 4; shape++) {
+            uint32_t n = counts[c];
+            uint32_t *lt = sh_test_xmalloc(((size_t)n + 1) * 4);
+            uint32_t *lb = sh_test_xmalloc(((size_t)n + 1) * 4);
+            for (uint32_t d = 0; d < n; d++) {
+                switch (shape) {
+                case 0: /* news: short titles, bodies of a few hundred */
+                    lt[d] = 3 + rng_below(12);
+                    lb[d] = 40 + rng_below(900);
+                    break;
+                case 1: /* every length alike: width 0 */
+                    lt[d] = 7;
+                    lb[d] = 300;
+                    break;
+                case 2: /* the extremes side by side: width 32 */
+                    lt[d] = (d & 1) ? UINT32_MAX : 0;
+                    lb[d] = (d % 3) ? 0 : UINT32_MAX - rng_below(5);
+                    break;
+                default: /* any width */
+                    lt[d] = (uint32_t)rng_next() >> rng_below(32);
+                    lb[d] = (uint32_t)rng_next() >> rng_below(32);
+                }
+            }
+            sh_buf enc = {0};
+            cr_assert_eq(sh_doclens_encode(lt, lb, n, &enc), 0);
+            tbuf spec = {0};
+            tb_doclens(&spec, lt, lb, n);
+            cr_assert_eq(enc.len, spec.len, "n %u shape %d: %zu bytes, spec %zu", n, shape,
+                         enc.len, spec.len);
+            cr_assert_arr_eq(enc.p, spec.p, spec.len, "n %u shape %d", n, shape);
+            cr_assert_eq(sh_doclens_check(enc.p, enc.len, n), 0);
+            uint8_t *exact = sh_test_xmalloc(enc.len);
+            memcpy(exact, enc.p, enc.len);
+            sh_segment seg = {0};
+            seg.ndocs = n;
+            seg.sec[SH_SEC_DOCLENS].p = exact;
+            seg.sec[SH_SEC_DOCLENS].len = enc.len;
+            for (uint32_t d = 0; d < n; d++) {
+                cr_assert_eq(sh_segment_len_title(&seg, d), lt[d], "n %u shape %d doc %u", n,
+                             shape, d);
+                cr_assert_eq(sh_segment_len_body(&seg, d), lb[d], "n %u shape %d doc %u", n,
+                             shape, d);
+            }
+            free(exact);
+            sh_buf_free(&enc);
+            tb_free(&spec);
+            free(lt);
+            free(lb);
+        }
+}
+
+/* A DOCLENS whose headers could send a reader out of the section is
+ * refused: widths over 32, offsets out of sequence, a nonzero spare field,
+ * a length one byte off either way, a header count for other articles. */
+Test(segment, damaged_length_blocks_are_refused) {
+    uint32_t n = 300, lt[300], lb[300];
+    rng_seed(0xd0c5);
+    for (uint32_t d = 0; d < n; d++) {
+        lt[d] = 2 + rng_below(20);
+        lb[d] = rng_below(5000);
+    }
+    tbuf ok = {0};
+    tb_doclens(&ok, lt, lb, n);
+    cr_assert_eq(sh_doclens_check(ok.p, ok.len, n), 0);
+    cr_assert_neq(sh_doclens_check(ok.p, ok.len - 1, n), 0, "one byte short");
+    cr_assert_neq(sh_doclens_check(ok.p, ok.len + 1, n), 0, "one byte over");
+    cr_assert_neq(sh_doclens_check(ok.p, ok.len, n + 128), 0, "a header missing");
+    cr_assert_neq(sh_doclens_check(ok.p, ok.len, 100), 0, "a header too many");
+    cr_assert_neq(sh_doclens_check(ok.p, 4, n), 0, "shorter than the headers");
+    struct {
+        size_t at;
+        uint8_t value;
+        const char *what;
+    } bad[] = {
+        {12, 33, "title width 33"},      {16 + 13, 40, "body width 40"},
+        {16 + 8, 0, "second offset 0"},  {32 + 8, 1, "third offset 1"},
+        {14, 1, "spare field nonzero"}, {16 + 12, 0, "width changed, offsets not"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *m = sh_test_xmalloc(ok.len + 1);
+        memcpy(m, ok.p, ok.len);
+        cr_assert_neq(m[bad[i].at], bad[i].value, "%s: the test must change a byte", bad[i].what);
+        m[bad[i].at] = bad[i].value;
+        cr_assert_neq(sh_doclens_check(m, ok.len, n), 0, "%s", bad[i].what);
+        free(m);
+    }
+    tb_free(&ok);
+}
+
 
 Test(corruption, truncated_segment_never_opens) {
     char dir[PATH_LEN], path[PATH_LEN];

@@ -479,17 +479,14 @@ static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t 
     sh_buf b = {0};
     id_key *keys = NULL;
     *sum_t = *sum_b = 0;
-    if ((rc = sh_segw_begin(sw, SH_SEC_DOCLENS, m->err))) goto out;
     for (uint32_t d = 0; d < n; d++) {
         *sum_t += m->lent[d];
         *sum_b += m->lenb[d];
-        if (sh_buf_put_u32(&b, m->lent[d]) || sh_buf_put_u32(&b, m->lenb[d])) goto nomem;
-        if (b.len >= SPILL_CHUNK || d + 1 == n) {
-            if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
-            b.len = 0;
-        }
     }
-    sh_segw_end(sw);
+    /* packed, the lengths are 2-3 bytes an article: one buffer for all */
+    if (sh_doclens_encode(m->lent, m->lenb, n, &b)) goto nomem;
+    if ((rc = sh_segw_section(sw, SH_SEC_DOCLENS, b.p, b.len, m->err))) goto out;
+    b.len = 0;
 
     keys = sh_malloc((n ? n : 1) * sizeof *keys);
     if (!keys) goto nomem;

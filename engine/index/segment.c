@@ -6,7 +6,7 @@
  *
  *   0      header, 16 bytes
  *            u8[8]  magic "SAHLSEG1"
- *            u32    format version (3, SH_SEG_VERSION)
+ *            u32    format version (4, SH_SEG_VERSION)
  *            u32    flags (0)
  *   16     sections, each starting at a multiple of 8 (zero padding), in
  *          any order (a build writes them by id; a merge streams the
@@ -20,7 +20,7 @@
  *   T+32n  footer, 32 bytes
  *            u64    T, the table's offset
  *            u32    n, number of sections
- *            u32    format version (3, SH_SEG_VERSION)
+ *            u32    format version (4, SH_SEG_VERSION)
  *            u64    XXH3_64bits of the table and of the footer's first 16 bytes
  *            u8[8]  magic "SAHLEND1"
  *
@@ -36,7 +36,7 @@
  *                 section lengths and df 0.
  *   4  POSTINGS   per term, see postings.c
  *   5  POSITIONS  per term, see postings.c
- *   6  DOCLENS    ndocs records: u32 title length, u32 body length (tokens)
+ *   6  DOCLENS    title and body lengths (tokens), bit-packed by 128 (index.h)
  *   7  IDS        u32 offsets[ndocs + 1] into the bytes that follow them:
  *                 the article ids by doc number
  *   8  IDSORT     ndocs u32 doc numbers, ordered by id (memcmp order)
@@ -455,9 +455,9 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
         uint64_t want;
         int exact;
     } sizes[] = {
-        {SH_SEC_TERMIDX, (nt + 1) * SH_TERMREC, 1}, {SH_SEC_DOCLENS, nd * 8, 1},
-        {SH_SEC_IDS, (nd + 1) * 4, 0},              {SH_SEC_IDSORT, nd * 4, 1},
-        {SH_SEC_DOCHASH, nd * 8, 1},                {SH_SEC_STOREIDX, SH_STOREREC, 0},
+        {SH_SEC_TERMIDX, (nt + 1) * SH_TERMREC, 1}, {SH_SEC_IDS, (nd + 1) * 4, 0},
+        {SH_SEC_IDSORT, nd * 4, 1},                 {SH_SEC_DOCHASH, nd * 8, 1},
+        {SH_SEC_STOREIDX, SH_STOREREC, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         const sh_section *s = &seg->sec[sizes[i].id];
@@ -465,6 +465,12 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
             rc = damaged(seg, s->off, "section size does not match the document count", err);
             goto fail;
         }
+    }
+    /* every DOCLENS header, so that the length readers never leave the
+     * section: 16 bytes a 128 articles, a few pages even for a million */
+    if (sh_doclens_check(seg->sec[SH_SEC_DOCLENS].p, seg->sec[SH_SEC_DOCLENS].len, seg->ndocs)) {
+        rc = damaged(seg, seg->sec[SH_SEC_DOCLENS].off, "bad document length blocks", err);
+        goto fail;
     }
     if (seg->sec[SH_SEC_STOREIDX].len % SH_STOREREC) {
         rc = damaged(seg, seg->sec[SH_SEC_STOREIDX].off, "bad store index size", err);
@@ -480,7 +486,7 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
         goto fail;
     }
     /* DOCLENS is checked at open while that is cheap: past a megabyte
-     * (130,000 articles) reading it all would cost a one-shot search more
+     * (about 450,000 articles) reading it all would cost a one-shot search more
      * than the search, and sahelindex verify checks it anyway */
     if (seg->sec[SH_SEC_DOCLENS].len <= ((uint64_t)1 << 20) &&
         (rc = check_sum(seg, SH_SEC_DOCLENS, err)))
@@ -492,6 +498,68 @@ int sh_segment_open(const char *dir, const char *name, sh_segment *seg, sahel_er
 fail:
     sh_segment_close(seg);
     return rc;
+}
+
+static unsigned bits_of(uint32_t v) { return v ? 32u - (unsigned)__builtin_clz(v) : 0u; }
+
+/* The first k of a block's values (the rest are zero) less base, w bits
+ * each, least significant first, into dst: 16 w bytes. */
+static void pack_lens(uint8_t *dst, const uint32_t *v, uint32_t k, uint32_t base, unsigned w) {
+    uint64_t acc = 0;
+    unsigned nacc = 0;
+    for (uint32_t i = 0; i < SH_LENS_BLOCK; i++) {
+        acc |= (uint64_t)(i < k ? v[i] - base : 0) << nacc; /* nacc < 8: fits */
+        nacc += w;
+        for (; nacc >= 8; nacc -= 8, acc >>= 8) *dst++ = (uint8_t)acc;
+    }
+}
+
+int sh_doclens_encode(const uint32_t *lent, const uint32_t *lenb, uint32_t n, sh_buf *out) {
+    size_t nb = ((size_t)n + SH_LENS_BLOCK - 1) / SH_LENS_BLOCK;
+    /* at most 64 bits an article: the offsets (16-byte units) fit a u32 */
+    if (sh_buf_reserve(out, nb * SH_LENS_HDR + nb * SH_LENS_BLOCK * 8 + SH_LENS_PAD))
+        return SAHEL_ENOMEM;
+    uint8_t *hdr = out->p + out->len;
+    uint8_t *data = hdr + nb * SH_LENS_HDR;
+    uint32_t units = 0;
+    for (size_t blk = 0; blk < nb; blk++) {
+        uint32_t first = (uint32_t)(blk * SH_LENS_BLOCK);
+        uint32_t k = SH_MIN(SH_LENS_BLOCK, n - first);
+        uint32_t lo[2] = {UINT32_MAX, UINT32_MAX}, hi[2] = {0, 0};
+        for (uint32_t i = 0; i < k; i++) {
+            lo[0] = SH_MIN(lo[0], lent[first + i]);
+            hi[0] = SH_MAX(hi[0], lent[first + i]);
+            lo[1] = SH_MIN(lo[1], lenb[first + i]);
+            hi[1] = SH_MAX(hi[1], lenb[first + i]);
+        }
+        unsigned wt = bits_of(hi[0] - lo[0]), wb = bits_of(hi[1] - lo[1]);
+        uint8_t *h = hdr + blk * SH_LENS_HDR;
+        sh_store_u32(h, lo[0]);
+        sh_store_u32(h + 4, lo[1]);
+        sh_store_u32(h + 8, units);
+        h[12] = (uint8_t)wt;
+        h[13] = (uint8_t)wb;
+        h[14] = h[15] = 0;
+        uint8_t *d = data + (size_t)units * 16;
+        pack_lens(d, lent + first, k, lo[0], wt);
+        pack_lens(d + (size_t)wt * 16, lenb + first, k, lo[1], wb);
+        units += wt + wb;
+    }
+    memset(data + (size_t)units * 16, 0, SH_LENS_PAD);
+    out->len += nb * SH_LENS_HDR + (size_t)units * 16 + SH_LENS_PAD;
+    return 0;
+}
+
+int sh_doclens_check(const uint8_t *p, uint64_t len, uint32_t ndocs) {
+    uint64_t nb = ((uint64_t)ndocs + SH_LENS_BLOCK - 1) / SH_LENS_BLOCK;
+    if (len < nb * SH_LENS_HDR + SH_LENS_PAD) return -1;
+    uint64_t units = 0;
+    for (uint64_t blk = 0; blk < nb; blk++) {
+        const uint8_t *h = p + blk * SH_LENS_HDR;
+        if (h[12] > 32 || h[13] > 32 || h[14] || h[15] || sh_load_u32(h + 8) != units) return -1;
+        units += (uint64_t)h[12] + h[13];
+    }
+    return len == nb * SH_LENS_HDR + units * 16 + SH_LENS_PAD ? 0 : -1;
 }
 
 void sh_segment_release(const sh_segment *seg) {
