@@ -1447,6 +1447,10 @@ static int bm_terms_make(const seg_ctx *c, sh_pnode *const *kids, size_t nkids, 
 
 /* Is this plan a ranked OR of plain terms (the common query, one term
  * included)? */
+/* How far ahead in an essential term's block MaxScore asks for lengths:
+ * far enough to cover a miss, near enough that the line is still there. */
+#define LENS_AHEAD 4u
+
 static int maxscore_applies(const sh_pnode *root) {
     if (root->kind != SH_Q_BOOL || root->nkids == 0) return 0;
     for (size_t i = 0; i < root->nkids; i++)
@@ -1684,7 +1688,15 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
             xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
         while (e < live) {
             uint32_t d = SH_NO_DOC;
-            for (size_t q = e; q < live; q++) d = SH_MIN(d, ts[o[q].t].s.base.doc);
+            for (size_t q = e; q < live; q++) {
+                /* most of the essential terms' docs become candidates and
+                 * have their lengths read, a cache miss each on a large
+                 * index: ask for them a few docs ahead */
+                const sh_postings *pc = &ts[o[q].t].s.pc;
+                if (pc->i + LENS_AHEAD < pc->n)
+                    sh_segment_lens_prefetch(c->seg, pc->docs[pc->i + LENS_AHEAD]);
+                d = SH_MIN(d, ts[o[q].t].s.base.doc);
+            }
             if (d == SH_NO_DOC || d > wlast) break;
             if (xneed > 0) {
                 term_scorer *es = &ts[o[e].t].s;
@@ -2044,6 +2056,9 @@ CONJ_AI int conj_windows(conj_state *st, bm_term **drive) {
             ncand = sh_intersect_sorted(cand, ncand, pc->docs + pc->i, pc->n - pc->i, o);
             cand = o;
         }
+        if (bounded && matches) /* most candidates will have their lengths read */
+            for (size_t ci = 0; ci < ncand && cand[ci] <= wend; ci++)
+                sh_segment_lens_prefetch(st->c->seg, cand[ci]);
         for (size_t ci = 0; ci < ncand && cand[ci] <= wend; ci++) {
             uint32_t x = cand[ci];
             if (bounded && st->bsum < st->limit) { /* the k-th best rose past the blocks' bound */
