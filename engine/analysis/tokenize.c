@@ -871,18 +871,16 @@ AVX2_FN static int tokenize_avx2(tokenizer *tz, const uint8_t *s, size_t len) {
     return 0;
 }
 
-/* Whether the CPU (and the OS, which must save the YMM registers: libgcc
- * checks XGETBV) runs AVX2; asked once, then cached.  A race between two
- * first calls is harmless: both store the same answer. */
+/* Whether the CPU (and the OS, which must save the YMM registers) runs
+ * AVX2; asked once (common.h), then cached.  A race between two first
+ * calls is harmless: both store the same answer. */
 static bool cpu_has_avx2(void) {
     static _Atomic int known = -1;
     int k = atomic_load_explicit(&known, memory_order_relaxed);
     if (SH_UNLIKELY(k < 0)) {
-        __builtin_cpu_init();
         /* BMI1/2 (tzcnt, blsr, shlx) come with every AVX2 CPU made, but
          * they are separate CPUID bits */
-        k = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
-            __builtin_cpu_supports("bmi2");
+        k = SH_CPU_AVX2() && SH_CPU_BMI();
         atomic_store_explicit(&known, k, memory_order_relaxed);
     }
     return k;

@@ -33,6 +33,26 @@
 #define SH_PRINTF(f, a)
 #endif
 
+/* CPU features, for the SIMD paths chosen at run time.  glibc records
+ * them once, in the loader, before main; reading that record costs
+ * nothing.  libgcc's __builtin_cpu_supports runs its own dozen cpuid
+ * instructions at every start, and in a virtual machine each traps to
+ * the hypervisor: about 0.08 ms of a one-shot search.  Both say whether
+ * the OS saves the registers too (AVX2 needs XSAVE of the YMM state). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h>
+#define SH_CPU_AVX2() CPU_FEATURE_ACTIVE(AVX2)
+#define SH_CPU_SSE41() CPU_FEATURE_ACTIVE(SSE4_1)
+#define SH_CPU_BMI() (CPU_FEATURE_ACTIVE(BMI1) && CPU_FEATURE_ACTIVE(BMI2))
+#endif
+#endif
+#if defined(__x86_64__) && !defined(SH_CPU_AVX2)
+#define SH_CPU_AVX2() (__builtin_cpu_init(), __builtin_cpu_supports("avx2"))
+#define SH_CPU_SSE41() (__builtin_cpu_init(), __builtin_cpu_supports("sse4.1"))
+#define SH_CPU_BMI() (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+#endif
+
 /* ---- alloc.c ------------------------------------------------------------ */
 
 /* All library allocation goes through these, so that sahel_set_allocator

@@ -98,10 +98,7 @@
 
 static int best_isa(void) {
 #if SH_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2")     ? SH_ISA_AVX2
-           : __builtin_cpu_supports("sse4.1") ? SH_ISA_SSE41
-                                              : SH_ISA_SCALAR;
+    return SH_CPU_AVX2() ? SH_ISA_AVX2 : SH_CPU_SSE41() ? SH_ISA_SSE41 : SH_ISA_SCALAR;
 #else
     return SH_ISA_SCALAR;
 #endif
