@@ -33,7 +33,9 @@
 #define SH_PRINTF(f, a)
 #endif
 
-/* CPU features, for the SIMD paths chosen at run time.  glibc records
+/* CPU features, for the SIMD paths chosen at run time (the SSE4.1 level
+ * includes POPCNT, which came a generation later, so that its code may
+ * count bits in one instruction).  glibc records
  * them once, in the loader, before main; reading that record costs
  * nothing.  libgcc's __builtin_cpu_supports runs its own dozen cpuid
  * instructions at every start, and in a virtual machine each traps to
@@ -43,13 +45,14 @@
 #if __has_include(<sys/platform/x86.h>)
 #include <sys/platform/x86.h>
 #define SH_CPU_AVX2() CPU_FEATURE_ACTIVE(AVX2)
-#define SH_CPU_SSE41() CPU_FEATURE_ACTIVE(SSE4_1)
+#define SH_CPU_SSE41() (CPU_FEATURE_ACTIVE(SSE4_1) && CPU_FEATURE_ACTIVE(POPCNT))
 #define SH_CPU_BMI() (CPU_FEATURE_ACTIVE(BMI1) && CPU_FEATURE_ACTIVE(BMI2))
 #endif
 #endif
 #if defined(__x86_64__) && !defined(SH_CPU_AVX2)
 #define SH_CPU_AVX2() (__builtin_cpu_init(), __builtin_cpu_supports("avx2"))
-#define SH_CPU_SSE41() (__builtin_cpu_init(), __builtin_cpu_supports("sse4.1"))
+#define SH_CPU_SSE41() \
+    (__builtin_cpu_init(), __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt"))
 #define SH_CPU_BMI() (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
 #endif
 

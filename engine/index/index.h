@@ -380,6 +380,7 @@ typedef struct sh_segw {
     uint32_t nsec;
     int no_sync; /* finish without fsync: the caller syncs it before it is
                     named by a manifest (sh_fsync_file), or never names it */
+    uint64_t written_back; /* bytes handed to the disk so far (segment.c) */
     void *hash; /* XXH3_state_t of the section being written */
     uint8_t table[SH_SEC_COUNT * SH_SEC_ENTRY];
 } sh_segw;

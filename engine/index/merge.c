@@ -57,6 +57,11 @@ typedef struct merger {
     /* per output doc */
     uint32_t *lent, *lenb;
     uint32_t *src_of, *loc_of;
+    /* per source: its docs are numbered base + d, all kept (the usual case
+     * when a build combines its flushes), or not (SH_NO_DOC: read the
+     * map).  A posting's new number then costs no load: the map is 4
+     * bytes a doc read at random, a cache miss a posting on a big merge */
+    uint32_t base[SH_MERGE_MAX_SOURCES];
     /* the lengths with their sums, the ones META will record: the block
      * impacts are taken at the merged segment's averages */
     sh_lens lens;
@@ -227,6 +232,7 @@ static void big_acquire(part *p) {
 static int gather(part *m, uint32_t s, term_run *run) {
     const sh_segment *sg = m->m->src[s].seg;
     const uint32_t *newdoc = m->m->src[s].newdoc;
+    uint32_t base = m->m->base[s];
     sh_terminfo ti;
     int rc = sh_segment_term(sg, m->next_term[s], NULL, NULL, &ti, &m->err);
     if (rc) return rc;
@@ -236,7 +242,7 @@ static int gather(part *m, uint32_t s, term_run *run) {
     if ((rc = sh_postings_init(&pc, sg, &ti, &m->err))) return rc;
     run->first = (uint32_t)m->nent;
     while (!(rc = sh_postings_next(&pc)) && pc.doc != SH_NO_DOC) {
-        uint32_t nd = newdoc[pc.doc];
+        uint32_t nd = base != SH_NO_DOC ? base + pc.doc : newdoc[pc.doc];
         if (nd == SH_NO_DOC) continue;
         uint32_t t = sh_postings_tft(&pc), b = sh_postings_tfb(&pc);
         if (grow_entries(m, m->nent + 1))
@@ -443,8 +449,10 @@ static int map_docs(merger *m) {
         const sh_segment *sg = m->src[s].seg;
         uint32_t prev = 0;
         int any = 0;
+        m->base[s] = sg->ndocs ? m->src[s].newdoc[0] : SH_NO_DOC;
         for (uint32_t d = 0; d < sg->ndocs; d++) {
             uint32_t nd = m->src[s].newdoc[d];
+            if (m->base[s] != SH_NO_DOC && nd != m->base[s] + d) m->base[s] = SH_NO_DOC;
             if (nd == SH_NO_DOC) continue;
             if (nd >= n || (any && nd <= prev) || m->src_of[nd] != UINT32_MAX)
                 return sh_err(m->err, SAHEL_EINVAL, "internal error: bad merge map");

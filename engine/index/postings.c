@@ -397,6 +397,9 @@ static uint32_t impact_bits(double x) {
     return u;
 }
 
+/* How many docs ahead encode asks for lengths. */
+#define LENS_AHEAD 16u
+
 static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb,
                   const uint32_t *positions, const uint8_t *const *span,
                   const uint32_t *span_len, size_t n, const sh_lens *lens, sh_buf *post,
@@ -425,8 +428,18 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
         double max_x = 0;
         size_t block_off = post->len - data_at;
         size_t block_pos = pos->len - pos_at;
+        /* the lengths are read at random, a cache miss each when a merge
+         * encodes a big segment's terms: ask for them ahead */
+        for (size_t i = 0; blk == 0 && i < n && i < LENS_AHEAD; i++) {
+            __builtin_prefetch(&lent[docs[i]]);
+            __builtin_prefetch(&lenb[docs[i]]);
+        }
         for (size_t i = 0; i < cnt; i++) {
             uint32_t d = docs[first + i];
+            if (first + i + LENS_AHEAD < n) { /* into the next block too */
+                __builtin_prefetch(&lent[docs[first + i + LENS_AHEAD]]);
+                __builtin_prefetch(&lenb[docs[first + i + LENS_AHEAD]]);
+            }
             gaps[i] = d - prev_plus1;
             prev_plus1 = d + 1;
             max_tft = SH_MAX(max_tft, tft[first + i]);
@@ -458,10 +471,23 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
             size_t total = 0;
             for (size_t i = 0; i < cnt; i++) total += span_len[first + i];
             if (sh_buf_reserve(pos, total)) return SAHEL_ENOMEM;
+            /* a doc's run is a few bytes, and the runs of docs that were
+             * neighbours in one source lie end to end: one copy each */
+            const uint8_t *run = NULL;
+            size_t rl = 0;
             for (size_t i = 0; i < cnt; i++) {
-                memcpy(pos->p + pos->len, span[first + i], span_len[first + i]);
-                pos->len += span_len[first + i];
+                const uint8_t *sp = span[first + i];
+                if (rl && run + rl == sp) {
+                    rl += span_len[first + i];
+                    continue;
+                }
+                if (rl) memcpy(pos->p + pos->len, run, rl);
+                pos->len += rl;
+                run = sp;
+                rl = span_len[first + i];
             }
+            if (rl) memcpy(pos->p + pos->len, run, rl);
+            pos->len += rl;
         }
         for (size_t i = 0; i < cnt && !span; i++) {
             uint32_t runs[2] = {tft[first + i], tfb[first + i]};
@@ -1058,7 +1084,7 @@ static void gap_shuf_make(void) {
  * in registers turns gaps into positions; otherwise one gap is decoded
  * alone.  Eight slots are stored at a time, so it runs while 8 values
  * are left; the rest are decoded alone. */
-__attribute__((target("sse4.1"))) static const uint8_t *gaps_sse(const uint8_t *p,
+__attribute__((target("sse4.1,popcnt"))) static const uint8_t *gaps_sse(const uint8_t *p,
                                                                  const uint8_t *end,
                                                                  uint32_t n, uint32_t *out) {
     const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
@@ -1116,17 +1142,17 @@ const uint8_t *sh_skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n)
 #if SH_X86
     if (n > 32 && isa_now() == SH_ISA_AVX2) p = skip_avx2(p, end, &n);
 #endif
+    /* 8 bytes at a time, dropping one end per varint passed; no popcount:
+     * the baseline x86-64 has none, and libgcc's costs more than this for
+     * the few positions a doc has (longer runs took the AVX2 path) */
     while (n && end - p >= 8) {
         uint64_t stops = ~sh_load_u64(p) & 0x8080808080808080u;
-        uint64_t c = (uint64_t)__builtin_popcountll(stops);
-        if (c < n) {
-            n -= c;
+        for (; stops && n > 1; n--) stops &= stops - 1;
+        if (!stops) {
             p += 8;
             continue;
         }
-        /* the n-th end is in this word: drop the n - 1 before it */
-        for (uint64_t k = 1; k < n; k++) stops &= stops - 1;
-        p += (unsigned)__builtin_ctzll(stops) / 8 + 1;
+        p += (unsigned)__builtin_ctzll(stops) / 8 + 1; /* the n-th end */
         n = 0;
     }
     for (; n; n--) {
@@ -1177,9 +1203,8 @@ static int seek_positions(sh_postings *pc) {
     while (pc->pos_i < pc->i) {
         /* skipped, not decoded: as many varint ends as positions */
         uint64_t n = (uint64_t)pc->tft[pc->pos_i] + pc->tfb[pc->pos_i];
-        const uint8_t *q = pc->pos_p, *end = pc->posend;
-        while (n && q < end) n -= (*q++ & 0x80) == 0;
-        if (n) return corrupt(pc, "positions", q);
+        const uint8_t *q = sh_skip_varints(pc->pos_p, pc->posend, n);
+        if (!q) return corrupt(pc, "positions", pc->posend);
         pc->pos_p = q;
         pc->pos_i++;
     }
@@ -1194,10 +1219,9 @@ int sh_postings_position_span(sh_postings *pc, const uint8_t **p, size_t *len) {
     if (rc) return rc;
     /* the run's end: as many varint ends as positions, inside the term's
      * positions (the values are copied, not used: no need to decode them) */
-    const uint8_t *q = pc->pos_p, *end = pc->posend;
     uint64_t n = (uint64_t)pc->tft[pc->i] + pc->tfb[pc->i];
-    while (n && q < end) n -= (*q++ & 0x80) == 0;
-    if (n) return corrupt(pc, "positions", q);
+    const uint8_t *q = sh_skip_varints(pc->pos_p, pc->posend, n);
+    if (!q) return corrupt(pc, "positions", pc->posend);
     *p = pc->pos_p;
     *len = (size_t)(q - pc->pos_p);
     /* the next doc's run starts here: a merge reads every doc in turn */

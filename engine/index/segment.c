@@ -54,6 +54,7 @@
  * offsets are checked when they are read.  sh_segment_verify checks
  * everything, stream by stream.
  */
+#define _GNU_SOURCE /* sync_file_range */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,11 +152,30 @@ int sh_segw_begin(sh_segw *w, uint32_t id, sahel_error *err) {
     return 0;
 }
 
+/* A file that will be fsynced at its end has its pages handed to the
+ * disk as it grows, every SH_WRITEBACK bytes, without waiting: the final
+ * fsync then waits for the tail, not for the whole file, and the disk
+ * works while the merge computes.  A gigabyte merge waited 3 s on it. */
+#define SH_WRITEBACK ((uint64_t)16 << 20)
+
+static void start_writeback(sh_segw *w) {
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (w->no_sync || w->off - w->written_back < SH_WRITEBACK) return;
+    /* advice: an error here will be the fsync's to report */
+    (void)sync_file_range(w->fd, (off_t)w->written_back, (off_t)(w->off - w->written_back),
+                          SYNC_FILE_RANGE_WRITE);
+    w->written_back = w->off;
+#else
+    (void)w;
+#endif
+}
+
 int sh_segw_append(sh_segw *w, const void *data, size_t len, sahel_error *err) {
     if (!len) return 0;
     XXH3_64bits_update(w->hash, data, len);
     int rc = write_all(w->fd, data, len, w->tmp_path, err);
     w->off += len;
+    if (!rc) start_writeback(w);
     return rc;
 }
 

@@ -1366,12 +1366,6 @@ static void term_out_free(term_out *o) {
     memset(o, 0, sizeof *o);
 }
 
-/* Skip n varints; NULL past end. */
-static const uint8_t *skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n) {
-    while (n && p < end) n -= (*p++ & 0x80) == 0;
-    return n ? NULL : p;
-}
-
 /* A term's in-memory postings into `o`; its slices are joined in `bytes`
  * first (o's spans point into it). */
 static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
@@ -1398,7 +1392,7 @@ static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
         if (o->n == o->cap || sh_varint_get32(&p, end, &gap) || sh_varint_get32(&p, end, &t) ||
             sh_varint_get32(&p, end, &b))
             return SAHEL_EINVAL;
-        const uint8_t *q = skip_varints(p, end, (uint64_t)t + b);
+        const uint8_t *q = sh_skip_varints(p, end, (uint64_t)t + b);
         if (!q) return SAHEL_EINVAL;
         uint32_t d = next + gap;
         next = d + 1;
