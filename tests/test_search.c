@@ -710,3 +710,64 @@ Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hi
     sahel_index_close(ix);
     rm_rf(dir);
 }
+
+/* Ranked OR bounds a frequent word's blocks together over a window as wide
+ * as a rare word's block (search.c, shallow_span), and it must bound every
+ * block it covers: here the frequent word is weak in its early blocks
+ * (once in long articles) and strong in its late ones (five times in
+ * five-word articles, without the rare word), and those late articles
+ * outscore the rare word's (long articles, once).  A bound taken from the
+ * early blocks alone would leave them out. */
+Test(search, ranked_or_windows_bound_every_block_they_cover) {
+    static const char *const F[] = {"alpha", "delta", "echo", "golf", "hotel", "india"};
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-windows", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    sahel_writer *w = writer(dir, 0);
+    rng r = {977};
+    enum { N = 4000 };
+    static char body[4096];
+    for (uint32_t d = 0; d < N; d++) {
+        size_t bl = 0, nfill = 20 + rng_below(&r, 30);
+        int rare = d % 200 == 7, strong = d >= N / 2 && d % 97 == 3 && !rare;
+        if (strong) {
+            bl = (size_t)snprintf(body, sizeof body, "bravo bravo bravo bravo bravo");
+        } else {
+            if (rare) {
+                nfill = 200;
+                bl += (size_t)snprintf(body + bl, sizeof body - bl, "zulu ");
+            }
+            if (d % 3 == 0) bl += (size_t)snprintf(body + bl, sizeof body - bl, "bravo ");
+            for (size_t i = 0; i < nfill; i++)
+                bl += (size_t)snprintf(body + bl, sizeof body - bl, "%s ", F[rng_below(&r, 6)]);
+        }
+        add_doc(w, d, "", body);
+    }
+    commit(w);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    static hit fast[64], all[64];
+    static const size_t K[] = {1, 3, 10, 25};
+    int strong_seen = 0;
+    for (size_t i = 0; i < sizeof K / sizeof K[0]; i++) {
+        sahel_search_opts o = {.k = K[i]};
+        uint64_t tf, ta;
+        int ef, ea;
+        size_t nf = search(ix, "zulu bravo", &o, fast, 64, &tf, &ef);
+        o.count_all = 1;
+        size_t na = search(ix, "zulu bravo", &o, all, 64, &ta, &ea);
+        cr_assert_eq(nf, na, "k %zu: %zu hits, %zu from the generic path", K[i], nf, na);
+        for (size_t h = 0; h < nf; h++) {
+            cr_assert_str_eq(fast[h].id, all[h].id, "k %zu: hit %zu", K[i], h);
+            cr_assert(fast[h].score == all[h].score, "k %zu: hit %zu scores %.17g, %.17g", K[i],
+                      h, fast[h].score, all[h].score);
+            unsigned long d = strtoul(fast[h].id + 1, NULL, 10);
+            strong_seen |= d >= N / 2 && d % 97 == 3;
+        }
+    }
+    cr_assert(strong_seen, "the strong late articles must rank: the corpus lost its shape");
+    sahel_index_close(ix);
+    rm_rf(dir);
+}

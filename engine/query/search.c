@@ -1269,6 +1269,27 @@ static int shallow_to(shallow *sh, uint32_t target) {
     return 1;
 }
 
+/* Widen the shallow block over the blocks after it, up to the one
+ * holding upto (or the last): their records combined, the largest
+ * frequencies and impact and the smallest lengths, bound any doc of them.
+ * 1 when it widened. */
+static int shallow_span(shallow *sh, uint32_t upto) {
+    const sh_postings *pc = sh->pc;
+    if (!pc->skip || sh->last >= upto) return 0; /* also past the end */
+    int moved = 0;
+    while (sh->last < upto && sh->blk + 1 < pc->nblocks) {
+        const uint8_t *rec = pc->skip + (size_t)++sh->blk * SH_SKIPREC;
+        sh->last = sh_load_u32(rec);
+        sh->r.max_tft = SH_MAX(sh->r.max_tft, sh_load_u32(rec + 16));
+        sh->r.max_tfb = SH_MAX(sh->r.max_tfb, sh_load_u32(rec + 20));
+        sh->r.min_lent = SH_MIN(sh->r.min_lent, sh_load_u32(rec + 24));
+        sh->r.min_lenb = SH_MIN(sh->r.min_lenb, sh_load_u32(rec + 28));
+        sh->max_x = SH_MAX(sh->max_x, sh_postings_impact(rec));
+        moved = 1;
+    }
+    return moved;
+}
+
 /* -- a term with its shallow cursor -- */
 
 typedef struct bm_term {
@@ -1447,6 +1468,12 @@ static int bm_terms_make(const seg_ctx *c, sh_pnode *const *kids, size_t nkids, 
 
 /* Is this plan a ranked OR of plain terms (the common query, one term
  * included)? */
+/* MaxScore widens the non-essential terms' blocks to the essential
+ * terms' (below) when there are at most MS_SPAN_TERMS of them and the
+ * window grows MS_SPAN_GAIN times or more. */
+#define MS_SPAN_TERMS 8u
+#define MS_SPAN_GAIN 4u
+
 /* How far ahead in an essential term's block MaxScore asks for lengths:
  * far enough to cover a miss, near enough that the line is still there. */
 #define LENS_AHEAD 4u
@@ -1550,6 +1577,42 @@ static void sort_slots(bm_slot *o, size_t n) {
     }
 }
 
+/* The slots of o[0..live) that a doc must hold to reach limit: without
+ * one, the bounds of all the others add up to less.  On a large index
+ * the k-th best score soon passes the bound of any one frequent word, and
+ * a disjunction of them is then a conjunction plus optional terms: only
+ * docs holding the required ones are candidates.  The margin keeps a
+ * rounding of the sums from ever ruling out a doc that could enter. */
+static size_t required_slots(const bm_slot *o, size_t live, double limit, size_t *req) {
+    size_t nreq = 0;
+    if (!live || limit == -HUGE_VAL) return 0;
+    double total = o[live - 1].pre;
+    for (size_t q = 0; q < live; q++)
+        if (total - o[q].ub + fabs(limit) * 1e-7 < limit) req[nreq++] = q;
+    return nreq;
+}
+
+/* Move the required terms (slots req[0..nreq) of o) to the first doc >=
+ * *d that all of them hold: *d, or SH_NO_DOC when one runs out. */
+static int required_align(bm_term *ts, const bm_slot *o, const size_t *req, size_t nreq,
+                          uint32_t *d) {
+    uint32_t hi = *d;
+    for (int agree = 0; !agree && hi != SH_NO_DOC;) {
+        agree = 1;
+        for (size_t r = 0; r < nreq && hi != SH_NO_DOC; r++) {
+            scorer *sc = &ts[o[req[r]].t].s.base;
+            int rc;
+            if (sc->doc < hi && (rc = term_advance(sc, hi))) return rc;
+            if (sc->doc != hi) { /* past hi: every term must reach it */
+                agree = 0;
+                hi = sc->doc;
+            }
+        }
+    }
+    *d = hi;
+    return 0;
+}
+
 /* Prefill: when one term is much rarer than the others, its documents
  * are scored first, fully (every other term probed with cursors of its
  * own), and offered, so that the k-th best score is high from the start
@@ -1651,7 +1714,8 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
     size_t nseen = 0, iseen = 0;
     bm_slot *o = sh_calloc(n, sizeof *o);
     size_t *ord = sh_calloc(n, sizeof *ord); /* the terms of o, in its order */
-    if (!o || !ord) {
+    size_t *req = sh_calloc(n, sizeof *req); /* required slots of o */
+    if (!o || !ord || !req) {
         rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
         goto out;
     }
@@ -1669,13 +1733,61 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
             if (d == SH_NO_DOC) continue;
             if (shallow_to(&b->sh, SH_MAX(start, d))) bm_term_bound(b);
             wlast = SH_MIN(wlast, b->sh.last);
-            o[live].ub = b->ub;
             o[live++].t = j;
         }
+        for (size_t q = 0; q < live; q++) o[q].ub = ts[o[q].t].ub;
         sort_slots(o, live);
         for (size_t q = 0; q < live; q++) o[q].pre = (q ? o[q - 1].pre : 0) + o[q].ub;
         size_t e = 0; /* slots [0, e) are non-essential */
         while (e < live && o[e].pre < limit) e++;
+        /* the window ends with the essential terms' blocks: a frequent
+         * word, non-essential, has blocks of a few hundred docs, and a
+         * window per block of it costs more in bounds and sorting than
+         * its candidates do; its blocks up to that end are bounded together
+         * (shallow_span), and the slots are made again with those bounds */
+        if (e && e < live && e <= MS_SPAN_TERMS) {
+            uint32_t wess = SH_NO_DOC;
+            for (size_t q = e; q < live; q++) wess = SH_MIN(wess, ts[o[q].t].sh.last);
+            /* worth it when it saves many windows: the wider bounds are
+             * looser, and probing pays for that */
+            if (wess != SH_NO_DOC && wess - start > MS_SPAN_GAIN * ((uint64_t)wlast - start + 1)) {
+                struct {
+                    shallow sh;
+                    double ub, it, ib;
+                } keep[MS_SPAN_TERMS];
+                for (size_t q = 0; q < e; q++) {
+                    bm_term *b = &ts[o[q].t];
+                    keep[q].sh = b->sh;
+                    keep[q].ub = b->ub;
+                    keep[q].it = b->it;
+                    keep[q].ib = b->ib;
+                    if (shallow_span(&b->sh, wess)) bm_term_bound(b);
+                }
+                double pre = 0;
+                size_t e2 = 0;
+                for (; e2 < e; e2++) { /* the widened bounds, smallest first */
+                    pre += ts[o[e2].t].ub;
+                    if (!(pre < limit)) break;
+                }
+                if (e2 == e) { /* the same terms stay non-essential */
+                    wlast = wess;
+                    for (size_t q = 0; q < live; q++) o[q].ub = ts[o[q].t].ub;
+                    sort_slots(o, live);
+                    for (size_t q = 0; q < live; q++)
+                        o[q].pre = (q ? o[q - 1].pre : 0) + o[q].ub;
+                    e = 0;
+                    while (e < live && o[e].pre < limit) e++;
+                } else { /* as they were */
+                    for (size_t q = 0; q < e; q++) {
+                        bm_term *b = &ts[o[q].t];
+                        b->sh = keep[q].sh;
+                        b->ub = keep[q].ub;
+                        b->it = keep[q].it;
+                        b->ib = keep[q].ib;
+                    }
+                }
+            }
+        }
         if (e) *pruned = 1;
         for (size_t q = e; q < live; q++) {
             scorer *sc = &ts[o[q].t].s.base;
@@ -1686,6 +1798,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
         for (size_t q = 0; q < live; q++) ord[q] = o[q].t;
         if (limit > -HUGE_VAL && e + 1 == live)
             xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
+        size_t nreq = required_slots(o, live, limit, req);
         while (e < live) {
             uint32_t d = SH_NO_DOC;
             for (size_t q = e; q < live; q++) {
@@ -1703,6 +1816,14 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                 if ((rc = x_skip(&ts[o[e].t], xneed, wlast, pruned))) goto out;
                 d = es->base.doc;
                 if (d == SH_NO_DOC || d > wlast) break;
+            }
+            if (nreq) {
+                if ((rc = required_align(ts, o, req, nreq, &d))) goto out;
+                if (d == SH_NO_DOC || d > wlast) break;
+                for (size_t q = e; q < live; q++) { /* every essential term at d or past */
+                    scorer *sc = &ts[o[q].t].s.base;
+                    if (sc->doc < d && (rc = term_advance(sc, d))) goto out;
+                }
             }
             while (iseen < nseen && seen[iseen] < d) iseen++;
             int keep = !sh_bit_get(deleted, d) && !(iseen < nseen && seen[iseen] == d);
@@ -1777,6 +1898,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                     if (e) *pruned = 1;
                     if (e + 1 == live)
                         xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
+                    nreq = required_slots(o, live, limit, req);
                     tangents = 0;
                 }
             }
@@ -1796,6 +1918,7 @@ out:
     sh_free(seen);
     sh_free(o);
     sh_free(ord);
+    sh_free(req);
     sh_free(ts);
     return rc;
 }
