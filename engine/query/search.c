@@ -1592,14 +1592,71 @@ static size_t required_slots(const bm_slot *o, size_t live, double limit, size_t
     return nreq;
 }
 
+/* The docs two required terms share in their held blocks, from where
+ * their cursors were when it was made: stepping two frequent words doc by
+ * doc to their common docs costs a call per doc of either, where one SIMD
+ * intersection per pair of blocks (sh_intersect_sorted) finds them all. */
+typedef struct req_common {
+    const sh_postings *pc[2];
+    uint32_t blk[2];
+    uint32_t n, i;
+    uint32_t doc[SH_BLOCK + 4];
+} req_common;
+
+/* The first doc >= *hi that terms a and b share, both moved to it, or
+ * SH_NO_DOC when one of them runs out. */
+static int common_of_two(bm_term *a, bm_term *b, req_common *cm, uint32_t *hi) {
+    scorer *sa = &a->s.base, *sb = &b->s.base;
+    const sh_postings *pa = &a->s.pc, *pb = &b->s.pc;
+    uint32_t h = *hi;
+    for (;;) {
+        int rc;
+        if ((rc = term_advance(sa, h)) || (rc = term_advance(sb, h))) return rc;
+        if (sa->doc == SH_NO_DOC || sb->doc == SH_NO_DOC) {
+            *hi = SH_NO_DOC;
+            return 0;
+        }
+        if (sa->doc == sb->doc) {
+            *hi = sa->doc;
+            return 0;
+        }
+        h = SH_MAX(sa->doc, sb->doc);
+        if (cm->pc[0] != pa || cm->pc[1] != pb || cm->blk[0] != pa->block ||
+            cm->blk[1] != pb->block) {
+            cm->pc[0] = pa;
+            cm->pc[1] = pb;
+            cm->blk[0] = pa->block;
+            cm->blk[1] = pb->block;
+            cm->n = (uint32_t)sh_intersect_sorted(pa->docs + pa->i, pa->n - pa->i,
+                                                  pb->docs + pb->i, pb->n - pb->i, cm->doc);
+            cm->i = 0;
+        }
+        while (cm->i < cm->n && cm->doc[cm->i] < h) cm->i++;
+        if (cm->i < cm->n) {
+            h = cm->doc[cm->i]; /* both move there; a field test may pass it */
+            continue;
+        }
+        /* nothing shared in what is left of the two blocks: past the one
+         * that ends first */
+        h = SH_MAX(h, SH_MIN(pa->docs[pa->n - 1], pb->docs[pb->n - 1]) + 1);
+    }
+}
+
 /* Move the required terms (slots req[0..nreq) of o) to the first doc >=
- * *d that all of them hold: *d, or SH_NO_DOC when one runs out. */
+ * *d that all of them hold: *d, or SH_NO_DOC when one runs out.  The
+ * first two find their common docs by blocks (common_of_two). */
 static int required_align(bm_term *ts, const bm_slot *o, const size_t *req, size_t nreq,
-                          uint32_t *d) {
+                          req_common *common, uint32_t *d) {
     uint32_t hi = *d;
     for (int agree = 0; !agree && hi != SH_NO_DOC;) {
         agree = 1;
-        for (size_t r = 0; r < nreq && hi != SH_NO_DOC; r++) {
+        size_t r = 0;
+        if (nreq >= 2) {
+            int rc = common_of_two(&ts[o[req[0]].t], &ts[o[req[1]].t], common, &hi);
+            if (rc) return rc;
+            r = 2;
+        }
+        for (; r < nreq && hi != SH_NO_DOC; r++) {
             scorer *sc = &ts[o[req[r]].t].s.base;
             int rc;
             if (sc->doc < hi && (rc = term_advance(sc, hi))) return rc;
@@ -1715,6 +1772,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
     bm_slot *o = sh_calloc(n, sizeof *o);
     size_t *ord = sh_calloc(n, sizeof *ord); /* the terms of o, in its order */
     size_t *req = sh_calloc(n, sizeof *req); /* required slots of o */
+    req_common common = {0};
     if (!o || !ord || !req) {
         rc = sh_err(c->err, SAHEL_ENOMEM, "out of memory");
         goto out;
@@ -1818,7 +1876,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                 if (d == SH_NO_DOC || d > wlast) break;
             }
             if (nreq) {
-                if ((rc = required_align(ts, o, req, nreq, &d))) goto out;
+                if ((rc = required_align(ts, o, req, nreq, &common, &d))) goto out;
                 if (d == SH_NO_DOC || d > wlast) break;
                 for (size_t q = e; q < live; q++) { /* every essential term at d or past */
                     scorer *sc = &ts[o[q].t].s.base;
