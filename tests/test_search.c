@@ -711,6 +711,285 @@ Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hi
     rm_rf(dir);
 }
 
+/* ==== two-word phrases a window of documents at a time ===================
+ * search.c reads a two-word phrase over windows of up to 128 documents at
+ * once where both words are common (phrase2_window): each word's runs in
+ * the window decoded by one call (sh_read_gaps_padded), made into keys of
+ * doc, field and position, and the shared keys found by one merge
+ * (sh_intersect_sorted, on lists that may repeat a value).  Checked here:
+ * the reader and the merge on their own, then the phrase counts against a
+ * count over the words as written, on a corpus that sends most documents
+ * through the windows. */
+
+/* LEB128 of v at p; its length. */
+static size_t put_varint(uint8_t *p, uint32_t v) {
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Runs of 0 to 70 gaps of one, two, three and five bytes, with varints
+ * of other runs before and after (the reader steps eight bytes at a time
+ * whatever they hold, and a varint may begin in the byte before a step),
+ * under each instruction set: the values and the end a plain reader
+ * gives; NULL for a sum past 32 bits or a run the input ends inside,
+ * which must not be read past its end (ASan). */
+Test(search, padded_gap_reader_matches_a_plain_leb128_reader) {
+    static uint8_t buf[4096];
+    static uint32_t got[80 + SH_GAPS_PAD], want[80];
+    rng r = {1234};
+    int best = sh_codec_set_isa(-1);
+    for (int isa = SH_ISA_SCALAR; isa <= best; isa++) {
+        sh_codec_set_isa(isa);
+        for (int t = 0; t < 20000; t++) {
+            uint32_t n = rng_below(&r, 71), kind = rng_below(&r, 5);
+            size_t len = 0;
+            for (uint32_t i = rng_below(&r, 9); i > 0; i--)
+                len += put_varint(buf + len, rng_below(&r, 400));
+            size_t start = len;
+            uint64_t sum = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t v = kind == 0   ? rng_below(&r, 128)          /* one byte */
+                             : kind == 1 ? 128 + rng_below(&r, 16256)   /* two */
+                             : kind == 2 ? rng_below(&r, 20000)         /* one to three */
+                             : kind == 3 ? (rng_below(&r, 9) ? rng_below(&r, 300)
+                                                             : rng_below(&r, 1u << 22))
+                                         : (i == n / 2 || i == n / 2 + 1 ? 1u << 31
+                                                                         : rng_below(&r, 99));
+                len += put_varint(buf + len, v);
+                sum += v;
+                want[i] = (uint32_t)sum;
+            }
+            size_t stop = len;
+            for (uint32_t i = rng_below(&r, 12); i > 0; i--)
+                len += put_varint(buf + len, rng_below(&r, 70000));
+            int cut = n && !rng_below(&r, 8); /* the input ends inside the run */
+            if (cut) len = start + rng_below(&r, (uint32_t)(stop - start));
+            /* a copy of exactly the input, so that ASan sees a read past it */
+            uint8_t *in = malloc(len ? len : 1);
+            cr_assert_not_null(in);
+            memcpy(in, buf, len);
+            const uint8_t *end = sh_read_gaps_padded(in + start, in + len, n, got);
+            ptrdiff_t at = end ? end - in : -1; /* -1: refused */
+            free(in);
+            if (cut) {
+                cr_assert_eq(at, -1, "isa %d, run %d: a run cut short read", isa, t);
+                continue;
+            }
+            if (sum > UINT32_MAX) {
+                cr_assert_eq(at, -1, "isa %d, run %d: a sum past 32 bits read", isa, t);
+                continue;
+            }
+            cr_assert_eq(at, (ptrdiff_t)stop,
+                         "isa %d, run %d (%u gaps, kind %u): ends at %td, not %zu", isa, t, n,
+                         kind, at, stop);
+            for (uint32_t i = 0; i < n; i++)
+                cr_assert_eq(got[i], want[i], "isa %d, run %d (kind %u): value %u is %u, not %u",
+                             isa, t, kind, i, got[i], want[i]);
+        }
+    }
+    sh_codec_set_isa(-1);
+}
+
+/* Two ascending lists with repeated values (two tokens at one position):
+ * every value they share comes out at least once, ascending, nothing
+ * else, and no more than na + nb of them. */
+Test(search, merge_of_lists_that_repeat_values_finds_every_shared_one) {
+    enum { MAXN = 300 };
+    static uint32_t a[MAXN], b[MAXN], out[2 * MAXN + SH_POSTINGS_AND_ROOM];
+    rng r = {99};
+    int best = sh_codec_set_isa(-1);
+    for (int isa = SH_ISA_SCALAR; isa <= best; isa++) {
+        sh_codec_set_isa(isa);
+        for (int t = 0; t < 3000; t++) {
+            uint32_t na = rng_below(&r, MAXN), nb = rng_below(&r, MAXN);
+            uint32_t span = 1 + rng_below(&r, 600);
+            uint32_t *l[2] = {a, b}, n[2] = {na, nb};
+            for (int k = 0; k < 2; k++) {
+                uint32_t v = rng_below(&r, 4);
+                for (uint32_t i = 0; i < n[k]; i++) {
+                    if (rng_below(&r, 3)) v += rng_below(&r, 1 + span / 50); /* else a repeat */
+                    l[k][i] = v;
+                }
+            }
+            size_t m = sh_intersect_sorted(a, na, b, nb, out);
+            cr_assert_leq(m, (size_t)na + nb);
+            for (size_t i = 1; i < m; i++)
+                cr_assert_leq(out[i - 1], out[i], "isa %d, run %d: not ascending", isa, t);
+            /* each distinct value of a: in out iff in b */
+            size_t j = 0, o = 0;
+            for (uint32_t i = 0; i < na; i++) {
+                if (i && a[i] == a[i - 1]) continue;
+                while (j < nb && b[j] < a[i]) j++;
+                int shared = j < nb && b[j] == a[i];
+                while (o < m && out[o] < a[i]) {
+                    cr_assert_fail("isa %d, run %d: %u written, not shared", isa, t, out[o]);
+                    o++;
+                }
+                int written = o < m && out[o] == a[i];
+                cr_assert_eq(written, shared, "isa %d, run %d: value %u shared %d, written %d",
+                             isa, t, a[i], shared, written);
+                while (o < m && out[o] == a[i]) o++;
+            }
+            cr_assert_eq(o, m, "isa %d, run %d: %u written past a's values", isa, t, out[o]);
+        }
+    }
+    sh_codec_set_isa(-1);
+}
+
+/* A corpus where "pw qw" is read a window at a time: both words in almost
+ * every body, a few times each among filler words, so that the windows
+ * hold dozens of docs with short runs.  Planted: the phrase at a body's
+ * first position and at its last, in titles, "pw pw qw qw" (a word
+ * repeated), in the first and last docs of the 128-doc blocks, and in
+ * long bodies past word 16384 (position gaps of three bytes).  qw is left
+ * out of every 9th body and pw of every 13th, so that the two words'
+ * blocks, and the windows' ends, fall at different docs.  Two segments;
+ * every 7th article deleted. */
+#define WIN_NDOCS 2600u
+#define WIN_LONG 20000u /* the words of a long body */
+
+typedef struct wdoc {
+    uint8_t *tok; /* 0 filler, 1 pw, 2 qw */
+    uint32_t n;
+    uint8_t ttok[4];
+    uint32_t tn;
+} wdoc;
+
+static void wdoc_make(wdoc *w, uint32_t d, rng *r) {
+    int longdoc = d % 97 == 50;
+    w->n = longdoc ? WIN_LONG : 20 + rng_below(r, 300);
+    w->tok = calloc(w->n, 1);
+    cr_assert_not_null(w->tok);
+    uint32_t occ = 1 + rng_below(r, 6);
+    for (uint32_t k = 0; k < occ; k++) {
+        if (d % 13 != 7) w->tok[rng_below(r, w->n)] = 1;
+        if (d % 9 != 4) w->tok[rng_below(r, w->n)] = 2;
+    }
+    uint32_t inblock = d % SH_BLOCK;
+    if (rng_below(r, 6) == 0 || inblock == 0 || inblock == SH_BLOCK - 1 || d == WIN_NDOCS - 1) {
+        uint32_t at = rng_below(r, w->n - 1);
+        if (longdoc) at = 16384 + rng_below(r, WIN_LONG - 16385);
+        w->tok[at] = 1, w->tok[at + 1] = 2;
+    }
+    if (d % 17 == 1) w->tok[0] = 1, w->tok[1] = 2;               /* at position 0 */
+    if (d % 19 == 2) w->tok[w->n - 2] = 1, w->tok[w->n - 1] = 2; /* at the last */
+    if (d % 23 == 3) {                                           /* pw pw qw qw */
+        uint32_t at = rng_below(r, w->n - 3);
+        w->tok[at] = w->tok[at + 1] = 1;
+        w->tok[at + 2] = w->tok[at + 3] = 2;
+    }
+    w->tn = rng_below(r, 4);
+    for (uint32_t i = 0; i < w->tn; i++) w->ttok[i] = (uint8_t)rng_below(r, 3);
+}
+
+static uint32_t wcount(const uint8_t *tok, uint32_t n, int x, int y) {
+    uint32_t c = 0;
+    for (uint32_t i = 0; i + 1 < n; i++) c += tok[i] == x && tok[i + 1] == y;
+    return c;
+}
+
+static char *wtext(const uint8_t *tok, uint32_t n, rng *r) {
+    static const char *const FILL[] = {"lo", "mi", "ra", "du", "se", "ti"};
+    char *s = malloc((size_t)n * 4 + 1);
+    cr_assert_not_null(s);
+    size_t len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        len += (size_t)sprintf(s + len, "%s%s", i ? " " : "",
+                               tok[i] == 1 ? "pw" : tok[i] == 2 ? "qw" : FILL[rng_below(r, 6)]);
+    s[len] = '\0';
+    return s;
+}
+
+Test(search, phrase_read_a_window_at_a_time_counts_every_occurrence) {
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-phrase-window", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    static wdoc doc[WIN_NDOCS];
+    rng r = {5150};
+    for (int part = 0; part < 2; part++) {
+        sahel_writer *w = writer(dir, part > 0);
+        for (uint32_t d = part * WIN_NDOCS / 2; d < (part + 1) * WIN_NDOCS / 2; d++) {
+            wdoc_make(&doc[d], d, &r);
+            char *title = wtext(doc[d].ttok, doc[d].tn, &r);
+            char *body = wtext(doc[d].tok, doc[d].n, &r);
+            add_doc(w, d, title, body);
+            free(title);
+            free(body);
+        }
+        commit(w);
+    }
+    sahel_writer *w = writer(dir, 1);
+    for (uint32_t d = 6; d < WIN_NDOCS; d += 7) {
+        char ids[16];
+        snprintf(ids, sizeof ids, "d%u", d);
+        sahel_error err = {0};
+        cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "%s", err.msg);
+    }
+    commit(w);
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+
+    static const int Q[][2] = {{1, 2}, {2, 1}, {1, 1}, {2, 2}};
+    static hit fast[WIN_NDOCS], all[WIN_NDOCS];
+    for (size_t q = 0; q < sizeof Q / sizeof *Q; q++) {
+        int x = Q[q][0], y = Q[q][1];
+        char qs[32];
+        snprintf(qs, sizeof qs, "\"%s %s\"", x == 1 ? "pw" : "qw", y == 1 ? "pw" : "qw");
+        size_t want = 0;
+        for (uint32_t d = 0; d < WIN_NDOCS; d++)
+            want += d % 7 != 6 && wcount(doc[d].tok, doc[d].n, x, y) +
+                                          wcount(doc[d].ttok, doc[d].tn, x, y) >
+                                      0;
+        cr_assert_gt(want, WIN_NDOCS / 10, "%s: too few docs hold it to say anything", qs);
+        /* every hit, with its counts from the explanation */
+        sahel_search_opts o = {.k = WIN_NDOCS, .explain = 1};
+        sahel_hits *hits = NULL;
+        cr_assert_eq(sahel_search(ix, qs, strlen(qs), &o, &hits, &err), 0, "%s", err.msg);
+        size_t n = sahel_hits_count(hits);
+        cr_assert_eq(n, want, "%s: %zu hits, %zu live docs hold it", qs, n, want);
+        for (size_t i = 0; i < n; i++) {
+            const char *id, *text;
+            size_t len;
+            cr_assert_eq(sahel_hits_id(hits, i, &id, &len, NULL, &err), 0, "%s", err.msg);
+            uint32_t d = (uint32_t)strtoul(id + 1, NULL, 10), pt, pb;
+            cr_assert(d < WIN_NDOCS && d % 7 != 6, "%s: deleted d%u returned", qs, d);
+            if (i % 7 && d % SH_BLOCK > 1 && d % SH_BLOCK < SH_BLOCK - 2 && d % 97 != 50)
+                continue; /* explanations are slow: a sample, and every planted case */
+            cr_assert_eq(sahel_hits_explain(hits, i, &text, &err), 0, "%s", err.msg);
+            explained_tfs(text, &pt, &pb);
+            cr_assert_eq(pb, wcount(doc[d].tok, doc[d].n, x, y), "%s in d%u's body", qs, d);
+            cr_assert_eq(pt, wcount(doc[d].ttok, doc[d].tn, x, y), "%s in d%u's title", qs, d);
+        }
+        sahel_hits_free(hits);
+        /* the same hits, scores to the bit, as the generic path, at each k */
+        static const size_t K[] = {1, 10, 100, WIN_NDOCS};
+        for (size_t k = 0; k < 4; k++) {
+            sahel_search_opts of = {.k = K[k]};
+            uint64_t tf, ta;
+            int ef, ea;
+            size_t nf = search(ix, qs, &of, fast, WIN_NDOCS, &tf, &ef);
+            of.count_all = 1;
+            size_t na = search(ix, qs, &of, all, WIN_NDOCS, &ta, &ea);
+            cr_assert_eq(nf, na, "%s (k %zu): %zu hits, the generic path %zu", qs, K[k], nf, na);
+            for (size_t h = 0; h < nf; h++) {
+                cr_assert_str_eq(fast[h].id, all[h].id, "%s (k %zu): hit %zu", qs, K[k], h);
+                cr_assert(fast[h].score == all[h].score,
+                          "%s (k %zu): hit %zu scores %.17g, not %.17g", qs, K[k], h,
+                          fast[h].score, all[h].score);
+            }
+            if (ef) cr_assert_eq(tf, ta, "%s (k %zu): exact total %llu, not %llu", qs, K[k],
+                                 (unsigned long long)tf, (unsigned long long)ta);
+        }
+    }
+    sahel_index_close(ix);
+    rm_rf(dir);
+    for (uint32_t d = 0; d < WIN_NDOCS; d++) free(doc[d].tok);
+}
+
 /* Ranked OR bounds a frequent word's blocks together over a window as wide
  * as a rare word's block (search.c, shallow_span), and it must bound every
  * block it covers: here the frequent word is weak in its early blocks

@@ -228,6 +228,15 @@ int sh_postings_positions(sh_postings *pc, uint32_t *t, uint32_t *b);
  * the run, or NULL for a varint longer than 5 bytes or a position beyond
  * 32 bits (a caller's checked decoder then judges the run). */
 const uint8_t *sh_read_gaps(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out);
+/* sh_read_gaps into an out with room for n + SH_GAPS_PAD values (eight
+ * are stored at a time, the last few too; what lies past out[n - 1] is
+ * then unspecified), for any end: nothing past it is read, and a run that
+ * does not fit gives NULL.  Runs of many values, a whole window of docs
+ * (search.c), go about twice as fast: its steps do not wait on each
+ * other (postings.c). */
+#define SH_GAPS_PAD 8u
+const uint8_t *sh_read_gaps_padded(const uint8_t *p, const uint8_t *end, uint32_t n,
+                                   uint32_t *out);
 /* Step over n LEB128 varints in [p, end): each ends at its one byte
  * below 0x80, so the ends are counted, many bytes at a time, and nothing
  * is decoded.  Where they end, or NULL when the input ends first. */
@@ -269,7 +278,10 @@ int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t 
 /* The values two strictly ascending arrays share, into out ascending (the
  * SIMD compares sh_postings_intersect runs on a block); returns how many.
  * out needs min(na, nb) + 4 slots: the SIMD paths store four at a time
- * past the last match. */
+ * past the last match.  Arrays that only never descend (a value may
+ * repeat) work too: every value they share is written at least once,
+ * still ascending, and out then needs na + nb + 4 slots (a block of one
+ * is compared again with each block of the other it overlaps). */
 size_t sh_intersect_sorted(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
                            uint32_t *out);
 

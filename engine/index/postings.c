@@ -57,10 +57,13 @@
  * stemming, a hyphenated whole and its first part may share a term and a
  * position).  Phrase matching reads runs through sh_read_gaps (eight
  * bytes at a time where every gap in them takes one or two bytes: a
- * shuffle and a prefix sum, not a byte at a time) and steps over the
- * runs of docs it does not need with sh_skip_varints (the varints' last
- * bytes counted, 32 bytes at a time with AVX2); both give what a plain
- * LEB128 reader would, or report a run it would not accept.
+ * shuffle and a prefix sum, not a byte at a time), or, for many runs read
+ * as one, sh_read_gaps_padded (whose eight-byte steps do not wait on each
+ * other: it stores past the run and takes a varint cut by a step's start
+ * as two pieces), and steps over the runs of docs it does not need with
+ * sh_skip_varints (the varints' last bytes counted, 32 bytes at a time
+ * with AVX2); all give what a plain LEB128 reader would, or report a run
+ * it would not accept.
  *
  * The cursor decodes a block's doc ids when it enters the block, and its
  * tfs only when they are first asked for (most blocks an intersection or
@@ -1049,6 +1052,23 @@ static const uint8_t *gaps_scalar(const uint8_t *p, uint32_t n, uint32_t *out, u
     return acc > UINT32_MAX ? NULL : p;
 }
 
+/* gaps_scalar that reads nothing past end: gap_step (which reads at most
+ * 5 bytes) while 5 are left, a checked reader for the last few. */
+static const uint8_t *gaps_checked(const uint8_t *p, const uint8_t *end, uint32_t n,
+                                   uint32_t *out, uint64_t acc) {
+    for (uint32_t k = 0; k < n; k++) {
+        if (end - p >= 5) {
+            if (gap_step(&p, &acc)) return NULL;
+        } else {
+            uint32_t v;
+            if (sh_varint_get32(&p, end, &v)) return NULL;
+            acc += v;
+        }
+        out[k] = (uint32_t)acc;
+    }
+    return acc > UINT32_MAX ? NULL : p;
+}
+
 #if SH_X86
 /* Row m, for the stop bytes m (bit i: byte i of 8 is below 0x80, the end
  * of a varint) of 8 bytes that hold varints of one or two bytes only:
@@ -1082,17 +1102,30 @@ static void gap_shuf_make(void) {
  * are of one or two bytes (a gap under 16384), a shuffle puts each in a
  * 16-bit lane, two masks drop the continuation bits, and a prefix sum
  * in registers turns gaps into positions; otherwise one gap is decoded
- * alone.  Eight slots are stored at a time, so it runs while 8 values
- * are left; the rest are decoded alone. */
-__attribute__((target("sse4.1,popcnt"))) static const uint8_t *gaps_sse(const uint8_t *p,
-                                                                 const uint8_t *end,
-                                                                 uint32_t n, uint32_t *out) {
+ * alone.  Fewer than eight values left: the ends past the last wanted
+ * one are dropped from the stop bytes (first_ends), so that a short run,
+ * the common case, is one step too.  Eight slots are stored at a time:
+ * with pad, straight into out (which has room for 8 past n); without,
+ * the last values go through a buffer of eight. */
+static inline unsigned first_ends(uint64_t w, unsigned m, uint32_t r) {
+    /* byte i of cnt: the ends among bytes 0..i (at most 8, so that adding
+     * 0x80 - r carries into no other byte); the first byte where it
+     * reaches r holds the r-th end */
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t cnt = ((~w >> 7) & ones) * ones;
+    uint64_t ge = (cnt + (0x80 - (uint64_t)r) * ones) & (ones << 7);
+    return ge ? m & ((2u << (__builtin_ctzll(ge) >> 3)) - 1) : m;
+}
+
+__attribute__((always_inline, target("sse4.1,popcnt"))) static inline const uint8_t *
+gaps_sse_body(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out, const int pad,
+              uint32_t k, uint64_t acc) {
     const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
-    uint64_t acc = 0;
-    uint32_t k = 0;
-    while (n - k >= 8 && end - p >= 8) {
-        __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)p);
+    while (k < n && end - p >= 8) {
+        uint64_t w = sh_load_u64(p);
+        __m128i v = _mm_cvtsi64_si128((long long)w);
         unsigned m = ~(unsigned)_mm_movemask_epi8(v) & 0xFFu;
+        if (n - k < 8) m = first_ends(w, m, n - k);
         unsigned used = m ? 32u - (unsigned)__builtin_clz(m) : 0; /* bytes up to the last end */
         unsigned cont = ~m & ((1u << used) - 1);
         if (SH_UNLIKELY(!m || (cont & (cont >> 1)))) { /* a varint of 3 bytes or more */
@@ -1111,14 +1144,77 @@ __attribute__((target("sse4.1,popcnt"))) static const uint8_t *gaps_sse(const ui
         b = _mm_add_epi32(b, _mm_shuffle_epi32(a, 0xFF));
         /* lanes past the last varint are 0: the last lane is the total */
         __m128i base = _mm_set1_epi32((int)(uint32_t)acc);
+        uint32_t c = (uint32_t)__builtin_popcount(m);
+        if (pad || n - k >= 8) {
+            _mm_storeu_si128((__m128i *)(void *)(out + k), _mm_add_epi32(a, base));
+            _mm_storeu_si128((__m128i *)(void *)(out + k + 4), _mm_add_epi32(b, base));
+        } else {
+            uint32_t tmp[8];
+            _mm_storeu_si128((__m128i *)(void *)tmp, _mm_add_epi32(a, base));
+            _mm_storeu_si128((__m128i *)(void *)(tmp + 4), _mm_add_epi32(b, base));
+            for (uint32_t j = 0; j < c; j++) out[k + j] = tmp[j];
+        }
+        acc += (uint32_t)_mm_extract_epi32(b, 3);
+        k += c;
+        p += used;
+    }
+    return pad ? gaps_checked(p, end, n - k, out + k, acc) : gaps_scalar(p, n - k, out + k, acc);
+}
+
+__attribute__((target("sse4.1,popcnt"))) static const uint8_t *
+gaps_sse(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
+    return gaps_sse_body(p, end, n, out, 0, 0, 0);
+}
+
+/* The padded decoder steps eight bytes at a time whatever they hold, so
+ * that where the next eight start does not wait on the last ones' ends:
+ * the steps overlap in the CPU, where the loop above runs one after the
+ * other.  A step takes the varints that end in its eight bytes (their
+ * stop bytes, gap_shuf as above); one that began in the byte before (a
+ * continuation byte there) is read as its last byte alone, and the rest
+ * of it, (last << 7 | first & 0x7f) less last, is added to the base.  Two
+ * continuation bytes in a row (a gap of 16384 or more, in the step or
+ * across its start): the loop above goes on from the first varint not yet
+ * read.  Nothing past end is read (gaps_checked for the last bytes). */
+__attribute__((target("sse4.1,popcnt"))) static const uint8_t *
+gaps_sse_pad(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
+    const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
+    const uint64_t cont = 0x8080808080808080u;
+    const uint8_t *q = p, *next = p; /* next: after the last end read */
+    uint64_t acc = 0, prev = 0;      /* prev: the byte before q (0: none) */
+    uint32_t k = 0;
+    while (k < n && end - q >= 8) {
+        uint64_t w = sh_load_u64(q);
+        if (SH_UNLIKELY(w & (w << 8 | prev) & cont)) break;
+        __m128i v = _mm_cvtsi64_si128((long long)w);
+        unsigned m = ~(unsigned)_mm_movemask_epi8(v) & 0xFFu;
+        if (n - k < 8) m = first_ends(w, m, n - k);
+        /* the varint begun before q: byte q ends it (else the break) */
+        uint32_t rest =
+            (uint32_t)(prev >> 7) * ((uint32_t)(w & 0x7f) * 127 + (uint32_t)(prev & 0x7f));
+        __m128i ctl = _mm_loadu_si128((const __m128i *)(const void *)gap_shuf[m]);
+        __m128i x = _mm_shuffle_epi8(v, ctl);
+        x = _mm_or_si128(_mm_and_si128(x, lo7), _mm_and_si128(_mm_srli_epi16(x, 1), hi7));
+        __m128i a = _mm_cvtepu16_epi32(x), b = _mm_cvtepu16_epi32(_mm_srli_si128(x, 8));
+        a = _mm_add_epi32(a, _mm_slli_si128(a, 4));
+        a = _mm_add_epi32(a, _mm_slli_si128(a, 8));
+        b = _mm_add_epi32(b, _mm_slli_si128(b, 4));
+        b = _mm_add_epi32(b, _mm_slli_si128(b, 8));
+        b = _mm_add_epi32(b, _mm_shuffle_epi32(a, 0xFF));
+        acc += rest;
+        __m128i base = _mm_set1_epi32((int)(uint32_t)acc);
         _mm_storeu_si128((__m128i *)(void *)(out + k), _mm_add_epi32(a, base));
         _mm_storeu_si128((__m128i *)(void *)(out + k + 4), _mm_add_epi32(b, base));
         acc += (uint32_t)_mm_extract_epi32(b, 3);
         k += (uint32_t)__builtin_popcount(m);
-        p += used;
+        next = m ? q + 32 - __builtin_clz(m) : next;
+        prev = w >> 56;
+        q += 8;
     }
-    return gaps_scalar(p, n - k, out + k, acc);
+    if (k == n) return acc > UINT32_MAX ? NULL : next;
+    return gaps_sse_body(next, end, n, out, 1, k, acc);
 }
+
 #endif
 
 #if SH_X86
@@ -1163,13 +1259,29 @@ const uint8_t *sh_skip_varints(const uint8_t *p, const uint8_t *end, uint64_t n)
     return p;
 }
 
+/* 1 once the shuffle rows are there (made on first use). */
+static inline int gap_shuf_here(void) {
+#if SH_X86
+    return __atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE) ||
+           (!pthread_once(&gap_shuf_once, gap_shuf_make) &&
+            __atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE));
+#else
+    return 0;
+#endif
+}
+
+const uint8_t *sh_read_gaps_padded(const uint8_t *p, const uint8_t *end, uint32_t n,
+                                   uint32_t *out) {
+#if SH_X86
+    if (n >= 2 && isa_now() >= SH_ISA_SSE41 && gap_shuf_here())
+        return gaps_sse_pad(p, end, n, out);
+#endif
+    return gaps_checked(p, end, n, out, 0);
+}
+
 const uint8_t *sh_read_gaps(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
 #if SH_X86
-    if (n >= 8 && isa_now() >= SH_ISA_SSE41 &&
-        (__atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE) ||
-         (!pthread_once(&gap_shuf_once, gap_shuf_make) &&
-          __atomic_load_n(&gap_shuf_ready, __ATOMIC_ACQUIRE))))
-        return gaps_sse(p, end, n, out);
+    if (n >= 2 && isa_now() >= SH_ISA_SSE41 && gap_shuf_here()) return gaps_sse(p, end, n, out);
 #endif
     (void)end;
     return gaps_scalar(p, n, out, 0);

@@ -48,7 +48,13 @@
  * block's earlier documents are stepped over by counting varint ends.  A
  * two-word phrase, the common case, is counted by phrase2_freqs: each
  * run decoded without per-byte bounds checks where 5 bytes a value are
- * there, the two merged by compares rather than branches.
+ * there, the two merged by compares rather than branches.  Where both
+ * words are common and most of their docs would be read that way (two
+ * common words, almost never side by side: the bound never rises), the
+ * single-phrase loop reads windows of up to 128 docs at once instead
+ * (phrase2_window): each word's runs there decoded by one call, made into
+ * keys of doc, field and position, and the phrase's starts found by one
+ * merge of the two key lists.
  *
  * Scoring (README "Ranking" has the derivation; tests/test_oracle.c checks
  * every result against a brute-force scorer):
@@ -464,7 +470,31 @@ static int term_make(const seg_ctx *c, const sh_pnode *n, scorer **out) {
 typedef struct posrun {
     const uint8_t *p;
     uint32_t blk, i;
+    uint32_t cblk;              /* the block cum is of (UINT32_MAX: none) */
+    uint32_t ncum;              /* cum[0, ncum] hold, filled as far as asked */
+    uint64_t cum[SH_BLOCK + 1]; /* varints before doc j's runs in block cblk (64 bits: the
+                                   sum of damaged tfs, each checked alone, may pass 32) */
 } posrun;
+
+/* cum[0, to] of the held block (to <= n), filled on from what is there:
+ * a phrase that reads a few docs of a block sums no more than those. */
+static inline const uint64_t *run_cum(posrun *r, const sh_postings *pc, uint32_t to) {
+    if (r->cblk != pc->block) {
+        if (!pc->tf_ready) sh_postings_load_tfs(pc);
+        r->cum[0] = 0;
+        r->ncum = 0;
+        r->cblk = pc->block;
+    }
+    if (to > r->ncum) {
+        uint64_t c = r->cum[r->ncum];
+        for (uint32_t j = r->ncum; j < to; j++) {
+            c += (uint64_t)pc->tft[j] + pc->tfb[j];
+            r->cum[j + 1] = c;
+        }
+        r->ncum = to;
+    }
+    return r->cum;
+}
 
 typedef struct phrase_scorer {
     scorer base;
@@ -694,8 +724,8 @@ static int phrase2_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb, int *rc) {
         tf[i][0] = sh_postings_tft(pc);
         tf[i][1] = sh_postings_tfb(pc);
         if ((uint64_t)(pc->posend - p[i]) < 5 * ((uint64_t)tf[i][0] + tf[i][1])) return 1;
-        if ((mt && (*rc = grow_pos(s, 2 * i, tf[i][0]))) ||
-            (mb && (*rc = grow_pos(s, 2 * i + 1, tf[i][1]))))
+        if ((mt && (*rc = grow_pos(s, 2 * i, tf[i][0] + SH_GAPS_PAD))) ||
+            (mb && (*rc = grow_pos(s, 2 * i + 1, tf[i][1] + SH_GAPS_PAD))))
             return 0;
     }
     uint32_t pf[2] = {0, 0};
@@ -708,7 +738,8 @@ static int phrase2_freqs(phrase_scorer *s, uint32_t mt, uint32_t mb, int *rc) {
             continue;
         }
         for (size_t i = 0; i < 2; i++)
-            if (!(p[i] = sh_read_gaps(p[i], s->pc[i].posend, tf[i][f], s->pos[2 * i + (size_t)f])))
+            if (!(p[i] = sh_read_gaps_padded(p[i], s->pc[i].posend, tf[i][f],
+                                             s->pos[2 * i + (size_t)f])))
                 return 1;
         pf[f] = count_pairs_bits(s, s->pos[f], tf[0][f], s->pos[2 + f], tf[1][f], s->n->pos[1]);
         if (f)
@@ -847,7 +878,7 @@ static int phrase_open(const seg_ctx *c, const sh_pnode *n, phrase_scorer **out)
         goto fail;
     }
     for (size_t i = 0; i < s->nt; i++) {
-        s->run[i].blk = UINT32_MAX;
+        s->run[i].blk = s->run[i].cblk = UINT32_MAX;
         if ((rc = sh_postings_init(&s->pc[i], c->seg, &ti[i], c->err)) ||
             (rc = sh_postings_next(&s->pc[i])))
             goto fail;
@@ -2336,6 +2367,197 @@ static double phrase_xcut(const sh_plan *pl, double idf, double limit) {
     return pl->k1 * limit / (idf - limit) * (1 - 1e-6);
 }
 
+/* The window loop of a two-word phrase (phrase2_window).  A window
+ * spans at most PHRASE_WINDOW_SPAN doc ids: 7 bits of a 32-bit key, a
+ * field bit, and 24 bits of position (PHRASE_KEY_POS; a window whose
+ * positions reach it goes one doc at a time).  It is tried only where
+ * both terms have PHRASE_WINDOW_MIN docs in it, and taken when its
+ * position bytes, plus PHRASE_WINDOW_FIXED for the work of any window,
+ * are at most PHRASE_WINDOW_RATIO per doc whose positions the doc at a
+ * time loop would read.  The numbers are measured (bench/macro.sh's
+ * phrase2 class on UNGDC): a read there costs about as much as 96 bytes
+ * of positions here; below 16 docs the fixed costs dominate. */
+#define PHRASE_WINDOW_SPAN 128u
+#define PHRASE_KEY_POS (1u << 24)
+#define PHRASE_WINDOW_MIN 16u
+#define PHRASE_WINDOW_FIXED 128u
+#define PHRASE_WINDOW_RATIO 96u
+/* Windows not worth it in a row double the stretch of docs gone through
+ * one at a time before the next try, up to this many windows: a phrase
+ * the windows do not suit pays for few tries. */
+#define PHRASE_WINDOW_BACKOFF 16u
+/* More values than this in a window (a word hundreds of thousands of
+ * times in each of its docs) go one doc at a time: the window's buffers
+ * stay far from 32-bit sizes. */
+#define PHRASE_WINDOW_VALUES (1u << 28)
+
+/* Keys of term i's runs for docs [i0, i1) of its held block, g holding
+ * their values decoded as one (nv of them, then room for one more): doc
+ * (less d) in bits 25..31, field in bit 24 (title 0, body 1), position
+ * plus add below.  A run's positions are g less the value before the run
+ * (0 for the first): that difference D is the same over a run, so its
+ * steps are put at the runs' starts in z and summed as the keys are
+ * written, one pass with no branch per run. */
+static void window_keys(const sh_postings *pc, const posrun *r, uint32_t i0, uint32_t i1,
+                        uint32_t d, uint32_t add, uint32_t *g, uint32_t nv, uint32_t *z) {
+    memset(z, 0, ((size_t)nv + 1) * sizeof *z);
+    uint32_t prev = 0;
+    uint64_t c0 = r->cum[i0];
+    for (uint32_t j = i0; j < i1; j++) {
+        uint32_t at = (uint32_t)(r->cum[j] - c0), kb = ((pc->docs[j] - d) << 25) + add;
+        uint32_t D = kb - (at ? g[at - 1] : 0);
+        z[at] += D - prev;
+        prev = D;
+        at += pc->tft[j];
+        D = kb + PHRASE_KEY_POS - (at ? g[at - 1] : 0);
+        z[at] += D - prev;
+        prev = D;
+    }
+    uint32_t acc = 0;
+    for (uint32_t x = 0; x < nv; x++) {
+        acc += z[x];
+        g[x] += acc;
+    }
+}
+
+/* The bytes of the held block's positions (from the skip records; a
+ * term of one block has them all). */
+static uint64_t block_pos_bytes(const sh_postings *pc) {
+    if (!pc->skip) return pc->ti.pos_len;
+    uint64_t end = pc->block + 1 < pc->nblocks
+                       ? sh_load_u64(pc->skip + (size_t)(pc->block + 1) * SH_SKIPREC + 8)
+                       : pc->ti.pos_len;
+    return end > pc->block_pos_off ? end - pc->block_pos_off : 0;
+}
+
+/* A two-word phrase over a window of documents at once: from d (the
+ * lead's doc) to the end of the first of the two held blocks to end, at
+ * most PHRASE_WINDOW_SPAN ids.  Each term's runs there are decoded by one
+ * call and made into keys (window_keys) that sort by doc, field and
+ * position, term 0's shifted by the phrase offset, so that the phrase's
+ * starts in every doc are the keys the two lists share: one merge
+ * (sh_intersect_sorted) instead of, per doc, a seek, two decodes and a
+ * count, each a loop of a few steps whose end the CPU mispredicts.  Every
+ * doc of the window is counted exactly (nothing is pruned), and its hits
+ * are offered in doc order as the doc at a time loop would.  It pays
+ * where most docs of the window would have their positions read: the
+ * docs of the lead that its frequency does not rule out (as in that
+ * loop), against the window's share of the two blocks' position bytes
+ * (PHRASE_WINDOW_RATIO).  Returns 0 when done, *next the doc to go on
+ * from; PHRASE_WINDOW_COST when not worth it, PHRASE_WINDOW_SHORT when
+ * a block ends first (or a value the checked path must judge), the docs
+ * up to *next then go one at a time; < 0: an error. */
+enum { PHRASE_WINDOW_COST = 1, PHRASE_WINDOW_SHORT = 2 };
+
+static int phrase2_window(const seg_ctx *c, phrase_scorer *s, uint32_t d, topk *t,
+                          uint64_t *total, double *limit, double *xcut, uint32_t *next) {
+    const sh_pnode *pn = s->n;
+    const sh_plan *pl = c->pl;
+    size_t li = s->lead;
+    sh_postings *lead = &s->pc[li], *other = &s->pc[1 - li];
+    uint32_t rel = pn->pos[1] - pn->pos[0];
+    *next = d;
+    if (rel >= PHRASE_KEY_POS) {
+        *next = SH_NO_DOC - 1; /* never: one at a time throughout */
+        return PHRASE_WINDOW_SHORT;
+    }
+    /* the lead alone first: a sparse one costs no move of the other */
+    uint32_t last =
+        d < SH_NO_DOC - PHRASE_WINDOW_SPAN ? d + (PHRASE_WINDOW_SPAN - 1) : SH_NO_DOC - 1;
+    if (lead->n - lead->i < PHRASE_WINDOW_MIN) {
+        *next = lead->docs[lead->n - 1];
+        return PHRASE_WINDOW_SHORT;
+    }
+    if (lead->docs[lead->i + PHRASE_WINDOW_MIN - 1] > last) return PHRASE_WINDOW_COST;
+    int rc = sh_postings_advance(other, d);
+    if (rc) return rc;
+    if (other->doc == SH_NO_DOC || other->doc > lead->docs[lead->n - 1])
+        return PHRASE_WINDOW_SHORT; /* the doc at a time loop moves on */
+    uint32_t wend = SH_MIN(lead->docs[lead->n - 1], other->docs[other->n - 1]);
+    wend = SH_MIN(wend, last);
+    *next = wend;
+    uint32_t i0[2], i1[2], nv[2];
+    for (size_t i = 0; i < 2; i++) {
+        sh_postings *pc = &s->pc[i];
+        i0[i] = pc->i;
+        i1[i] = pc->docs[pc->n - 1] > wend
+                    ? sh_postings_seek_in_block(pc->docs, pc->i, pc->n, wend + 1)
+                    : pc->n;
+        if (i1[i] - i0[i] < PHRASE_WINDOW_MIN) return PHRASE_WINDOW_SHORT;
+    }
+    /* first from what is known without a loop: each term's share of its
+     * block's position bytes (a value takes one or two), against the
+     * docs of the sparser term */
+    uint32_t ndocs = SH_MIN(i1[0] - i0[0], i1[1] - i0[1]);
+    uint64_t bytes = PHRASE_WINDOW_FIXED;
+    for (size_t i = 0; i < 2; i++)
+        bytes += block_pos_bytes(&s->pc[i]) * (i1[i] - i0[i]) / s->pc[i].n;
+    if (bytes > (uint64_t)PHRASE_WINDOW_RATIO * ndocs) return PHRASE_WINDOW_COST;
+    if (*xcut > 0 && pn->field != SH_FIELD_TITLE) {
+        if (!lead->tf_ready) sh_postings_load_tfs(lead);
+        uint32_t reads = 0;
+        for (uint32_t j = i0[li]; j < i1[li]; j++)
+            reads += (pn->field != SH_FIELD_BODY && lead->tft[j]) ||
+                     lead->tfb[j] >= *xcut * (pl->norm0 + pl->normb * sh_segment_len_body(
+                                                                         c->seg, lead->docs[j]));
+        if (reads < PHRASE_WINDOW_MIN || bytes > (uint64_t)PHRASE_WINDOW_RATIO * reads)
+            return PHRASE_WINDOW_COST;
+    }
+    /* each term's values into pos[2i]; nothing changes until all decode */
+    const uint8_t *q[2];
+    for (size_t i = 0; i < 2; i++) {
+        sh_postings *pc = &s->pc[i];
+        const uint64_t *cum = run_cum(&s->run[i], pc, i1[i]);
+        const uint8_t *p = phrase_seek(s, i);
+        if (!p) return positions_damaged(s, i);
+        /* a value takes a byte at least: damaged tfs (0 once found, or
+         * too many) go to the doc at a time loop, which reports them */
+        uint64_t want = cum[i1[i]] - cum[i0[i]];
+        if (!want || want > (uint64_t)(pc->posend - p) || want > PHRASE_WINDOW_VALUES)
+            return PHRASE_WINDOW_SHORT;
+        nv[i] = (uint32_t)want;
+        if ((rc = grow_pos(s, 2 * i, nv[i] + SH_GAPS_PAD))) return rc;
+        q[i] = sh_read_gaps_padded(p, pc->posend, nv[i], s->pos[2 * i]);
+        /* the last value bounds every position: all must fit a key */
+        if (!q[i] || s->pos[2 * i][nv[i] - 1] >= PHRASE_KEY_POS - rel) return PHRASE_WINDOW_SHORT;
+    }
+    size_t cap = (size_t)nv[0] + nv[1] + SH_POSTINGS_AND_ROOM;
+    if ((rc = grow_pos(s, 1, SH_MAX(nv[0], nv[1]) + 1)) || (rc = grow_pos(s, 3, (uint32_t)cap)))
+        return rc;
+    for (size_t i = 0; i < 2; i++) {
+        window_keys(&s->pc[i], &s->run[i], i0[i], i1[i], d, i ? 0 : rel, s->pos[2 * i], nv[i],
+                    s->pos[1]);
+        s->run[i].p = q[i];
+        s->run[i].i = i1[i];
+    }
+    /* the shared keys, ascending, each at least once (sh_intersect_sorted
+     * on lists that may repeat a value: two tokens at one position) */
+    uint32_t *m = s->pos[3];
+    size_t nm = sh_intersect_sorted(s->pos[0], nv[0], s->pos[2], nv[1], m);
+    const uint8_t *deleted = c->seg->deleted;
+    for (size_t k = 0; k < nm;) {
+        uint32_t doc = d + (m[k] >> 25), pf[2] = {0, 0}; /* title, body */
+        for (uint32_t hi = m[k] >> 25; k < nm && m[k] >> 25 == hi;) {
+            uint32_t x = m[k];
+            pf[(x >> 24) & 1]++;
+            while (k < nm && m[k] == x) k++; /* a start counted once */
+        }
+        if (pn->field == SH_FIELD_BODY) pf[0] = 0;
+        if (pn->field == SH_FIELD_TITLE) pf[1] = 0;
+        if (pf[0] + pf[1] == 0 || sh_bit_get(deleted, doc)) continue;
+        sh_hitref h = {bm25(c, pn->field, pn->idf, pf[0], pf[1], doc, NULL), c->si, doc};
+        (*total)++;
+        topk_offer(t, &h);
+        double nl = topk_limit(t);
+        if (nl != *limit) {
+            *limit = nl;
+            *xcut = phrase_xcut(pl, pn->idf, nl);
+        }
+    }
+    *next = wend + 1;
+    return 0;
+}
+
 /* A phrase's frequency in a field is at most the frequency of each of its
  * terms there (a start is counted once, and each start puts term i on a
  * distinct position), so the blocks holding a candidate bound its score
@@ -2363,7 +2585,8 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
     double limit = topk_limit(t), xcut = phrase_xcut(pl, pn->idf, limit), bbound = 0;
     int bstale = 1;
     sh_postings *lead = &s->pc[s->lead];
-    uint32_t d = lead->doc;
+    /* docs below single_to go one at a time (PHRASE_WINDOW_BACKOFF) */
+    uint32_t d = lead->doc, single_to = 0, backoff = 0;
     for (;;) {
         if ((rc = sh_postings_advance(lead, d))) goto out;
         d = lead->doc;
@@ -2391,6 +2614,21 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
                 d = wlast + 1;
                 continue;
             }
+        }
+        if (nt == 2 && d >= single_to) {
+            uint32_t next;
+            if ((rc = phrase2_window(c, s, d, t, total, &limit, &xcut, &next)) < 0) goto out;
+            if (rc == 0) {
+                backoff = 0;
+                d = next;
+                continue;
+            }
+            uint32_t more = rc == PHRASE_WINDOW_COST ? backoff : 0;
+            single_to = next >= SH_NO_DOC - 1 - more ? SH_NO_DOC : next + 1 + more;
+            if (rc == PHRASE_WINDOW_COST)
+                backoff = SH_MIN(2 * backoff + PHRASE_WINDOW_SPAN,
+                                 PHRASE_WINDOW_BACKOFF * PHRASE_WINDOW_SPAN);
+            rc = 0;
         }
         /* the lead's own frequencies bound the phrase's too: a doc they
          * rule out is passed without moving the other cursors */
