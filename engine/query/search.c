@@ -1499,6 +1499,10 @@ static int bm_terms_make(const seg_ctx *c, sh_pnode *const *kids, size_t nkids, 
 
 /* Is this plan a ranked OR of plain terms (the common query, one term
  * included)? */
+/* Required terms are met first when that should leave at most one in
+ * REQ_GAIN of the essential terms' docs as candidates. */
+#define REQ_GAIN 4.0
+
 /* MaxScore widens the non-essential terms' blocks to the essential
  * terms' (below) when there are at most MS_SPAN_TERMS of them and the
  * window grows MS_SPAN_GAIN times or more. */
@@ -1613,14 +1617,30 @@ static void sort_slots(bm_slot *o, size_t n) {
  * the k-th best score soon passes the bound of any one frequent word, and
  * a disjunction of them is then a conjunction plus optional terms: only
  * docs holding the required ones are candidates.  The margin keeps a
- * rounding of the sums from ever ruling out a doc that could enter. */
-static size_t required_slots(const bm_slot *o, size_t live, double limit, size_t *req) {
+ * rounding of the sums from ever ruling out a doc that could enter.
+ * Worth it only when it rules out most of the docs the essential terms
+ * (slots [e, live)) would bring: with words found in most documents
+ * (long speeches) nearly every doc holds them all, and meeting them costs
+ * more than it saves; 0 then, as when none is required. */
+static size_t required_slots(const bm_term *ts, const bm_slot *o, size_t live, size_t e,
+                             double limit, uint32_t ndocs, size_t *req) {
     size_t nreq = 0;
-    if (!live || limit == -HUGE_VAL) return 0;
+    if (!live || limit == -HUGE_VAL || !ndocs) return 0;
     double total = o[live - 1].pre;
     for (size_t q = 0; q < live; q++)
         if (total - o[q].ub + fabs(limit) * 1e-7 < limit) req[nreq++] = q;
-    return nreq;
+    if (!nreq) return 0;
+    /* the docs they share, if the words fell independently, against the
+     * docs of the essential terms */
+    double brought = 0, least = HUGE_VAL, share = 1;
+    for (size_t q = e; q < live; q++) brought += (double)ts[o[q].t].s.base.cost;
+    for (size_t r = 0; r < nreq; r++) {
+        double cost = (double)ts[o[req[r]].t].s.base.cost;
+        least = SH_MIN(least, cost);
+        share *= SH_MIN(1.0, cost / ndocs);
+    }
+    double kept = share / SH_MIN(1.0, least / ndocs) * least; /* the rarest's docs, filtered */
+    return kept * REQ_GAIN <= brought ? nreq : 0;
 }
 
 /* The docs two required terms share in their held blocks, from where
@@ -1887,7 +1907,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
         for (size_t q = 0; q < live; q++) ord[q] = o[q].t;
         if (limit > -HUGE_VAL && e + 1 == live)
             xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
-        size_t nreq = required_slots(o, live, limit, req);
+        size_t nreq = required_slots(ts, o, live, e, limit, c->seg->ndocs, req);
         while (e < live) {
             uint32_t d = SH_NO_DOC;
             for (size_t q = e; q < live; q++) {
@@ -1906,14 +1926,25 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                 d = es->base.doc;
                 if (d == SH_NO_DOC || d > wlast) break;
             }
-            if (nreq) {
+            /* the required terms' next common doc; with one essential
+             * term, also one whose x can reach xneed (x_skip rules a doc
+             * out by its tfs, before its lengths are read): both moves
+             * again until they agree */
+            while (nreq) {
                 if ((rc = required_align(ts, o, req, nreq, &common, &d))) goto out;
                 if (d == SH_NO_DOC || d > wlast) break;
                 for (size_t q = e; q < live; q++) { /* every essential term at d or past */
                     scorer *sc = &ts[o[q].t].s.base;
                     if (sc->doc < d && (rc = term_advance(sc, d))) goto out;
                 }
+                if (!(xneed > 0)) break;
+                term_scorer *es = &ts[o[e].t].s;
+                if ((rc = x_skip(&ts[o[e].t], xneed, wlast, pruned))) goto out;
+                if (es->base.doc == d) break;
+                d = es->base.doc;
+                if (d == SH_NO_DOC || d > wlast) break;
             }
+            if (d == SH_NO_DOC || d > wlast) break;
             while (iseen < nseen && seen[iseen] < d) iseen++;
             int keep = !sh_bit_get(deleted, d) && !(iseen < nseen && seen[iseen] == d);
             if (keep && limit > -HUGE_VAL) {
@@ -1987,7 +2018,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                     if (e) *pruned = 1;
                     if (e + 1 == live)
                         xneed = x_needed(c->pl, ts[o[e].t].s.t->idf, limit, e ? o[e - 1].pre : 0);
-                    nreq = required_slots(o, live, limit, req);
+                    nreq = required_slots(ts, o, live, e, limit, c->seg->ndocs, req);
                     tangents = 0;
                 }
             }
