@@ -5,12 +5,16 @@
  * on random bytes and allocation failures; the tokenizer's two drivers
  * (scalar, AVX2) against each other on random and real text, its batches
  * (readable bytes past a term, stops), and the analyzer's pipeline against
- * one word at a time.
+ * one word at a time; the stem cache's table (growth, a small table's
+ * collisions and clears, long and non-ASCII keys, allocation failures)
+ * and its byte-wide stemmer for ASCII keys against libstemmer's UTF-8 one.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <libstemmer.h>
 
 #include "analysis/analysis.h"
 #include "support/failalloc.h"
@@ -547,7 +551,7 @@ static size_t spell(size_t n, char *out) {
 
 Test(analyze, cache_is_bounded_and_still_correct_after_clearing, .timeout = 300) {
     sh_analyzer *a = analyzer("english");
-    /* 1.2M distinct words in chunks, past the 1M-entry bound */
+    /* 1.2M distinct words in chunks, past the bound of 786,432 entries */
     size_t total = 1200000, per = 20000;
     char *s = malloc(per * 8);
     cr_assert_not_null(s);
@@ -1247,5 +1251,431 @@ Test(analyze, keys_around_the_short_key_size_are_told_apart) {
     sh_analyzer_cache_stats(a, &hits, &misses);
     cr_expect_eq(misses, 2 * 27, "each word stemmed once");
     cr_expect_eq(hits, 2 * 27, "and found the second time");
+    sh_analyzer_free(a);
+}
+
+/* ---- the stem cache ------------------------------------------------------- */
+
+/* A text of the distinct words first..first+n-1 (vocab_word), space-
+ * separated, in a malloc'd block; *len receives its length. */
+static size_t vocab_word(size_t i, char *out);
+
+static char *vocab_text(size_t first, size_t n, size_t *len) {
+    char *s = malloc(n * 220 + 1);
+    cr_assert_not_null(s);
+    size_t at = 0;
+    for (size_t i = first; i < first + n; i++) {
+        at += vocab_word(i, s + at);
+        s[at++] = ' ';
+    }
+    *len = at;
+    return s;
+}
+
+/* The i-th word of a vocabulary that exercises the cache: distinct for
+ * distinct i (i is spelled into it in base 20, in consonants), of every
+ * kind the cache tells apart: English-like words that the stemmer cuts,
+ * in mixed case; keys of 17 to 128 bytes that share their first 16; words
+ * past 128 bytes (cut by the tokenizer); non-ASCII ones (folded with
+ * utf8proc, stripped of accents); numbers (never cached). */
+static size_t vocab_word(size_t i, char *out) {
+    static const char *const stems[] = {"attack", "Convoy", "NATION", "relat", "happ", "run"};
+    static const char *const ends[] = {"ing", "s", "ed", "ies", "ational", "ly", "", "ness"};
+    static const char *const accented[] = {"Go\xc3\xafta", "Stra\xc3\x9f" "e", "caf\xc3\xa9",
+                                           "\xd0\x98\xd0\xbd\xd1\x84", "\xce\x9b\xcf\x8c"};
+    size_t len = 0;
+    switch (i % 8) {
+    case 4: /* a long key: 16 shared bytes, then the number, then more */
+        len = (size_t)sprintf(out, "Qwrtpsdfghjklzxc");
+        break;
+    case 5:
+        len = (size_t)sprintf(out, "%s", accented[(i / 8) % 5]);
+        break;
+    case 6:
+        break;
+    case 7:
+        len = (size_t)sprintf(out, "x%zu", i);
+        return len;
+    default:
+        len = (size_t)sprintf(out, "%s", stems[(i / 8) % 6]);
+        break;
+    }
+    /* the number, in consonants, before the ending so the stemmer sees
+     * a real suffix; a long key's ending pads it out to 17-128 bytes */
+    size_t n = i;
+    do {
+        out[len++] = "bcdfghjklmnpqrstvwxz"[n % 20];
+        n /= 20;
+    } while (n);
+    if (i % 8 == 4 || i % 64 == 6) {
+        /* 17 to 128 bytes, or past 128 (cut) */
+        size_t extra = i % 8 == 4 ? (i / 8) % 100 : 150;
+        memset(out + len, 'r', extra);
+        len += extra;
+    } else if (i % 8 < 4) {
+        len += (size_t)sprintf(out + len, "%s", ends[(i / 8) % 8]);
+    }
+    return len;
+}
+
+/* Analyze s[0..len) with a and expect each token's term to be the one
+ * ref gives its word (sh_analyzer_term), ref being set up differently. */
+static void expect_like_word_by_word(sh_analyzer *a, sh_analyzer *ref, const char *s, size_t len,
+                                     unsigned flags) {
+    one_by_one o = {.ref = ref, .flags = flags};
+    cr_assert_eq(sh_tokenize(s, len, 0, record_token, &o.raw, NULL), 0);
+    cr_assert_eq(sh_analyze(a, s, len, 0, flags, compare_with_term, &o, NULL), 0);
+    while (o.next < o.raw.n) {
+        uint32_t h[6];
+        const char *word = next_raw(&o, h);
+        const char *term;
+        size_t tlen;
+        cr_assert_eq(sh_analyzer_term(ref, word, h[0], flags, &term, &tlen), 0);
+        cr_expect_eq(tlen, 0, "%.*s was left out", (int)h[0], word);
+    }
+    free(o.raw.buf);
+}
+
+/* A memo derived from the term alone, for the memo checks. */
+static uint64_t term_memo(const sh_token *t) {
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (uint32_t i = 0; i < t->term_len; i++) h = (h ^ (uint8_t)t->term[i]) * 1099511628211u;
+    return h | 1;
+}
+
+static int set_memos(void *ctx, const sh_token *t) {
+    (void)ctx;
+    if (!t->memo) return 0;
+    uint64_t m;
+    memcpy(&m, t->memo, 8);
+    cr_assert(m == 0 || m == term_memo(t), "memo of %.*s", (int)t->term_len, t->term);
+    m = term_memo(t);
+    memcpy(t->memo, &m, 8);
+    return 0;
+}
+
+static int check_memos(void *ctx, const sh_token *t) {
+    size_t *checked = ctx;
+    if (!t->memo) return 0;
+    uint64_t m;
+    memcpy(&m, t->memo, 8);
+    cr_assert_eq(m, term_memo(t), "memo of %.*s lost", (int)t->term_len, t->term);
+    ++*checked;
+    return 0;
+}
+
+Test(stem_cache, growth_keeps_every_entry_its_term_and_its_memo, .timeout = 300) {
+    /* 40,000 distinct forms: the table grows from 4K slots to 64K; the
+     * reference has a table of 16 slots, a wholly different layout */
+    sh_analyzer *a = analyzer("english");
+    sh_analyzer *ref = analyzer("english");
+    cr_assert_eq(sh_analyzer_cap_table(ref, 16), 0);
+    size_t total = 40000, per = 2000;
+    for (size_t w = 0; w < total; w += per) {
+        size_t len;
+        char *s = vocab_text(w, per, &len);
+        expect_like_word_by_word(a, ref, s, len, 0);
+        cr_assert_eq(sh_analyze(a, s, len, 0, 0, set_memos, NULL, NULL), 0);
+        free(s);
+    }
+    uint64_t hits, misses;
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    /* every word but the numbers is cached; each form missed once */
+    cr_expect_eq(misses, total - total / 8);
+    size_t len, checked = 0;
+    char *s = vocab_text(0, total, &len);
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, check_memos, &checked, NULL), 0);
+    free(s);
+    uint64_t hits2, misses2;
+    sh_analyzer_cache_stats(a, &hits2, &misses2);
+    cr_expect_eq(misses2, misses, "the grown table lost entries");
+    cr_expect_eq(checked, total - total / 8);
+    cr_expect_eq(hits2 - hits, checked);
+    cr_expect_gt(sh_analyzer_memory(a), (size_t)65536 * 32, "the table did not grow");
+    sh_analyzer_free(a);
+    sh_analyzer_free(ref);
+}
+
+Test(stem_cache, table_grows_within_the_cache_limit) {
+    /* at the smallest limit, 2 MiB for the chunks and the table, the
+     * table grows to 32K slots (1 MiB beside the 1 MiB chunk) rather than
+     * quadruple past the limit: 20,000 forms stay cached */
+    sh_analyzer *a = analyzer("english");
+    sh_analyzer_set_cache_limit(a, 0);
+    size_t len, n = 0;
+    char *s = vocab_text(0, 22857, &len); /* 20,000 cached forms, and numbers */
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, count_tokens, &n, NULL), 0);
+    uint64_t hits, misses;
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, count_tokens, &n, NULL), 0);
+    uint64_t hits2, misses2;
+    sh_analyzer_cache_stats(a, &hits2, &misses2);
+    cr_expect_eq(misses2, misses, "forms were lost to a clear");
+    cr_expect_eq(hits2 - hits, misses);
+    /* the limit, plus the analyzer's own scratch (under 64 KiB) */
+    cr_expect_leq(sh_analyzer_memory(a), ((size_t)2 << 20) + 65536);
+    free(s);
+    sh_analyzer_free(a);
+}
+
+Test(stem_cache, small_table_fills_to_three_quarters_then_clears) {
+    /* 16 slots (5 rounds up to 16) hold 12 entries; the 13th empties the
+     * cache; 100 rounds up to 128 slots, which hold 96 */
+    static const size_t asked[] = {5, 100}, room[] = {12, 96};
+    for (size_t k = 0; k < 2; k++) {
+        sh_analyzer *a = analyzer("english");
+        cr_assert_eq(sh_analyzer_cap_table(a, asked[k]), 0);
+        size_t len;
+        char *s = vocab_text(0, room[k] * 8 / 7 + 1, &len); /* room[k] + 1 cached forms */
+        /* exactly room[k] cached words: the text's prefix up to them */
+        size_t cached = 0, cut = 0;
+        for (size_t i = 0, at = 0; at < len; i++) {
+            char w[256];
+            size_t wl = vocab_word(i, w);
+            if (i % 8 != 7 && cached++ == room[k]) {
+                cut = at;
+                break;
+            }
+            at += wl + 1;
+        }
+        cr_assert_gt(cut, 0);
+        uint64_t hits, misses;
+        for (int pass = 0; pass < 2; pass++) {
+            size_t n = 0;
+            cr_assert_eq(sh_analyze(a, s, cut, 0, 0, count_tokens, &n, NULL), 0);
+        }
+        sh_analyzer_cache_stats(a, &hits, &misses);
+        cr_expect_eq(misses, room[k], "%zu slots: every form once", asked[k]);
+        cr_expect_eq(hits, room[k], "%zu slots: all found the second time", asked[k]);
+        /* one more form empties the cache: the first ones miss again */
+        size_t n = 0;
+        cr_assert_eq(sh_analyze(a, s, len, 0, 0, count_tokens, &n, NULL), 0);
+        cr_assert_eq(sh_analyze(a, s, cut, 0, 0, count_tokens, &n, NULL), 0);
+        sh_analyzer_cache_stats(a, &hits, &misses);
+        cr_expect_eq(misses, 2 * room[k] + 1, "%zu slots: not emptied", asked[k]);
+        free(s);
+        sh_analyzer_free(a);
+    }
+}
+
+Test(stem_cache, small_table_collides_wraps_clears_and_gives_the_same_terms, .timeout = 300) {
+    /* with 16 slots nearly every probe collides, many wrap around the
+     * end of the table, and the cache empties every 12 forms: the terms
+     * must be those of an analyzer with the default table, word by word */
+    sh_analyzer *small[2] = {analyzer("english"), analyzer("none")};
+    sh_analyzer *ref[2] = {analyzer("english"), analyzer("none")};
+    for (size_t k = 0; k < 2; k++) cr_assert_eq(sh_analyzer_cap_table(small[k], 16), 0);
+    uint64_t x = UINT64_C(0x243F6A8885A308D3);
+    uint8_t buf[4096];
+    for (size_t i = 0; i < 3000; i++) {
+        size_t len;
+        uint8_t *s;
+        if (i % 2) {
+            len = random_text(&x, buf, sizeof buf);
+            s = exact_copy(buf, len);
+        } else {
+            char *v = vocab_text(rng_next(&x) % 5000, 20, &len);
+            s = exact_copy((const uint8_t *)v, len);
+            free(v);
+        }
+        size_t k = i % 4 == 3;
+        unsigned flags = i % 3 == 0 ? SH_ANALYZE_NOSTEM : 0;
+        expect_like_word_by_word(small[k], ref[k], (const char *)s, len, flags);
+        free(s);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        sh_analyzer_free(small[k]);
+        sh_analyzer_free(ref[k]);
+    }
+}
+
+Test(stem_cache, long_keys_are_told_apart_by_their_tails) {
+    /* keys of 17 to 128 bytes, all with the same first 16 and no vowel
+     * (the stemmer leaves them alone), two per length that differ in the
+     * last byte only; words past 128 bytes are cut to it, so the two of
+     * each such length meet in one term.  Through a table of 16 slots
+     * and the default one, twice, in either case. */
+    for (int small = 0; small < 2; small++) {
+        sh_analyzer *a = analyzer("english");
+        if (small) cr_assert_eq(sh_analyzer_cap_table(a, 16), 0);
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t n = 17; n <= 140; n++) {
+                char w1[160], w2[160];
+                memset(w1, pass ? 'Q' : 'q', n);
+                memset(w2, pass ? 'Q' : 'q', n);
+                memcpy(w1, "qwrtpsdfghjklzxc", 16);
+                memcpy(w2, "qwrtpsdfghjklzxc", 16);
+                w2[n - 1] = 'z';
+                char s[400];
+                int len = snprintf(s, sizeof s, "%.*s %.*s", (int)n, w1, (int)n, w2);
+                col c = {.n = 0};
+                cr_assert_eq(sh_analyze(a, s, (size_t)len, 0, 0, collect, &c, NULL), 0);
+                cr_assert_eq(c.n, 2);
+                size_t kept = n < SH_MAX_TERM_LEN ? n : SH_MAX_TERM_LEN;
+                for (size_t j = 0; j < n; j++) {
+                    w1[j] = (char)(w1[j] | 0x20);
+                    w2[j] = (char)(w2[j] | 0x20);
+                }
+                cr_expect_eq(c.t[0].len, kept);
+                cr_expect_eq(memcmp(c.t[0].term, w1, kept), 0, "%zu bytes: %s", n, c.t[0].term);
+                cr_expect_eq(memcmp(c.t[1].term, w2, kept), 0, "%zu bytes: %s", n, c.t[1].term);
+            }
+        }
+        uint64_t hits, misses;
+        sh_analyzer_cache_stats(a, &hits, &misses);
+        /* 112 lengths (17-128) of two keys each; the words past 128
+         * bytes are all cut to the first key of 128 */
+        if (!small) {
+            cr_expect_eq(misses, 2 * 112, "each key stemmed once");
+            cr_expect_eq(hits, 2 * 2 * 124 - misses, "and found every other time");
+        }
+        sh_analyzer_free(a);
+    }
+}
+
+Test(stem_cache, non_ascii_keys_fold_stem_and_strip_through_the_cache) {
+    static const struct {
+        const char *lang, *word, *term;
+    } cases[] = {
+        {"english", "Goïta", "goita"},
+        {"english", "GOÏTA", "goita"},
+        {"english", "Straße", "strass"},
+        {"english", "CAFÉS", "cafe"},
+        {"english", "naïvely", "naiv"},
+        {"english", "ΛΌΓΟΣ", "λογοσ"},
+        {"french", "attaquées", "attaqu"},
+        {"french", "attaquees", "attaque"},
+        {"german", "Häuser", "haus"},
+        {"russian", "Информирайте", "информира"},
+    };
+    for (int small = 0; small < 2; small++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            sh_analyzer *a = analyzer(cases[i].lang);
+            if (small) cr_assert_eq(sh_analyzer_cap_table(a, 16), 0);
+            char s[200];
+            snprintf(s, sizeof s, "%s %s", cases[i].word, cases[i].word);
+            col c = analyze(a, s, 0);
+            expect_terms(&c, (const char *[]){cases[i].term, cases[i].term}, 2);
+            char buf[SH_MAX_TERM_LEN + 1];
+            cr_expect_str_eq(term_of(a, cases[i].word, 0, buf), cases[i].term);
+            uint64_t hits, misses;
+            sh_analyzer_cache_stats(a, &hits, &misses);
+            cr_expect_eq(misses, 1, "%s: stemmed once", cases[i].word);
+            cr_expect_eq(hits, 2, "%s: then found", cases[i].word);
+            sh_analyzer_free(a);
+        }
+    }
+}
+
+Test(stem_cache, ascii_words_stem_as_libstemmers_utf8_stemmer_stems_them) {
+    /* ASCII keys go to the language's ISO-8859-1 stemmer where it has
+     * one: the stems must be those of the UTF-8 stemmer, for languages
+     * with (the first ones) and without (russian, greek) such a stemmer */
+    static const char *const langs[] = {"english", "porter", "french", "german", "spanish",
+                                        "dutch", "finnish", "swedish", "russian", "greek"};
+    static const char letters[] = "aeiouyaeiousbcdfghlmnprstvwyzsingedlyation";
+    for (size_t l = 0; l < sizeof langs / sizeof langs[0]; l++) {
+        sh_analyzer *a = analyzer(langs[l]);
+        struct sb_stemmer *st = sb_stemmer_new(langs[l], "UTF_8");
+        cr_assert_not_null(st);
+        uint64_t x = UINT64_C(0x9E3779B97F4A7C15) + l;
+        for (size_t i = 0; i < 4000; i++) {
+            char w[32];
+            size_t n = 1 + rng_next(&x) % 20;
+            for (size_t j = 0; j < n; j++) w[j] = letters[rng_next(&x) % (sizeof letters - 1)];
+            w[n] = '\0';
+            const sb_symbol *want = sb_stemmer_stem(st, (const sb_symbol *)w, (int)n);
+            cr_assert_not_null(want);
+            int wl = sb_stemmer_length(st);
+            const char *t;
+            size_t tl;
+            cr_assert_eq(sh_analyzer_term(a, w, n, 0, &t, &tl), 0);
+            cr_expect(tl == (size_t)wl && memcmp(t, want, tl) == 0, "%s: %s -> %.*s, not %.*s",
+                      langs[l], w, (int)tl, t, wl, (const char *)want);
+        }
+        sb_stemmer_delete(st);
+        sh_analyzer_free(a);
+    }
+}
+
+Test(stem_cache, allocation_failures_while_growing_leave_a_working_cache, .timeout = 300) {
+    /* 4,000 distinct words: the first chunk of records, and the table
+     * grows from 4K slots to 16K.  Each allocation fails in turn: the
+     * analysis reports SAHEL_ENOMEM, and the same analyzer then gives
+     * the terms of one that never failed, and frees all it holds */
+    size_t len;
+    char *s = vocab_text(0, 4000, &len);
+    stream want = {0};
+    sh_analyzer *ref = analyzer("english");
+    cr_assert_eq(sh_analyze(ref, s, len, 0, 0, record_token, &want, NULL), 0);
+    sh_analyzer_free(ref);
+    bool succeeded = false;
+    size_t failed_in_analysis = 0;
+    for (uint64_t fail_at = 1; !succeeded && fail_at < 100; fail_at++) {
+        sh_test_failalloc fa = {.fail_at = fail_at};
+        sh_test_failalloc_install(&fa);
+        sh_analyzer *a = NULL;
+        sahel_error err = {0};
+        int rc = sh_analyzer_new("english", &a, &err);
+        if (rc) {
+            cr_expect_eq(rc, SAHEL_ENOMEM);
+        } else {
+            stream got = {0};
+            rc = sh_analyze(a, s, len, 0, 0, record_token, &got, NULL);
+            succeeded = rc == 0 && fa.failures == 0;
+            if (rc) {
+                cr_expect_eq(rc, SAHEL_ENOMEM, "allocation %llu", (unsigned long long)fail_at);
+                failed_in_analysis++;
+                fa.fail_at = 0;
+                free(got.buf);
+                got = (stream){0};
+                cr_assert_eq(sh_analyze(a, s, len, 0, 0, record_token, &got, NULL), 0);
+            }
+            cr_expect_eq(got.n, want.n, "allocation %llu", (unsigned long long)fail_at);
+            cr_expect(got.len == want.len && memcmp(got.buf, want.buf, want.len) == 0,
+                      "allocation %llu: other terms after the failure",
+                      (unsigned long long)fail_at);
+            free(got.buf);
+            /* a failed cap_table leaves the cache empty but working */
+            fa.fail_at = fa.calls + 1;
+            cr_expect_eq(sh_analyzer_cap_table(a, 64), SAHEL_ENOMEM);
+            fa.fail_at = 0;
+            size_t n = 0;
+            cr_expect_eq(sh_analyze(a, s, len, 0, 0, count_tokens, &n, NULL), 0);
+            sh_analyzer_free(a);
+        }
+        sahel_set_allocator(NULL);
+        cr_expect_eq(fa.live, 0, "blocks leaked when allocation %llu failed",
+                     (unsigned long long)fail_at);
+    }
+    cr_expect(succeeded);
+    cr_expect_geq(failed_in_analysis, 2, "the chunk and the table's growth both failed once");
+    free(want.buf);
+    free(s);
+}
+
+static int stop_at_second(void *ctx, const sh_token *t) {
+    (void)t;
+    size_t *n = ctx;
+    return ++*n == 2 ? 7 : 0;
+}
+
+Test(stem_cache, counters_are_those_of_one_lookup_at_a_time) {
+    /* the pipeline looks each token up just before its callback: a scan
+     * stopped at the second token has looked up two, and a word that
+     * repeats in a batch misses once */
+    sh_analyzer *a = analyzer("english");
+    size_t n = 0;
+    const char *s = "alpha beta gamma delta alpha";
+    cr_expect_eq(sh_analyze(a, s, strlen(s), 0, 0, stop_at_second, &n, NULL), 7);
+    uint64_t hits, misses;
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    cr_expect_eq(misses, 2);
+    cr_expect_eq(hits, 0);
+    n = 0;
+    cr_expect_eq(sh_analyze(a, s, strlen(s), 0, 0, count_tokens, &n, NULL), 0);
+    sh_analyzer_cache_stats(a, &hits, &misses);
+    cr_expect_eq(misses, 4, "gamma and delta are new");
+    cr_expect_eq(hits, 3, "alpha, beta, alpha again");
     sh_analyzer_free(a);
 }

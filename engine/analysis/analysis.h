@@ -53,7 +53,9 @@ typedef struct sh_token {
      * stem cache, zero when the entry is made, for the caller to memoize
      * what it derives from the term (the writer: its term id).  NULL when
      * the form is not cached.  Lost when the cache is cleared; no two
-     * callers may share an analyzer's memos. */
+     * callers may share an analyzer's memos.  The pointer, like term, is
+     * valid during the callback only (and only until the callback itself
+     * calls into the analyzer, whose cache may then move its entries). */
     uint8_t *memo;
 } sh_token;
 
@@ -117,8 +119,14 @@ int sh_analyzer_new(const char *lang, sh_analyzer **out, sahel_error *err);
 void sh_analyzer_free(sh_analyzer *a);
 /* Bound the stem cache (its record chunks and table) to about `bytes`
  * (at least 2 MiB): past it the cache is emptied and fills again.  The
- * default is the cache's own bound (64 MiB of records). */
+ * default is the cache's own bound (64 MiB of records, 32 MiB of table). */
 void sh_analyzer_set_cache_limit(sh_analyzer *a, size_t bytes);
+/* For tests: empty the stem cache and give it a table of nslots slots
+ * (rounded up to a power of two, from 16 to the cache's own bound) that
+ * never grows: one entry past 3/4 full empties the cache.  A small table
+ * makes probes that collide, wrap around the table and end in clears.
+ * Returns 0, or SAHEL_ENOMEM with the cache empty, its table as it was. */
+int sh_analyzer_cap_table(sh_analyzer *a, size_t nslots);
 /* Bytes the analyzer holds (its cache and scratch), for memory budgets. */
 size_t sh_analyzer_memory(const sh_analyzer *a);
 const char *sh_analyzer_lang(const sh_analyzer *a);
