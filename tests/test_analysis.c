@@ -53,6 +53,17 @@ static col tokenize(const char *s, uint32_t first_pos, uint32_t *npos) {
     return c;
 }
 
+/* Two words of n bytes each, analysed as "w1 w2" by a: their two terms. */
+static col two_words(sh_analyzer *a, const char *w1, const char *w2, size_t n) {
+    char s[512];
+    cr_assert_lt(2 * n + 1, sizeof s);
+    int len = snprintf(s, sizeof s, "%.*s %.*s", (int)n, w1, (int)n, w2);
+    col c = {.n = 0};
+    cr_assert_eq(sh_analyze(a, s, (size_t)len, 0, 0, collect, &c, NULL), 0);
+    cr_assert_eq(c.n, 2, "\"%s\" gave %zu terms", s, c.n);
+    return c;
+}
+
 static sh_analyzer *analyzer(const char *lang) {
     sh_analyzer *a = NULL;
     sahel_error err = {0};
@@ -1235,11 +1246,7 @@ Test(analyze, keys_around_the_short_key_size_are_told_apart) {
             memset(w1, 'q', n);
             memset(w2, 'q', n);
             w2[n - 1] = 'Z';
-            char s[100];
-            int len = snprintf(s, sizeof s, "%.*s %.*s", (int)n, w1, (int)n, w2);
-            col c = {.n = 0};
-            cr_assert_eq(sh_analyze(a, s, (size_t)len, 0, 0, collect, &c, NULL), 0);
-            cr_assert_eq(c.n, 2);
+            col c = two_words(a, w1, w2, n);
             w2[n - 1] = 'z';
             cr_expect_eq(c.t[0].len, n);
             cr_expect_eq(c.t[1].len, n);
@@ -1506,11 +1513,7 @@ Test(stem_cache, long_keys_are_told_apart_by_their_tails) {
                 memcpy(w1, "qwrtpsdfghjklzxc", 16);
                 memcpy(w2, "qwrtpsdfghjklzxc", 16);
                 w2[n - 1] = 'z';
-                char s[400];
-                int len = snprintf(s, sizeof s, "%.*s %.*s", (int)n, w1, (int)n, w2);
-                col c = {.n = 0};
-                cr_assert_eq(sh_analyze(a, s, (size_t)len, 0, 0, collect, &c, NULL), 0);
-                cr_assert_eq(c.n, 2);
+                col c = two_words(a, w1, w2, n);
                 size_t kept = n < SH_MAX_TERM_LEN ? n : SH_MAX_TERM_LEN;
                 for (size_t j = 0; j < n; j++) {
                     w1[j] = (char)(w1[j] | 0x20);

@@ -130,6 +130,29 @@ static void commit(sahel_writer *w) {
     sahel_writer_close(w);
 }
 
+static void delete_doc(sahel_writer *w, uint32_t id) {
+    char ids[16];
+    snprintf(ids, sizeof ids, "d%u", id);
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "delete %s: %s", ids, err.msg);
+}
+
+/* A writer for a new index in SAHEL_TEST_TMP/name (its path into dir). */
+static sahel_writer *fresh_writer(char *dir, size_t cap, const char *name) {
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, cap, "%s/%s", SAHEL_TEST_TMP, name);
+    rm_rf(dir);
+    return writer(dir, 0);
+}
+
+/* An update of the index in dir deleting articles first, first + step, ...
+ * below n. */
+static void delete_every(const char *dir, uint32_t first, uint32_t step, uint32_t n) {
+    sahel_writer *w = writer(dir, 1);
+    for (uint32_t d = first; d < n; d += step) delete_doc(w, d);
+    commit(w);
+}
+
 /* Three commits of a third of the corpus each (three segments), then an
  * update that deletes every 7th article and replaces every 11th: deletion
  * bitmaps in all three, the replacements in a fourth segment.  dead[d]:
@@ -148,11 +171,7 @@ static void build(const corpus *c, const char *dir, uint8_t *dead) {
         if (d % 11 == 5) {
             add_doc(w, d, c->body[d], c->title[d]); /* title and body swapped */
         } else if (d % 7 == 3) {
-            char ids[16];
-            snprintf(ids, sizeof ids, "d%u", d);
-            sahel_error err = {0};
-            cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "delete %s: %s",
-                         ids, err.msg);
+            delete_doc(w, d);
             dead[d] = 1;
         }
     }
@@ -395,14 +414,7 @@ static void build_dense(const char *dir, uint32_t ndocs) {
         }
         commit(w);
     }
-    sahel_writer *w = writer(dir, 1);
-    for (uint32_t d = 3; d < ndocs; d += 5) {
-        char ids[16];
-        snprintf(ids, sizeof ids, "d%u", d);
-        sahel_error err = {0};
-        cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "%s", err.msg);
-    }
-    commit(w);
+    delete_every(dir, 3, 5, ndocs);
 }
 
 Test(search, conjunction_of_dense_lists_gives_the_generic_hits) {
@@ -653,6 +665,24 @@ Test(search, block_impacts_bound_their_blocks_before_and_after_a_merge) {
     corpus_free(&c);
 }
 
+/* q run with o on the fast paths and on the generic one (count_all):
+ * the same hits, bit for bit, in fast[0..n), n returned. */
+static size_t same_as_generic(sahel_index *ix, const char *q, sahel_search_opts o, hit *fast,
+                              hit *all, size_t cap) {
+    uint64_t tf, ta;
+    int ef, ea;
+    size_t nf = search(ix, q, &o, fast, cap, &tf, &ef);
+    o.count_all = 1;
+    size_t na = search(ix, q, &o, all, cap, &ta, &ea);
+    cr_assert_eq(nf, na, "%s (k %zu): %zu hits, %zu from the generic path", q, o.k, nf, na);
+    for (size_t h = 0; h < nf; h++) {
+        cr_assert_str_eq(fast[h].id, all[h].id, "%s (k %zu): hit %zu", q, o.k, h);
+        cr_assert(fast[h].score == all[h].score, "%s (k %zu): hit %zu scores %.17g, %.17g", q,
+                  o.k, h, fast[h].score, all[h].score);
+    }
+    return nf;
+}
+
 /* A segment past SH_LENS_CACHED docs (search.c): the ranked-OR loop tries
  * each candidate's tfs over its block's smallest lengths before its own
  * lengths, and must still give the generic hits.  Short articles over a
@@ -664,10 +694,7 @@ Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hi
                                     "india", "kilo", "lima", "mike", "oscar", "papa"};
     enum { NV = sizeof V / sizeof V[0] };
     char dir[512];
-    mkdir(SAHEL_TEST_TMP, 0755);
-    snprintf(dir, sizeof dir, "%s/search-big", SAHEL_TEST_TMP);
-    rm_rf(dir);
-    sahel_writer *w = writer(dir, 0);
+    sahel_writer *w = fresh_writer(dir, sizeof dir, "search-big");
     rng r = {4242};
     for (uint32_t d = 0; d < BIG_NDOCS; d++) {
         char title[64], body[256];
@@ -695,17 +722,7 @@ Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hi
             len += (size_t)snprintf(q + len, sizeof q - len, "%s%s", j ? " " : "",
                                     V[rng_below(&r, NV)]);
         sahel_search_opts o = {.k = 10, .title_weight = i % 4 == 3 ? 5.0 : 0};
-        uint64_t tf, ta;
-        int ef, ea;
-        size_t nf = search(ix, q, &o, fast, 64, &tf, &ef);
-        o.count_all = 1;
-        size_t na = search(ix, q, &o, all, 64, &ta, &ea);
-        cr_assert_eq(nf, na, "%s: %zu hits, %zu from the generic path", q, nf, na);
-        for (size_t h = 0; h < nf; h++) {
-            cr_assert_str_eq(fast[h].id, all[h].id, "%s: hit %zu", q, h);
-            cr_assert(fast[h].score == all[h].score, "%s: hit %zu scores %.17g, %.17g", q, h,
-                      fast[h].score, all[h].score);
-        }
+        same_as_generic(ix, q, o, fast, all, 64);
     }
     sahel_index_close(ix);
     rm_rf(dir);
@@ -921,14 +938,7 @@ Test(search, phrase_read_a_window_at_a_time_counts_every_occurrence) {
         }
         commit(w);
     }
-    sahel_writer *w = writer(dir, 1);
-    for (uint32_t d = 6; d < WIN_NDOCS; d += 7) {
-        char ids[16];
-        snprintf(ids, sizeof ids, "d%u", d);
-        sahel_error err = {0};
-        cr_assert_eq(sahel_writer_delete(w, ids, strlen(ids), &err), 0, "%s", err.msg);
-    }
-    commit(w);
+    delete_every(dir, 6, 7, WIN_NDOCS);
     sahel_index *ix = NULL;
     sahel_error err = {0};
     cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
@@ -1000,10 +1010,7 @@ Test(search, phrase_read_a_window_at_a_time_counts_every_occurrence) {
 Test(search, ranked_or_windows_bound_every_block_they_cover) {
     static const char *const F[] = {"alpha", "delta", "echo", "golf", "hotel", "india"};
     char dir[512];
-    mkdir(SAHEL_TEST_TMP, 0755);
-    snprintf(dir, sizeof dir, "%s/search-windows", SAHEL_TEST_TMP);
-    rm_rf(dir);
-    sahel_writer *w = writer(dir, 0);
+    sahel_writer *w = fresh_writer(dir, sizeof dir, "search-windows");
     rng r = {977};
     enum { N = 4000 };
     static char body[4096];
@@ -1032,16 +1039,8 @@ Test(search, ranked_or_windows_bound_every_block_they_cover) {
     int strong_seen = 0;
     for (size_t i = 0; i < sizeof K / sizeof K[0]; i++) {
         sahel_search_opts o = {.k = K[i]};
-        uint64_t tf, ta;
-        int ef, ea;
-        size_t nf = search(ix, "zulu bravo", &o, fast, 64, &tf, &ef);
-        o.count_all = 1;
-        size_t na = search(ix, "zulu bravo", &o, all, 64, &ta, &ea);
-        cr_assert_eq(nf, na, "k %zu: %zu hits, %zu from the generic path", K[i], nf, na);
+        size_t nf = same_as_generic(ix, "zulu bravo", o, fast, all, 64);
         for (size_t h = 0; h < nf; h++) {
-            cr_assert_str_eq(fast[h].id, all[h].id, "k %zu: hit %zu", K[i], h);
-            cr_assert(fast[h].score == all[h].score, "k %zu: hit %zu scores %.17g, %.17g", K[i],
-                      h, fast[h].score, all[h].score);
             unsigned long d = strtoul(fast[h].id + 1, NULL, 10);
             strong_seen |= d >= N / 2 && d % 97 == 3;
         }

@@ -1117,10 +1117,28 @@ static inline unsigned first_ends(uint64_t w, unsigned m, uint32_t r) {
     return ge ? m & ((2u << (__builtin_ctzll(ge) >> 3)) - 1) : m;
 }
 
+/* The varints that end in the eight bytes of v (m: their stop bytes, each
+ * of one or two bytes) as values, prefix-summed into eight 32-bit lanes,
+ * a (0-3) and b (4-7); lanes past the last varint repeat the total, so
+ * b's last lane is the sum of the step. */
+__attribute__((always_inline, target("sse4.1,popcnt"))) static inline void
+gap_lanes(__m128i v, unsigned m, __m128i *a, __m128i *b) {
+    const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
+    __m128i ctl = _mm_loadu_si128((const __m128i *)(const void *)gap_shuf[m]);
+    __m128i x = _mm_shuffle_epi8(v, ctl);
+    x = _mm_or_si128(_mm_and_si128(x, lo7), _mm_and_si128(_mm_srli_epi16(x, 1), hi7));
+    __m128i lo = _mm_cvtepu16_epi32(x), hi = _mm_cvtepu16_epi32(_mm_srli_si128(x, 8));
+    lo = _mm_add_epi32(lo, _mm_slli_si128(lo, 4));
+    lo = _mm_add_epi32(lo, _mm_slli_si128(lo, 8));
+    hi = _mm_add_epi32(hi, _mm_slli_si128(hi, 4));
+    hi = _mm_add_epi32(hi, _mm_slli_si128(hi, 8));
+    *a = lo;
+    *b = _mm_add_epi32(hi, _mm_shuffle_epi32(lo, 0xFF));
+}
+
 __attribute__((always_inline, target("sse4.1,popcnt"))) static inline const uint8_t *
 gaps_sse_body(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out, const int pad,
               uint32_t k, uint64_t acc) {
-    const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
     while (k < n && end - p >= 8) {
         uint64_t w = sh_load_u64(p);
         __m128i v = _mm_cvtsi64_si128((long long)w);
@@ -1133,16 +1151,8 @@ gaps_sse_body(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out, c
             out[k++] = (uint32_t)acc;
             continue;
         }
-        __m128i ctl = _mm_loadu_si128((const __m128i *)(const void *)gap_shuf[m]);
-        __m128i x = _mm_shuffle_epi8(v, ctl);
-        x = _mm_or_si128(_mm_and_si128(x, lo7), _mm_and_si128(_mm_srli_epi16(x, 1), hi7));
-        __m128i a = _mm_cvtepu16_epi32(x), b = _mm_cvtepu16_epi32(_mm_srli_si128(x, 8));
-        a = _mm_add_epi32(a, _mm_slli_si128(a, 4));
-        a = _mm_add_epi32(a, _mm_slli_si128(a, 8));
-        b = _mm_add_epi32(b, _mm_slli_si128(b, 4));
-        b = _mm_add_epi32(b, _mm_slli_si128(b, 8));
-        b = _mm_add_epi32(b, _mm_shuffle_epi32(a, 0xFF));
-        /* lanes past the last varint are 0: the last lane is the total */
+        __m128i a, b;
+        gap_lanes(v, m, &a, &b);
         __m128i base = _mm_set1_epi32((int)(uint32_t)acc);
         uint32_t c = (uint32_t)__builtin_popcount(m);
         if (pad || n - k >= 8) {
@@ -1178,7 +1188,6 @@ gaps_sse(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
  * read.  Nothing past end is read (gaps_checked for the last bytes). */
 __attribute__((target("sse4.1,popcnt"))) static const uint8_t *
 gaps_sse_pad(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
-    const __m128i lo7 = _mm_set1_epi16(0x7f), hi7 = _mm_set1_epi16(0x3f80);
     const uint64_t cont = 0x8080808080808080u;
     const uint8_t *q = p, *next = p; /* next: after the last end read */
     uint64_t acc = 0, prev = 0;      /* prev: the byte before q (0: none) */
@@ -1192,15 +1201,8 @@ gaps_sse_pad(const uint8_t *p, const uint8_t *end, uint32_t n, uint32_t *out) {
         /* the varint begun before q: byte q ends it (else the break) */
         uint32_t rest =
             (uint32_t)(prev >> 7) * ((uint32_t)(w & 0x7f) * 127 + (uint32_t)(prev & 0x7f));
-        __m128i ctl = _mm_loadu_si128((const __m128i *)(const void *)gap_shuf[m]);
-        __m128i x = _mm_shuffle_epi8(v, ctl);
-        x = _mm_or_si128(_mm_and_si128(x, lo7), _mm_and_si128(_mm_srli_epi16(x, 1), hi7));
-        __m128i a = _mm_cvtepu16_epi32(x), b = _mm_cvtepu16_epi32(_mm_srli_si128(x, 8));
-        a = _mm_add_epi32(a, _mm_slli_si128(a, 4));
-        a = _mm_add_epi32(a, _mm_slli_si128(a, 8));
-        b = _mm_add_epi32(b, _mm_slli_si128(b, 4));
-        b = _mm_add_epi32(b, _mm_slli_si128(b, 8));
-        b = _mm_add_epi32(b, _mm_shuffle_epi32(a, 0xFF));
+        __m128i a, b;
+        gap_lanes(v, m, &a, &b);
         acc += rest;
         __m128i base = _mm_set1_epi32((int)(uint32_t)acc);
         _mm_storeu_si128((__m128i *)(void *)(out + k), _mm_add_epi32(a, base));
