@@ -145,6 +145,13 @@ static sahel_writer *fresh_writer(char *dir, size_t cap, const char *name) {
     return writer(dir, 0);
 }
 
+static sahel_index *open_index(const char *dir) {
+    sahel_index *ix = NULL;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "open %s: %s", dir, err.msg);
+    return ix;
+}
+
 /* An update of the index in dir deleting articles first, first + step, ...
  * below n. */
 static void delete_every(const char *dir, uint32_t first, uint32_t step, uint32_t n) {
@@ -264,9 +271,7 @@ static sahel_index *build_open(corpus *c, uint64_t seed, const char *name, char 
     mkdir(SAHEL_TEST_TMP, 0755);
     snprintf(dir, cap, "%s/%s", SAHEL_TEST_TMP, name);
     build(c, dir, dead);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     return ix;
 }
 
@@ -356,9 +361,7 @@ Test(search, phrase_in_long_documents_counts_every_occurrence) {
     }
     commit(w);
     free(body);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     static hit fast[16], all[16];
     for (int ca = 0; ca < 2; ca++) {
         sahel_search_opts o = {.k = 10, .count_all = ca};
@@ -422,9 +425,7 @@ Test(search, conjunction_of_dense_lists_gives_the_generic_hits) {
     mkdir(SAHEL_TEST_TMP, 0755);
     snprintf(dir, sizeof dir, "%s/search-dense-and", SAHEL_TEST_TMP);
     build_dense(dir, 6000);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     static const char *const Q[] = {
         "w0x AND w1x",         "w1x AND w0x AND w2x", "w3x AND w0x",
         "title:w0x AND w1x",   "w0x AND body:w2x",    "title:w1x AND title:w0x",
@@ -518,9 +519,7 @@ Test(search, phrase_frequencies_match_a_count_over_the_words) {
     }
     commit(w);
     free(body);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     for (int x = 0; x < 3; x++)
         for (int y = 0; y < 3; y++)
             for (int ca = 0; ca < 2; ca++) {
@@ -528,6 +527,7 @@ Test(search, phrase_frequencies_match_a_count_over_the_words) {
                 snprintf(q, sizeof q, "\"%s %s\"", PW[x], PW[y]);
                 sahel_search_opts o = {.k = NPD, .count_all = ca, .explain = 1};
                 sahel_hits *hits = NULL;
+                sahel_error err = {0};
                 cr_assert_eq(sahel_search(ix, q, strlen(q), &o, &hits, &err), 0, "%s", err.msg);
                 size_t n = sahel_hits_count(hits), want = 0;
                 for (uint32_t d = 0; d < NPD; d++)
@@ -656,7 +656,7 @@ Test(search, block_impacts_bound_their_blocks_before_and_after_a_merge) {
     sahel_writer *w = writer(dir, 1);
     cr_assert_eq(sahel_writer_optimize(w, &err), 0, "%s", err.msg);
     commit(w);
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    ix = open_index(dir);
     cr_assert_eq(ix->nsegs, 1, "the merge left %zu segments", ix->nsegs);
     cr_assert_gt(check_impacts(ix), 100);
     fast_equals_generic(ix, &c, 4.5, 93);
@@ -710,9 +710,7 @@ Test(search, ranked_or_on_a_segment_too_large_for_the_cache_gives_the_generic_hi
         add_doc(w, d, title, body);
     }
     commit(w);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     static hit fast[64], all[64];
     for (int i = 0; i < 40; i++) {
         char q[128];
@@ -939,9 +937,7 @@ Test(search, phrase_read_a_window_at_a_time_counts_every_occurrence) {
         commit(w);
     }
     delete_every(dir, 6, 7, WIN_NDOCS);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
 
     static const int Q[][2] = {{1, 2}, {2, 1}, {1, 1}, {2, 2}};
     static hit fast[WIN_NDOCS], all[WIN_NDOCS];
@@ -958,6 +954,7 @@ Test(search, phrase_read_a_window_at_a_time_counts_every_occurrence) {
         /* every hit, with its counts from the explanation */
         sahel_search_opts o = {.k = WIN_NDOCS, .explain = 1};
         sahel_hits *hits = NULL;
+        sahel_error err = {0};
         cr_assert_eq(sahel_search(ix, qs, strlen(qs), &o, &hits, &err), 0, "%s", err.msg);
         size_t n = sahel_hits_count(hits);
         cr_assert_eq(n, want, "%s: %zu hits, %zu live docs hold it", qs, n, want);
@@ -1031,9 +1028,7 @@ Test(search, ranked_or_windows_bound_every_block_they_cover) {
         add_doc(w, d, "", body);
     }
     commit(w);
-    sahel_index *ix = NULL;
-    sahel_error err = {0};
-    cr_assert_eq(sahel_index_open(dir, &ix, &err), 0, "%s", err.msg);
+    sahel_index *ix = open_index(dir);
     static hit fast[64], all[64];
     static const size_t K[] = {1, 3, 10, 25};
     int strong_seen = 0;
