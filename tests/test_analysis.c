@@ -1682,3 +1682,108 @@ Test(stem_cache, counters_are_those_of_one_lookup_at_a_time) {
     cr_expect_eq(hits, 3, "alpha, beta, alpha again");
     sh_analyzer_free(a);
 }
+
+/* ---- sh_analyze_batched: the same tokens, a batch at a time ------------ */
+
+/* A batch callback that hands each token of its batch to a token
+ * callback, only once the whole batch is there: a term or memo pointer
+ * that went stale while the batch was gathered is read stale. */
+typedef struct batched {
+    sh_token_fn fn;
+    void *ctx;
+    size_t calls, tokens;
+} batched;
+
+static int each_of_batch(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
+    batched *b = ctx;
+    cr_assert(n >= 1 && n <= SH_TOKEN_BATCH, "a batch of %zu tokens", n);
+    b->calls++;
+    for (size_t i = 0; i < n; i++) {
+        b->tokens++;
+        int rc = b->fn(b->ctx, &toks[i]);
+        if (rc) {
+            *stop = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Analyze s[0..len) one token at a time with a, and a batch at a time
+ * with b (set up alike), both stopped at token stop_at (0: never): the
+ * same tokens, return value and positions used. */
+static void expect_batched_like_one_at_a_time(sh_analyzer *a, sh_analyzer *b, const char *s,
+                                              size_t len, size_t stop_at, unsigned flags,
+                                              size_t case_no) {
+    run x = {.st = {.stop_at = stop_at}}, y = {.st = {.stop_at = stop_at}};
+    x.rc = sh_analyze(a, s, len, 3, flags, record_token, &x.st, &x.npos);
+    batched bt = {.fn = record_token, .ctx = &y.st};
+    y.rc = sh_analyze_batched(b, s, len, 3, flags, each_of_batch, &bt, &y.npos);
+    expect_same_run(&x, &y, "batched", case_no);
+    if (y.st.n > SH_TOKEN_BATCH)
+        cr_expect_lt(bt.calls, y.st.n, "case %zu: %zu calls for %zu tokens", case_no, bt.calls,
+                     y.st.n);
+    free_run(&x);
+    free_run(&y);
+}
+
+Test(analyze_batched, gives_the_tokens_of_one_at_a_time, .timeout = 300) {
+    /* pairs of analyzers: English, no stemming, and English with tables
+     * of 16 slots, which empty themselves in the middle of batches */
+    sh_analyzer *one[3] = {analyzer("english"), analyzer("none"), analyzer("english")};
+    sh_analyzer *bat[3] = {analyzer("english"), analyzer("none"), analyzer("english")};
+    cr_assert_eq(sh_analyzer_cap_table(one[2], 16), 0);
+    cr_assert_eq(sh_analyzer_cap_table(bat[2], 16), 0);
+    uint64_t x = UINT64_C(0x2545F4914F6CDD1D);
+    uint8_t buf[4096];
+    for (size_t i = 0; i < 3000; i++) {
+        size_t len = random_text(&x, buf, sizeof buf);
+        uint8_t *s = exact_copy(buf, len);
+        size_t k = i % 3;
+        unsigned flags = i % 5 == 0 ? SH_ANALYZE_NOSTEM : 0;
+        expect_batched_like_one_at_a_time(one[k], bat[k], (const char *)s, len, 0, flags, i);
+        free(s);
+    }
+    /* forms of every kind the cache tells apart, most of them new */
+    for (size_t w = 0; w < 6000; w += 1500) {
+        size_t len;
+        char *s = vocab_text(w, 1500, &len);
+        for (size_t k = 0; k < 3; k++)
+            expect_batched_like_one_at_a_time(one[k], bat[k], s, len, 0, 0, w);
+        free(s);
+    }
+    for (size_t k = 0; k < 3; k++) {
+        sh_analyzer_free(one[k]);
+        sh_analyzer_free(bat[k]);
+    }
+}
+
+Test(analyze_batched, stop_counts_positions_up_to_the_stopping_token, .timeout = 300) {
+    sh_analyzer *a = analyzer("english"), *b = analyzer("english");
+    uint64_t x = UINT64_C(0x853C49E6748FEA9B);
+    uint8_t buf[4096];
+    for (size_t i = 0; i < 400; i++) {
+        size_t len = random_text(&x, buf, sizeof buf);
+        uint8_t *s = exact_copy(buf, len);
+        /* the first token, one deep in a batch, and past the last */
+        size_t stops[] = {1, 1 + i % 97, 2 * SH_TOKEN_BATCH + 5, 100000};
+        for (size_t k = 0; k < 4; k++)
+            expect_batched_like_one_at_a_time(a, b, (const char *)s, len, stops[k], 0, i);
+        free(s);
+    }
+    sh_analyzer_free(a);
+    sh_analyzer_free(b);
+}
+
+Test(analyze_batched, memos_written_in_a_batch_stay_with_their_forms) {
+    sh_analyzer *a = analyzer("english");
+    size_t len;
+    char *s = vocab_text(0, 5000, &len);
+    batched bt = {.fn = set_memos};
+    cr_assert_eq(sh_analyze_batched(a, s, len, 0, 0, each_of_batch, &bt, NULL), 0);
+    size_t checked = 0;
+    cr_assert_eq(sh_analyze(a, s, len, 0, 0, check_memos, &checked, NULL), 0);
+    cr_expect_eq(checked, 5000 - 5000 / 8, "every cached form has its memo");
+    free(s);
+    sh_analyzer_free(a);
+}

@@ -143,6 +143,18 @@ enum {
 int sh_analyze(sh_analyzer *a, const char *text, size_t len, uint32_t first_pos,
                unsigned flags, sh_token_fn fn, void *ctx, uint32_t *npos);
 
+/* sh_analyze with the tokens in batches: fn gets 1..SH_TOKEN_BATCH
+ * consecutive analysed tokens at a time, in order, so that a caller whose
+ * work per token is a lookup in a big table (the writer: a term's entry)
+ * can fetch a batch's entries before it uses them.  Their term and memo
+ * pointers are valid during the call only, and fn must not call into the
+ * analyzer.  fn returns 0 to go on, or a non-zero value that stops the
+ * analysis and is returned, with *stop set to the index of the token
+ * that stopped it: that token's position counts as used (*npos), later
+ * ones do not.  Otherwise as sh_analyze. */
+int sh_analyze_batched(sh_analyzer *a, const char *text, size_t len, uint32_t first_pos,
+                       unsigned flags, sh_tokens_fn fn, void *ctx, uint32_t *npos);
+
 /* Normalise one already-tokenized word (fold, stem unless NOSTEM or the
  * word has a digit, strip), cut to SH_MAX_TERM_LEN as the tokenizer cuts.
  * *out points into the analyzer's scratch, valid until its next call.

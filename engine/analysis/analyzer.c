@@ -172,9 +172,14 @@ struct sh_analyzer {
     uint8_t key[SH_MAX_TERM_LEN];
     uint8_t word[SH_MAX_TERM_LEN]; /* sh_analyzer_term's input, cut */
 
-    /* the caller of sh_analyze, for the token callback */
+    /* the caller of sh_analyze, for the token callback; or of
+     * sh_analyze_batched, for the batch callback (bfn not NULL) and the
+     * tokens it gets: bout, their indexes in the batch in bidx */
     sh_token_fn fn;
+    sh_tokens_fn bfn;
     void *ctx;
+    sh_token bout[SH_TOKEN_BATCH];
+    uint8_t bidx[SH_TOKEN_BATCH];
     bool stem; /* stemming on for this sh_analyze: a stemmer, no NOSTEM */
     /* the batch in sh_analyze (see "the pipeline"): each token's folded
      * key (zero-padded), cache hash, key length and FOLD_* kind */
@@ -765,6 +770,16 @@ static __attribute__((noinline)) int lookup_rare(sh_analyzer *a, const uint8_t *
     return 0;
 }
 
+/* Hand the *m tokens gathered for a batch callback to it.  On a stop,
+ * *j becomes the batch index of the token that stopped it. */
+static int deliver(sh_analyzer *a, size_t *m, size_t *j) {
+    size_t st = 0;
+    int rc = a->bfn(a->ctx, a->bout, *m, &st);
+    if (rc) *j = a->bidx[st < *m ? st : *m - 1];
+    *m = 0;
+    return rc;
+}
+
 static int analyze_batch(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
     sh_analyzer *a = ctx;
     const unsigned stem_kind = a->stem ? FOLD_STEMMED : FOLD_PLAIN;
@@ -798,14 +813,16 @@ static int analyze_batch(void *ctx, const sh_token *toks, size_t n, size_t *stop
     int fold_rc = rc;
     rc = 0;
     uint64_t hits = 0;
-    size_t j = 0;
+    size_t j = 0, m = 0; /* m: tokens gathered for a batch callback */
     for (; j < nfolded; j++) {
         unsigned meta = a->bmeta[j];
-        sh_token out = toks[j];
+        const char *term;
+        uint32_t tlen;
+        uint8_t *memo;
         if (meta >> 8 == FOLD_PLAIN) {
-            out.term = (const char *)a->bkeys[j];
-            out.term_len = meta & 0xff;
-            out.memo = NULL;
+            term = (const char *)a->bkeys[j];
+            tlen = meta & 0xff;
+            memo = NULL;
         } else {
             slot *s = &a->slots[a->bhash[j] & a->mask];
             /* klen | mode << 8 is meta - 1 << 8; a slot marked MODE_SLOW
@@ -813,17 +830,32 @@ static int analyze_batch(void *ctx, const sh_token *toks, size_t n, size_t *stop
             if (SH_LIKELY(key16_eq(s->key, a->bkeys[j]) && slot_klen_mode(s) == meta - (1u << 8))) {
                 hits++;
             } else {
+                /* a lookup may move or drop the entries the gathered
+                 * tokens point into: they go out first */
+                if (m && (rc = deliver(a, &m, &j))) break;
                 if ((rc = lookup_rare(a, a->bkeys[j], meta & 0xff, a->bhash[j], (meta >> 8) - 1,
                                       &hits, &s)))
                     break;
                 if (!s->tlen) continue;
             }
-            out.term = (const char *)rec_at(a, s->ref);
-            out.term_len = s->tlen;
-            out.memo = s->memo;
+            term = (const char *)rec_at(a, s->ref);
+            tlen = s->tlen;
+            memo = s->memo;
         }
-        if ((rc = a->fn(a->ctx, &out))) break;
+        /* the token is written where it goes, field by field: a whole
+         * token built on the stack and copied is read back before its
+         * narrow stores have landed, a stall of its own on every token */
+        sh_token one, *out = a->bfn ? &a->bout[m] : &one;
+        *out = toks[j];
+        out->term = term;
+        out->term_len = tlen;
+        out->memo = memo;
+        if (a->bfn)
+            a->bidx[m++] = (uint8_t)j;
+        else if ((rc = a->fn(a->ctx, out)))
+            break;
     }
+    if (!rc && m) rc = deliver(a, &m, &j);
     a->hits += hits;
     *stop = j;
     return rc ? rc : fold_rc;
@@ -918,6 +950,16 @@ const char *sh_analyzer_lang(const sh_analyzer *a) { return a->lang; }
 int sh_analyze(sh_analyzer *a, const char *text, size_t len, uint32_t first_pos, unsigned flags,
                sh_token_fn fn, void *ctx, uint32_t *npos) {
     a->fn = fn;
+    a->bfn = NULL;
+    a->ctx = ctx;
+    a->stem = a->stemmer && !(flags & SH_ANALYZE_NOSTEM);
+    return sh_tokenize_batch(text, len, first_pos, analyze_batch, a, npos);
+}
+
+int sh_analyze_batched(sh_analyzer *a, const char *text, size_t len, uint32_t first_pos,
+                       unsigned flags, sh_tokens_fn fn, void *ctx, uint32_t *npos) {
+    a->fn = NULL;
+    a->bfn = fn;
     a->ctx = ctx;
     a->stem = a->stemmer && !(flags & SH_ANALYZE_NOSTEM);
     return sh_tokenize_batch(text, len, first_pos, analyze_batch, a, npos);

@@ -470,55 +470,86 @@ static int plain_id(builder *b, const char *s, uint32_t len, uint32_t *out) {
     return rc;
 }
 
-static int on_token(void *ctx, const sh_token *tok) {
-    builder *b = ctx;
-    uint32_t id, epoch;
-    /* the stem cache remembers this form's term id for the segment being
-     * built (memo: u32 epoch, u32 id): no second hash lookup */
+/* The term id of a token: from its stem-cache memo (the cache remembers
+ * this form's term id for the segment being built: u32 epoch, u32 id),
+ * from the plain memo, or from the term table. */
+static inline int token_id(builder *b, const sh_token *tok, uint32_t *id) {
+    uint32_t epoch;
     if (tok->memo && (memcpy(&epoch, tok->memo, 4), epoch == b->memo_epoch)) {
-        memcpy(&id, tok->memo + 4, 4);
-    } else if (!tok->memo && tok->term_len <= PLAIN_MAX_LEN) {
-        int rc = plain_id(b, tok->term, tok->term_len, &id);
-        if (rc) return b->tok_rc = rc;
-    } else {
-        int rc = term_id(b, tok->term, tok->term_len, &id);
-        if (rc) return b->tok_rc = rc;
-        if (tok->memo) {
-            memcpy(tok->memo, &b->memo_epoch, 4);
-            memcpy(tok->memo + 4, &id, 4);
-        }
+        memcpy(id, tok->memo + 4, 4);
+        return 0;
     }
-    if (b->ntoks == b->cap_toks) {
+    if (!tok->memo && tok->term_len <= PLAIN_MAX_LEN)
+        return plain_id(b, tok->term, tok->term_len, id);
+    int rc = term_id(b, tok->term, tok->term_len, id);
+    if (!rc && tok->memo) {
+        memcpy(tok->memo, &b->memo_epoch, 4);
+        memcpy(tok->memo + 4, id, 4);
+    }
+    return rc;
+}
+
+/* A batch of the article's tokens (sh_analyze_batched): first every
+ * token's term id, fetching its per-article entry (term_hot), then the
+ * entries.  Most entries of a big vocabulary are out of cache; asked for
+ * together, their misses overlap instead of following one another.  A
+ * term's first token in the article also fetches the term's entry, which
+ * index_doc writes once the article is read. */
+static int on_tokens(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
+    builder *b = ctx;
+    uint32_t ids[SH_TOKEN_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        int rc = token_id(b, &toks[i], &ids[i]);
+        if (rc) { /* the article is lost (index_doc): none of the batch is kept */
+            *stop = 0;
+            return b->tok_rc = rc;
+        }
+        __builtin_prefetch(&b->hot[ids[i]], 1);
+    }
+    if (b->ntoks + n > b->cap_toks) {
         size_t cap = b->cap_toks ? b->cap_toks * 2 : 4096;
         doc_tok *t = sh_reallocarray(b->toks, cap, sizeof *t);
-        if (!t) return b->tok_rc = SAHEL_ENOMEM;
+        if (!t) {
+            *stop = 0;
+            return b->tok_rc = SAHEL_ENOMEM;
+        }
         b->toks = t;
         b->cap_toks = cap;
     }
-    if (b->ntoks >= UINT32_MAX) return b->tok_rc = SAHEL_ETOOBIG;
-    uint32_t idx = (uint32_t)b->ntoks++;
-    b->toks[idx] = (doc_tok){tok->pos, b->field, UINT32_MAX};
-    term_hot *e = &b->hot[id];
-    if (e->cur != b->cur_doc) {
-        if (b->ndterms == b->cap_dterms) {
-            size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
-            uint32_t *d = sh_reallocarray(b->dterms, cap, sizeof *d);
-            if (!d) return b->tok_rc = SAHEL_ENOMEM;
-            b->dterms = d;
-            b->cap_dterms = cap;
+    if (b->ndterms + n > b->cap_dterms) {
+        size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
+        uint32_t *d = sh_reallocarray(b->dterms, cap, sizeof *d);
+        if (!d) {
+            *stop = 0;
+            return b->tok_rc = SAHEL_ENOMEM;
         }
-        b->dterms[b->ndterms++] = id;
-        e->cur = b->cur_doc;
-        e->head = idx;
-        e->tft = e->tfb = 0;
-    } else {
-        b->toks[e->tail].next = idx;
+        b->dterms = d;
+        b->cap_dterms = cap;
     }
-    e->tail = idx;
-    if (b->field)
-        e->tfb++;
-    else
-        e->tft++;
+    if (b->ntoks + n >= UINT32_MAX) {
+        *stop = 0;
+        return b->tok_rc = SAHEL_ETOOBIG;
+    }
+    const uint32_t field = b->field, cur = b->cur_doc;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids[i], idx = (uint32_t)b->ntoks++;
+        b->toks[idx] = (doc_tok){toks[i].pos, field, UINT32_MAX};
+        term_hot *e = &b->hot[id];
+        if (e->cur != cur) {
+            __builtin_prefetch(&b->terms[id], 1);
+            b->dterms[b->ndterms++] = id;
+            e->cur = cur;
+            e->head = idx;
+            e->tft = e->tfb = 0;
+        } else {
+            b->toks[e->tail].next = idx;
+        }
+        e->tail = idx;
+        if (field)
+            e->tfb++;
+        else
+            e->tft++;
+    }
     return 0;
 }
 
@@ -641,19 +672,19 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->tok_rc = 0;
     b->field = 0;
     b->cur_doc = doc_no + 1;
-    rc = sh_analyze(b->an, doc->title ? doc->title : "", doc->title ? doc->title_len : 0, 0, 0,
-                    on_token, b, &lt);
+    rc = sh_analyze_batched(b->an, doc->title ? doc->title : "", doc->title ? doc->title_len : 0,
+                            0, 0, on_tokens, b, &lt);
     if (!rc) {
         b->field = 1;
-        rc = sh_analyze(b->an, doc->body ? doc->body : "", doc->body ? doc->body_len : 0, 0, 0,
-                        on_token, b, &lb);
+        rc = sh_analyze_batched(b->an, doc->body ? doc->body : "", doc->body ? doc->body_len : 0,
+                                0, 0, on_tokens, b, &lb);
     }
     if (rc || b->tok_rc) goto nomem;
     for (size_t i = 0; i < b->ndterms; i++) {
         /* the article's terms are scattered over the table and their
          * slices over the pages: fetch both a few terms ahead */
-        if (i + 8 < b->ndterms) __builtin_prefetch(&b->terms[b->dterms[i + 8]], 1);
-        if (i + 4 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 4]].wp, 1);
+        if (i + 16 < b->ndterms) __builtin_prefetch(&b->terms[b->dterms[i + 16]], 1);
+        if (i + 8 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 8]].wp, 1);
         term_ent *e = &b->terms[b->dterms[i]];
         const term_hot *h = &b->hot[b->dterms[i]];
         if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
