@@ -31,6 +31,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -3770,4 +3771,91 @@ Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
         }
     }
     sh_codec_set_isa(-1);
+}
+
+/* ---- keysort.c ---------------------------------------------------------- */
+
+static int memcmp_order(const void *a, const void *b) {
+    const sh_strkey *x = a, *y = b;
+    int c = memcmp(x->p, y->p, SH_MIN(x->len, y->len));
+    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* Sort n keys of `strs` (laid out by the caller) at the given depth
+ * (UINT_MAX: sh_strkeys_sort's own) and expect qsort's memcmp order of the
+ * strings, every index once. */
+static void expect_sorted_like_memcmp(const uint8_t *const *strs, const uint32_t *lens, size_t n,
+                                      unsigned depth, const char *what) {
+    sh_strkey *k = malloc((n ? n : 1) * sizeof *k), *want = malloc((n ? n : 1) * sizeof *want);
+    uint8_t *seen = calloc(n ? n : 1, 1);
+    cr_assert(k && want && seen);
+    for (size_t i = 0; i < n; i++) want[i] = k[i] = sh_strkey_make(strs[i], lens[i], (uint32_t)i);
+    qsort(want, n, sizeof *want, memcmp_order);
+    if (depth == UINT_MAX)
+        sh_strkeys_sort(k, n);
+    else
+        sh_strkeys_sort_depth(k, n, depth);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_lt(k[i].idx, n);
+        cr_assert_eq(seen[k[i].idx]++, 0, "%s: index %u twice", what, k[i].idx);
+        cr_assert_eq(k[i].p, strs[k[i].idx], "%s: key %zu lost its string", what, i);
+        cr_assert_eq(memcmp_order(&k[i], &want[i]), 0, "%s (n %zu, depth %u): key %zu out of order",
+                     what, n, depth, i);
+    }
+    free(k);
+    free(want);
+    free(seen);
+}
+
+Test(keysort, memcmp_order_on_shared_prefixes_zero_bytes_and_every_arrangement) {
+    /* strings over a 3-letter alphabet with zero bytes, 0 to 20 bytes
+     * long, so that 8-byte prefixes tie often, and a string and its
+     * zero-padded extension ("ab", "ab\0") are told apart */
+    enum { N = 3000, MAXLEN = 20 };
+    uint8_t *pool = malloc((size_t)N * MAXLEN);
+    const uint8_t **strs = malloc(N * sizeof *strs);
+    uint32_t *lens = malloc(N * sizeof *lens);
+    cr_assert(pool && strs && lens);
+    rng_seed(77);
+    static const uint8_t alphabet[3] = {0, 'a', 0xff};
+    for (size_t i = 0; i < N; i++) {
+        uint8_t *s = pool + i * MAXLEN;
+        lens[i] = rng_below(MAXLEN + 1);
+        uint32_t shared = rng_below(2) ? 9 : 0; /* half share 9 bytes of 'a' */
+        for (uint32_t j = 0; j < lens[i]; j++) s[j] = j < shared ? 'a' : alphabet[rng_below(3)];
+        strs[i] = s;
+    }
+    static const size_t sizes[] = {0, 1, 2, 16, 17, 100, 1000, N};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        size_t n = sizes[z];
+        /* random order, at every depth the sort can be forced to */
+        expect_sorted_like_memcmp(strs, lens, n, UINT_MAX, "random");
+        expect_sorted_like_memcmp(strs, lens, n, 0, "random, heapsort");
+        expect_sorted_like_memcmp(strs, lens, n, 3, "random, heapsort below 3 levels");
+        /* sorted, reversed, all equal, organ pipe */
+        sh_strkey *k = malloc((n ? n : 1) * sizeof *k);
+        const uint8_t **arranged = malloc((n ? n : 1) * sizeof *arranged);
+        uint32_t *alens = malloc((n ? n : 1) * sizeof *alens);
+        cr_assert(k && arranged && alens);
+        for (size_t i = 0; i < n; i++) k[i] = sh_strkey_make(strs[i], lens[i], (uint32_t)i);
+        qsort(k, n, sizeof *k, memcmp_order);
+        for (int kind = 0; kind < 4; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                size_t from = kind == 0   ? i
+                              : kind == 1 ? n - 1 - i
+                              : kind == 2 ? 0
+                                          : (i < n / 2 ? 2 * i : 2 * (n - 1 - i) + 1) % n;
+                arranged[i] = k[from].p;
+                alens[i] = k[from].len;
+            }
+            expect_sorted_like_memcmp(arranged, alens, n, UINT_MAX, "arranged");
+            expect_sorted_like_memcmp(arranged, alens, n, 0, "arranged, heapsort");
+        }
+        free(k);
+        free(arranged);
+        free(alens);
+    }
+    free(pool);
+    free(strs);
+    free(lens);
 }

@@ -12,6 +12,7 @@
  *   manifest.c   the manifest, atomic replacement, directory helpers
  *   writer.c     sahel_writer: in-memory inversion, flush, commit
  *   reader.c     sahel_index: open a snapshot, global statistics, verify
+ *   keysort.c    sorting terms and ids in memcmp order
  */
 #ifndef SAHEL_INDEX_H
 #define SAHEL_INDEX_H
@@ -51,6 +52,25 @@ enum {
 #define SH_TERMREC 24u  /* u64 post_off, u64 pos_off, u32 str_off, u32 df */
 #define SH_SKIPREC 36u  /* see postings.c */
 #define SH_STOREREC 16u /* u64 offset, u32 first_doc, u32 reserved */
+
+/* ---- keysort.c ---------------------------------------------------------- */
+
+/* A byte string to sort (a term, an article id): its first 8 bytes as a
+ * big-endian number, zero-padded; the string; and what it stands for. */
+typedef struct sh_strkey {
+    uint64_t pre;
+    const uint8_t *p;
+    uint32_t len, idx;
+} sh_strkey;
+
+sh_strkey sh_strkey_make(const uint8_t *p, uint32_t len, uint32_t idx);
+/* Sort keys in memcmp order of their strings (a string before the longer
+ * ones it begins); equal strings in no particular order. */
+void sh_strkeys_sort(sh_strkey *a, size_t n);
+/* The same with quicksort allowed `depth` levels before a range is
+ * heap-sorted (sh_strkeys_sort allows 2 log2 n); for tests, which reach
+ * the heapsort with depth 0. */
+void sh_strkeys_sort_depth(sh_strkey *a, size_t n, unsigned depth);
 
 /* ---- postings.c --------------------------------------------------------- */
 

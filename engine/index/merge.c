@@ -470,22 +470,12 @@ static int map_docs(merger *m) {
     return 0;
 }
 
-typedef struct id_key {
-    const char *p;
-    uint32_t len, doc;
-} id_key;
-
-static int cmp_id_key(const void *a, const void *b) {
-    const id_key *x = a, *y = b;
-    return cmp_terms(x->p, x->len, y->p, y->len);
-}
-
 /* DOCLENS, IDS, IDSORT, DOCHASH. */
 static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t *sum_b) {
     int rc;
     uint32_t n = m->ndocs;
     sh_buf b = {0};
-    id_key *keys = NULL;
+    sh_strkey *keys = NULL;
     *sum_t = *sum_b = 0;
     for (uint32_t d = 0; d < n; d++) {
         *sum_t += m->lent[d];
@@ -504,7 +494,7 @@ static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t 
         size_t len;
         if ((rc = sh_segment_doc_id(m->src[m->src_of[d]].seg, m->loc_of[d], &id, &len, m->err)))
             goto out;
-        keys[d] = (id_key){id, (uint32_t)len, d};
+        keys[d] = sh_strkey_make((const uint8_t *)id, (uint32_t)len, d);
         idbytes += len;
     }
     if (idbytes > UINT32_MAX) {
@@ -541,10 +531,10 @@ static int write_doc_sections(merger *m, sh_segw *sw, uint64_t *sum_t, uint64_t 
     }
     sh_segw_end(sw);
 
-    qsort(keys, n, sizeof *keys, cmp_id_key);
+    sh_strkeys_sort(keys, n);
     if ((rc = sh_segw_begin(sw, SH_SEC_IDSORT, m->err))) goto out;
     for (uint32_t d = 0; d < n; d++) {
-        if (sh_buf_put_u32(&b, keys[d].doc)) goto nomem;
+        if (sh_buf_put_u32(&b, keys[d].idx)) goto nomem;
         if (b.len >= SPILL_CHUNK || d + 1 == n) {
             if ((rc = sh_segw_append(sw, b.p, b.len, m->err))) goto out;
             b.len = 0;

@@ -1257,26 +1257,6 @@ void sh_writer_source_end(sahel_writer *w, int ok) {
 /* pre: the first eight bytes, big-endian, zero-padded: where two keys'
  * prefixes differ they compare as their bytes do (a shorter key's padding
  * is below the other's byte there), so most comparisons stop at it */
-typedef struct sort_key {
-    uint64_t pre;
-    const uint8_t *p;
-    uint32_t len, idx;
-} sort_key;
-
-static sort_key make_key(const uint8_t *p, uint32_t len, uint32_t idx) {
-    uint64_t pre = 0;
-    for (uint32_t i = 0; i < 8; i++) pre = pre << 8 | (i < len ? p[i] : 0);
-    return (sort_key){pre, p, len, idx};
-}
-
-static int cmp_key(const void *a, const void *b) {
-    const sort_key *x = a, *y = b;
-    if (x->pre != y->pre) return x->pre < y->pre ? -1 : 1;
-    int c = memcmp(x->p, y->p, SH_MIN(x->len, y->len));
-    if (c) return c;
-    return x->len < y->len ? -1 : x->len > y->len;
-}
-
 static void reset_builder(builder *b) {
     b->memo_epoch++; /* term ids restart with the next segment */
     /* the pages stay, for the next segment's slices, as many as it may
@@ -1446,7 +1426,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     sahel_writer *w = b->w;
     int rc = 0;
     uint32_t *idorder = NULL;
-    sort_key *keys = NULL;
+    sh_strkey *keys = NULL;
     sh_buf post = {0}, pos = {0}, joined = {0};
     term_out to = {0};
     sh_spill pspill, tspill, ispill;
@@ -1468,8 +1448,8 @@ static int flush_builder(builder *b, sahel_error *err) {
     keys = sh_reallocarray(NULL, SH_MAX(b->nterms, (size_t)b->ndocs), sizeof *keys);
     if (!keys) goto nomem;
     for (size_t i = 0; i < b->nterms; i++)
-        keys[i] = make_key(b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i);
-    qsort(keys, b->nterms, sizeof *keys, cmp_key);
+        keys[i] = sh_strkey_make(b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i);
+    sh_strkeys_sort(keys, b->nterms);
     for (int k = 0; k < 3; k++)
         if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
     if ((rc = sh_segw_begin(sw, SH_SEC_POSTINGS, err))) goto out;
@@ -1545,9 +1525,9 @@ static int flush_builder(builder *b, sahel_error *err) {
     for (uint32_t i = 0; i < b->ndocs; i++) {
         uint32_t x = sh_load_u32(b->id_offs.p + (size_t)i * 4);
         uint32_t y = sh_load_u32(b->id_offs.p + (size_t)i * 4 + 4);
-        keys[i] = make_key(b->ids.p + x, y - x, i);
+        keys[i] = sh_strkey_make(b->ids.p + x, y - x, i);
     }
-    qsort(keys, b->ndocs, sizeof *keys, cmp_key);
+    sh_strkeys_sort(keys, b->ndocs);
     for (uint32_t i = 0; i < b->ndocs; i++) idorder[i] = keys[i].idx;
     joined.len = 0; /* reused: the postings are written */
     if (sh_doclens_encode(lent, lenb, b->ndocs, &joined)) goto nomem;
