@@ -1480,3 +1480,64 @@ Test(regression, verify_of_an_open_snapshot_fails_once_a_commit_removes_its_sour
     cr_assert_eq(rc, 0, "verify of the snapshot opened before the update: %s", err.msg);
     free(c);
 }
+
+/* ---- syncs: what is named by a commit is on the disk first --------------- */
+
+/* The file an fd annotation of strace -y names ("fsync(5</x/seg.tmp>)"),
+ * or "" . */
+static void traced_fd_path(const char *line, char *out, size_t size) {
+    const char *a = strchr(line, '<');
+    const char *b = a ? strchr(a, '>') : NULL;
+    snprintf(out, size, "%.*s", a && b ? (int)(b - a - 1) : 0, a ? a + 1 : "");
+}
+
+Test(syncs, one_thread_build_syncs_its_segment_before_naming_it) {
+    /* a one-thread build whose one segment is never merged syncs that
+     * segment as it finishes it (writer.c, sh_segw_will_sync), not at the
+     * commit: it must be fsynced all the same, once, before the manifest
+     * names it */
+    char strace[PATH_LEN];
+    if (!find_strace(strace, sizeof strace)) cr_skip_test("strace is not installed");
+    char dir[PATH_LEN], src[PATH_LEN], index[PATH_LEN], log[PATH_LEN], trace[PATH_LEN];
+    scratch("syncs_build", dir, src, index);
+    path_in(log, sizeof log, dir, "child.log");
+    path_in(trace, sizeof trace, dir, "trace.txt");
+    corpus *c = sh_test_xcalloc(1, sizeof *c);
+    corpus_init(c, src, 0x5e9cull, 30, 6);
+    const char *asan = getenv("ASAN_OPTIONS");
+    char asan_opts[512];
+    snprintf(asan_opts, sizeof asan_opts, "%s%sdetect_leaks=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    cr_assert_eq(setenv("ASAN_OPTIONS", asan_opts, 1), 0);
+    const char *argv[] = {strace, "-f", "-y", "-o", trace, "-e", "trace=fsync,fdatasync,rename",
+                          SAHELINDEX, "build", "--threads", "1", "--index", index, src, NULL};
+    int status = run_limited(argv, log, 0);
+    if (status != 0 && strstr(log_text(log), "ptrace"))
+        cr_skip_test("strace cannot trace here: %s", log_text(log));
+    cr_assert_eq(status, 0, "traced build exited %d:\n%s", status, log_text(log));
+    if (asan) cr_assert_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
+    else cr_assert_eq(unsetenv("ASAN_OPTIONS"), 0);
+
+    char *text = sh_test_read_file(trace, NULL);
+    cr_assert(text, "cannot read %s", trace);
+    int seg_syncs = 0, manifest = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *call = line + strspn(line, "0123456789 "); /* after -f's pid */
+        if (!strncmp(call, "fsync(", 6) || !strncmp(call, "fdatasync(", 10)) {
+            char path[PATH_LEN];
+            traced_fd_path(call, path, sizeof path);
+            if (strstr(path, "/seg-") && strstr(path, ".sseg")) {
+                cr_assert(!manifest, "the segment was synced after the manifest named it");
+                seg_syncs++;
+            }
+        } else if (!strncmp(call, "rename(", 7) && strstr(call, "/MANIFEST.tmp\"")) {
+            manifest = 1;
+        }
+    }
+    cr_assert(manifest, "no manifest was written");
+    cr_assert_eq(seg_syncs, 1, "the segment was fsynced %d times", seg_syncs);
+    free(text);
+    sahel_index *ix = open_verified(index, "after the traced build");
+    sahel_index_close(ix);
+    free(c);
+}

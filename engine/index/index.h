@@ -418,6 +418,10 @@ typedef struct sh_segw {
 } sh_segw;
 
 int sh_segw_open(sh_segw *w, const char *dir, const char *name, sahel_error *err);
+/* A file begun with no_sync that turns out to be kept: it will be fsynced
+ * at its end, and what it holds so far goes to the disk now, without
+ * waiting, so that the final fsync waits for the rest only. */
+void sh_segw_will_sync(sh_segw *w);
 int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel_error *err);
 /* The same in pieces, for sections too large to hold in memory. */
 int sh_segw_begin(sh_segw *w, uint32_t id, sahel_error *err);

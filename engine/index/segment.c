@@ -170,6 +170,16 @@ static void start_writeback(sh_segw *w) {
 #endif
 }
 
+void sh_segw_will_sync(sh_segw *w) {
+    w->no_sync = 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (w->off > w->written_back)
+        (void)sync_file_range(w->fd, (off_t)w->written_back, (off_t)(w->off - w->written_back),
+                              SYNC_FILE_RANGE_WRITE);
+    w->written_back = w->off;
+#endif
+}
+
 int sh_segw_append(sh_segw *w, const void *data, size_t len, sahel_error *err) {
     if (!len) return 0;
     XXH3_64bits_update(w->hash, data, len);

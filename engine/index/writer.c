@@ -1253,10 +1253,6 @@ void sh_writer_source_end(sahel_writer *w, int ok) {
 }
 /* ---- flush: the in-memory segment to a file ----------------------------- */
 
-/* Sort keys: a view of the bytes and the index they belong to. */
-/* pre: the first eight bytes, big-endian, zero-padded: where two keys'
- * prefixes differ they compare as their bytes do (a shorter key's padding
- * is below the other's byte there), so most comparisons stop at it */
 static void reset_builder(builder *b) {
     b->memo_epoch++; /* term ids restart with the next segment */
     /* the pages stay, for the next segment's slices, as many as it may
@@ -1558,7 +1554,7 @@ static int flush_builder(builder *b, sahel_error *err) {
     s->nterms = b->nterms;
     s->gseq = (uint32_t *)(void *)b->gseq.p; /* the array moves to the segment's entry */
     s->gone = 0;
-    s->unsynced = 1;
+    s->unsynced = sw->no_sync;
     pthread_mutex_unlock(&w->mu);
     b->gseq = (sh_buf){0};
     reset_builder(b);
@@ -1926,6 +1922,11 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
     if (w->failed) return sh_err(err, SAHEL_EINVAL, "writer failed earlier; nothing committed");
     int rc;
     if (w->nthreads == 1) {
+        /* a build whose one builder never flushed before: this segment
+         * is the one the commit names, so it is synced as it is finished,
+         * its stored articles (written as they came) going to the disk
+         * while the rest is computed, not all at once after */
+        if (!w->ix && w->nsegs == 1 && w->b[0].sw_open) sh_segw_will_sync(&w->b[0].sw);
         rc = flush_builder(&w->b[0], err);
     } else {
         stop_builders(w);
