@@ -103,14 +103,22 @@ typedef struct term_ent {
 #define SLICE_MAX 32768u
 #define SLICE_LINK sizeof(uint8_t *)
 
-/* What every token touches, apart from the rest so that it stays in
- * cache: the article being inverted has its tokens of this term in a list
- * through doc_tok.next, in arrival order (title first, positions
- * ascending), so that no sort is needed. */
+/* What every token touches of its term, apart from the rest so that the
+ * array stays in cache (8 bytes a term: a vocabulary of 100,000 terms
+ * fits in a core's L2): the article it was last seen in and its entry
+ * there.  The article's entries (doc_term) are a small dense array; each
+ * has its term's tokens of the article in a list through doc_tok.next,
+ * in arrival order (title first, positions ascending), so that no sort
+ * is needed. */
 typedef struct term_hot {
-    uint32_t cur; /* doc + 1 the list belongs to */
-    uint32_t head, tail, tft, tfb;
+    uint32_t cur; /* doc + 1 of the article `loc` belongs to */
+    uint32_t loc; /* the term's doc_term in that article */
 } term_hot;
+
+typedef struct doc_term {
+    uint32_t id;
+    uint32_t head, tail, tft, tfb;
+} doc_term;
 
 /* Terms that come without a stem-cache memo (numbers: the analyzer does
  * not cache them) would each cost a term-table probe, three cache misses
@@ -186,7 +194,7 @@ typedef struct builder {
     /* per-article scratch */
     doc_tok *toks;
     size_t ntoks, cap_toks;
-    uint32_t *dterms; /* distinct terms of the article, in order of appearance */
+    doc_term *dterms; /* distinct terms of the article, in order of appearance */
     size_t ndterms, cap_dterms;
     uint32_t cur_doc; /* doc number + 1 of the article being inverted */
     uint32_t memo_epoch; /* term ids memoized in the stem cache hold for this
@@ -518,7 +526,7 @@ static int on_tokens(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
     }
     if (b->ndterms + n > b->cap_dterms) {
         size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
-        uint32_t *d = sh_reallocarray(b->dterms, cap, sizeof *d);
+        doc_term *d = sh_reallocarray(b->dterms, cap, sizeof *d);
         if (!d) {
             *stop = 0;
             return b->tok_rc = SAHEL_ENOMEM;
@@ -534,17 +542,19 @@ static int on_tokens(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i], idx = (uint32_t)b->ntoks++;
         b->toks[idx] = (doc_tok){toks[i].pos, field, UINT32_MAX};
-        term_hot *e = &b->hot[id];
-        if (e->cur != cur) {
+        term_hot *h = &b->hot[id];
+        doc_term *e;
+        if (h->cur != cur) {
             __builtin_prefetch(&b->terms[id], 1);
-            b->dterms[b->ndterms++] = id;
-            e->cur = cur;
-            e->head = idx;
-            e->tft = e->tfb = 0;
+            h->cur = cur;
+            h->loc = (uint32_t)b->ndterms;
+            e = &b->dterms[b->ndterms++];
+            *e = (doc_term){id, idx, idx, 0, 0};
         } else {
+            e = &b->dterms[h->loc];
             b->toks[e->tail].next = idx;
+            e->tail = idx;
         }
-        e->tail = idx;
         if (field)
             e->tfb++;
         else
@@ -683,10 +693,10 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     for (size_t i = 0; i < b->ndterms; i++) {
         /* the article's terms are scattered over the table and their
          * slices over the pages: fetch both a few terms ahead */
-        if (i + 16 < b->ndterms) __builtin_prefetch(&b->terms[b->dterms[i + 16]], 1);
-        if (i + 8 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 8]].wp, 1);
-        term_ent *e = &b->terms[b->dterms[i]];
-        const term_hot *h = &b->hot[b->dterms[i]];
+        if (i + 16 < b->ndterms) __builtin_prefetch(&b->terms[b->dterms[i + 16].id], 1);
+        if (i + 8 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 8].id].wp, 1);
+        term_ent *e = &b->terms[b->dterms[i].id];
+        const doc_term *h = &b->dterms[i];
         if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
             term_put_varint(b, e, h->tfb))
             goto nomem;
