@@ -431,13 +431,22 @@ static int encode(const uint32_t *docs, const uint32_t *tft, const uint32_t *tfb
         double max_x = 0;
         size_t block_off = post->len - data_at;
         size_t block_pos = pos->len - pos_at;
+        if (nblocks == 1) {
+            /* a list of one block has no skip record: no maxima, no
+             * impact, no lengths to read (most terms, and their docs are
+             * the scattered ones, a cache miss each) */
+            for (size_t i = 0; i < cnt; i++) {
+                gaps[i] = docs[i] - prev_plus1;
+                prev_plus1 = docs[i] + 1;
+            }
+        }
         /* the lengths are read at random, a cache miss each when a merge
          * encodes a big segment's terms: ask for them ahead */
-        for (size_t i = 0; blk == 0 && i < n && i < LENS_AHEAD; i++) {
+        for (size_t i = 0; nblocks > 1 && blk == 0 && i < LENS_AHEAD; i++) {
             __builtin_prefetch(&lent[docs[i]]);
             __builtin_prefetch(&lenb[docs[i]]);
         }
-        for (size_t i = 0; i < cnt; i++) {
+        for (size_t i = 0; nblocks > 1 && i < cnt; i++) {
             uint32_t d = docs[first + i];
             if (first + i + LENS_AHEAD < n) { /* into the next block too */
                 __builtin_prefetch(&lent[docs[first + i + LENS_AHEAD]]);
