@@ -134,22 +134,39 @@ run_step() {
     exit 1
   fi
 }
+# The builds come first, in rounds: a round builds with every engine once
+# (and with sahel on every core: the "sahel-mt" row), so that a machine
+# that slows down or speeds up during the run weighs on every engine alike
+# and the ratios compare builds made side by side, not minutes apart.
+# Each build is a process of its own (its peak RSS is that build's); the
+# last round's indexes are kept for the queries.  Per engine: the median
+# and the minimum time, MB/s and articles/s of the median, the largest
+# peak RSS.
+builds="$out/builds.txt"
+: >"$builds"
+variants=("${engines[@]}" sahel-mt)
+for ((r = 1; r <= build_repeat; r++)); do
+  for x in "${variants[@]}"; do
+    e=${x%-mt}
+    threads=1
+    [[ $x == sahel-mt ]] && threads=0
+    echo "macro.sh: $x: build $r of $build_repeat..." >&2
+    rm -rf "$tmp/index-$x"
+    if ! env SAHEL_BENCH_THREADS=$threads "$bin/${prog[$e]}" build "$corpus" "$tmp/index-$x" \
+        --repeat 1 --name "$name" >>"$builds" 2>>"$out/$x-build.log"; then
+      tail -20 "$out/$x-build.log" >&2
+      echo "macro.sh: $x build failed: $(tail -1 "$out/$x-build.log")" >&2
+      exit 1
+    fi
+  done
+done
+rm -rf "$tmp/index-sahel-mt"
+awk -f "$repo/bench/builds.awk" "$builds" >>"$results"
 for e in "${engines[@]}"; do
-  p="$bin/${prog[$e]}"
-  echo "macro.sh: $e: building (runs: $build_repeat)..." >&2
-  run_step "$e build" "$out/$e-build.log" \
-    "$p" build "$corpus" "$tmp/index-$e" --repeat "$build_repeat" --name "$name"
   echo "macro.sh: $e: querying ($nqueries queries, 1 warm-up + $repeat passes)..." >&2
   run_step "$e queries" "$out/$e-query.log" \
-    "$p" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name"
+    "$bin/${prog[$e]}" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name"
   rm -rf "$tmp/index-$e"
-  if [[ $e == sahel ]]; then
-    # the same build on every core: a build row of its own ("sahel-mt")
-    echo "macro.sh: sahel: building on every core (runs: $build_repeat)..." >&2
-    run_step "sahel-mt build" "$out/sahel-mt-build.log" env SAHEL_BENCH_THREADS=0 \
-      "$p" build "$corpus" "$tmp/index-sahel-mt" --repeat "$build_repeat" --name "$name"
-    rm -rf "$tmp/index-sahel-mt"
-  fi
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
@@ -166,9 +183,9 @@ echo "- corpus: \`$corpus\` ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6
      "$(awk '$4 == "metric=docs" && $2 == "engine=sahel" { sub("value=", "", $6); print $6 }' "$results") articles)"
 echo "- queries: $nqueries ($nq per class: $classes), querygen \`${qargs[*]}\`, $words, k = $k;" \
      "1 warm-up + $repeat timed passes; per query the median of its passes, per class p50 / p95 / p99 of those"
-echo "- builds: $build_repeat per engine, one indexing thread each (sahel-mt: sahel on every core);" \
-     "build s is the median and the minimum;" \
-     "MB/s and articles/s from the median; peak RSS of the whole build process (getrusage)"
+echo "- builds: $build_repeat per engine in alternation (rounds of one build per engine), one indexing thread each" \
+     "(sahel-mt: sahel on every core); build s is the median and the minimum;" \
+     "MB/s and articles/s from the median; peak RSS: the largest of the build processes (getrusage)"
 echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load at start, $load_end at end"
 echo "- compilers: $("${cc_path:-cc}" --version 2>/dev/null | head -1); $("${cxx_path:-c++}" --version 2>/dev/null | head -1 || echo 'no C++')"
 echo "- commit: $commit; SQLite $(pkg-config --modversion sqlite3 2>/dev/null || echo '?')," \
