@@ -436,15 +436,20 @@ static int slice_next(builder *b, term_ent *e) {
     return 0;
 }
 
+/* v as a varint at p, which has room for 5 bytes; returns the end. */
+static inline uint8_t *put_varint32(uint8_t *p, uint32_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 static inline __attribute__((always_inline)) int term_put_varint(builder *b, term_ent *e,
                                                                   uint32_t v) {
     if (SH_LIKELY(e->wend - e->wp >= 5)) { /* room for any varint */
-        uint8_t *p = e->wp;
-        while (v >= 0x80) {
-            *p++ = (uint8_t)(v | 0x80);
-            v >>= 7;
-        }
-        *p++ = (uint8_t)v;
+        uint8_t *p = put_varint32(e->wp, v);
         e->nbytes += (uint32_t)(p - e->wp);
         e->wp = p;
         return 0;
@@ -697,15 +702,34 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
         if (i + 8 < b->ndterms) __builtin_prefetch(b->terms[b->dterms[i + 8].id].wp, 1);
         term_ent *e = &b->terms[b->dterms[i].id];
         const doc_term *h = &b->dterms[i];
-        if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
-            term_put_varint(b, e, h->tfb))
-            goto nomem;
         uint32_t last = 0, field = 0;
-        for (uint32_t k = h->head; k != UINT32_MAX; k = b->toks[k].next) {
-            if (k == h->head || b->toks[k].field != field) last = 0;
-            field = b->toks[k].field;
-            if (term_put_varint(b, e, b->toks[k].pos - last)) goto nomem;
-            last = b->toks[k].pos;
+        /* the whole entry at its longest (5 bytes a value) fits in the
+         * slice, nearly always: written through a local pointer, with one
+         * check, not one per value (the entry's fields, read back after
+         * every byte store, were most of the work) */
+        if (SH_LIKELY((size_t)(e->wend - e->wp) >= 5 * (3 + (size_t)h->tft + h->tfb))) {
+            uint8_t *p = e->wp;
+            p = put_varint32(p, doc_no - e->next_doc);
+            p = put_varint32(p, h->tft);
+            p = put_varint32(p, h->tfb);
+            for (uint32_t k = h->head; k != UINT32_MAX; k = b->toks[k].next) {
+                if (k == h->head || b->toks[k].field != field) last = 0;
+                field = b->toks[k].field;
+                p = put_varint32(p, b->toks[k].pos - last);
+                last = b->toks[k].pos;
+            }
+            e->nbytes += (uint32_t)(p - e->wp);
+            e->wp = p;
+        } else {
+            if (term_put_varint(b, e, doc_no - e->next_doc) || term_put_varint(b, e, h->tft) ||
+                term_put_varint(b, e, h->tfb))
+                goto nomem;
+            for (uint32_t k = h->head; k != UINT32_MAX; k = b->toks[k].next) {
+                if (k == h->head || b->toks[k].field != field) last = 0;
+                field = b->toks[k].field;
+                if (term_put_varint(b, e, b->toks[k].pos - last)) goto nomem;
+                last = b->toks[k].pos;
+            }
         }
         if (e->nbytes > b->max_post) b->max_post = e->nbytes;
         e->next_doc = doc_no + 1;
