@@ -162,6 +162,10 @@ for ((r = 1; r <= build_repeat; r++)); do
 done
 rm -rf "$tmp/index-sahel-mt"
 awk -f "$repo/bench/builds.awk" "$builds" >>"$results"
+# the builds leave hundreds of MB to write back (Xapian's UNGDC index is
+# over a gigabyte): written out now, not while the first engine's queries
+# are timed (they ran a third slower for it)
+sync
 for e in "${engines[@]}"; do
   echo "macro.sh: $e: querying ($nqueries queries, 1 warm-up + $repeat passes)..." >&2
   run_step "$e queries" "$out/$e-query.log" \

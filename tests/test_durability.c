@@ -1053,6 +1053,26 @@ static int find_strace(char *out, size_t size) {
     return 0;
 }
 
+/* LeakSanitizer cannot run under ptrace: an ASan build of a traced child
+ * would fail at exit for that alone.  asan_for_ptrace turns it off for
+ * the children to come, asan_restore puts ASAN_OPTIONS back. */
+static char g_asan_saved[512];
+static int g_asan_had;
+
+static void asan_for_ptrace(void) {
+    const char *asan = getenv("ASAN_OPTIONS");
+    g_asan_had = asan != NULL;
+    snprintf(g_asan_saved, sizeof g_asan_saved, "%s", asan ? asan : "");
+    char opts[600];
+    snprintf(opts, sizeof opts, "%s%sdetect_leaks=0", g_asan_saved, *g_asan_saved ? ":" : "");
+    cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+}
+
+static void asan_restore(void) {
+    if (g_asan_had) cr_assert_eq(setenv("ASAN_OPTIONS", g_asan_saved, 1), 0);
+    else cr_assert_eq(unsetenv("ASAN_OPTIONS"), 0);
+}
+
 /* The part of a trace line from the index path to the end of the file name
  * ('>' of an fd annotation, '"' of a path argument): "" when the line
  * concerns no index file. */
@@ -1169,13 +1189,7 @@ static unsigned fault_sweep(const char *name, int after_commit, int merge) {
     sahel_index_close(ix);
     cr_assert_eq(sh_test_copy_tree(index, pristine), 0, "cannot copy %s", index);
 
-    /* LeakSanitizer cannot run under ptrace: an ASan build would fail at
-     * exit for that alone */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char asan_opts[512];
-    snprintf(asan_opts, sizeof asan_opts, "%s%sdetect_leaks=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    cr_assert_eq(setenv("ASAN_OPTIONS", asan_opts, 1), 0);
+    asan_for_ptrace();
 
     /* a dry run numbers the calls */
     const char *dry[16] = {strace, "-y", "-o", trace, "-e", "trace=" FAULT_SYSCALLS};
@@ -1232,8 +1246,7 @@ static unsigned fault_sweep(const char *name, int after_commit, int merge) {
     }
     cr_assert_leq(displaced * 4, injected, "%u of %u faults hit another call than aimed",
                   displaced, injected);
-    if (asan) cr_assert_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
-    else cr_assert_eq(unsetenv("ASAN_OPTIONS"), 0);
+    asan_restore();
     free(pts);
     free(c);
     idlist_free(&old);
@@ -1504,19 +1517,14 @@ Test(syncs, one_thread_build_syncs_its_segment_before_naming_it) {
     path_in(trace, sizeof trace, dir, "trace.txt");
     corpus *c = sh_test_xcalloc(1, sizeof *c);
     corpus_init(c, src, 0x5e9cull, 30, 6);
-    const char *asan = getenv("ASAN_OPTIONS");
-    char asan_opts[512];
-    snprintf(asan_opts, sizeof asan_opts, "%s%sdetect_leaks=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    cr_assert_eq(setenv("ASAN_OPTIONS", asan_opts, 1), 0);
+    asan_for_ptrace();
     const char *argv[] = {strace, "-f", "-y", "-o", trace, "-e", "trace=fsync,fdatasync,rename",
                           SAHELINDEX, "build", "--threads", "1", "--index", index, src, NULL};
     int status = run_limited(argv, log, 0);
     if (status != 0 && strstr(log_text(log), "ptrace"))
         cr_skip_test("strace cannot trace here: %s", log_text(log));
     cr_assert_eq(status, 0, "traced build exited %d:\n%s", status, log_text(log));
-    if (asan) cr_assert_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
-    else cr_assert_eq(unsetenv("ASAN_OPTIONS"), 0);
+    asan_restore();
 
     char *text = sh_test_read_file(trace, NULL);
     cr_assert(text, "cannot read %s", trace);

@@ -502,6 +502,19 @@ static inline int token_id(builder *b, const sh_token *tok, uint32_t *id) {
     return rc;
 }
 
+/* An article's scratch array *p of *cap elements of `size` bytes, grown
+ * (doubling from `first`) to hold `need`. */
+static int grow_scratch(void **p, size_t *cap, size_t need, size_t first, size_t size) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need) c *= 2;
+    void *q = sh_reallocarray(*p, c, size);
+    if (!q) return SAHEL_ENOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
 /* A batch of the article's tokens (sh_analyze_batched): first every
  * token's term id, fetching its per-article entry (term_hot), then the
  * entries.  Most entries of a big vocabulary are out of cache; asked for
@@ -519,25 +532,11 @@ static int on_tokens(void *ctx, const sh_token *toks, size_t n, size_t *stop) {
         }
         __builtin_prefetch(&b->hot[ids[i]], 1);
     }
-    if (b->ntoks + n > b->cap_toks) {
-        size_t cap = b->cap_toks ? b->cap_toks * 2 : 4096;
-        doc_tok *t = sh_reallocarray(b->toks, cap, sizeof *t);
-        if (!t) {
-            *stop = 0;
-            return b->tok_rc = SAHEL_ENOMEM;
-        }
-        b->toks = t;
-        b->cap_toks = cap;
-    }
-    if (b->ndterms + n > b->cap_dterms) {
-        size_t cap = b->cap_dterms ? b->cap_dterms * 2 : 1024;
-        doc_term *d = sh_reallocarray(b->dterms, cap, sizeof *d);
-        if (!d) {
-            *stop = 0;
-            return b->tok_rc = SAHEL_ENOMEM;
-        }
-        b->dterms = d;
-        b->cap_dterms = cap;
+    if (grow_scratch((void **)&b->toks, &b->cap_toks, b->ntoks + n, 4096, sizeof *b->toks) ||
+        grow_scratch((void **)&b->dterms, &b->cap_dterms, b->ndterms + n, 1024,
+                     sizeof *b->dterms)) {
+        *stop = 0;
+        return b->tok_rc = SAHEL_ENOMEM;
     }
     if (b->ntoks + n >= UINT32_MAX) {
         *stop = 0;
