@@ -3859,3 +3859,59 @@ Test(keysort, memcmp_order_on_shared_prefixes_zero_bytes_and_every_arrangement) 
     free(strs);
     free(lens);
 }
+
+/* ---- alloc.c: large blocks (sh_big_*) ------------------------------------ */
+
+/* Grow a block page by page past several pages and back, checking that
+ * what was written stays, that grown bytes read zero, and that the hook
+ * (when installed) sees every block and gets each one back. */
+static void exercise_big_blocks(void) {
+    size_t size = 100;
+    uint8_t *p = sh_big_alloc(size);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < size; i++) cr_assert_eq(p[i], 0, "byte %zu of a new block", i);
+    memset(p, 0xab, size);
+    static const size_t steps[] = {4000, 4096, 4097, 70000, 1 << 20, 3000000, 5000, 200000};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        size_t next = steps[k];
+        uint8_t *q = sh_big_realloc(p, size, next);
+        cr_assert_not_null(q, "growing %zu -> %zu", size, next);
+        size_t kept = SH_MIN(size, next);
+        for (size_t i = 0; i < kept; i++)
+            cr_assert_eq(q[i], 0xab, "byte %zu lost going %zu -> %zu", i, size, next);
+        for (size_t i = kept; i < next; i++)
+            cr_assert_eq(q[i], 0, "byte %zu not zero going %zu -> %zu", i, size, next);
+        memset(q, 0xab, next);
+        p = q;
+        size = next;
+    }
+    sh_big_free(p, size);
+    sh_big_free(NULL, 0);
+    uint8_t *z = sh_big_realloc(NULL, 0, 10); /* NULL grows like an allocation */
+    cr_assert_not_null(z);
+    cr_assert_eq(z[9], 0);
+    sh_big_free(z, 10);
+}
+
+Test(big_blocks, mapped_blocks_keep_their_bytes_and_grow_zeroed) { exercise_big_blocks(); }
+
+Test(big_blocks, with_an_allocator_installed_every_block_goes_through_it) {
+    sh_test_failalloc fa = {0};
+    sh_test_failalloc_install(&fa);
+    exercise_big_blocks();
+    uint64_t calls = fa.calls;
+    int64_t live = fa.live;
+    /* and a failure is NULL with the block as it was */
+    uint8_t *p = sh_big_alloc(64);
+    cr_assert_not_null(p);
+    p[0] = 7;
+    fa.fail_at = fa.calls + 1;
+    cr_expect_null(sh_big_realloc(p, 64, 1 << 20));
+    cr_expect_eq(p[0], 7);
+    sh_big_free(p, 64);
+    fa.fail_at = fa.calls + 1;
+    cr_expect_null(sh_big_alloc(128), "a failed allocation");
+    sahel_set_allocator(NULL);
+    cr_expect_geq(calls, 10, "the allocator saw %llu calls", (unsigned long long)calls);
+    cr_expect_eq(live, 0, "blocks left with the allocator: %lld", (long long)live);
+}

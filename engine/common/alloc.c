@@ -5,7 +5,10 @@
  * an allocator that fails the Nth call (allocation-failure injection) and
  * lets an embedding program account for the engine's memory.
  */
+#define _GNU_SOURCE /* mremap */
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -57,4 +60,56 @@ char *sh_strndup(const char *s, size_t len) {
     if (len) memcpy(d, s, len);
     d[len] = '\0';
     return d;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SH_BIG_MAPPED 0 /* ASan watches the heap, not mappings */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SH_BIG_MAPPED 0
+#endif
+#endif
+#ifndef SH_BIG_MAPPED
+#define SH_BIG_MAPPED 1
+#endif
+
+static size_t page_round(size_t n) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return n > SIZE_MAX - pg ? 0 : (n + pg - 1) / pg * pg;
+}
+
+static int big_mapped(void) { return SH_BIG_MAPPED && !g_alloc.malloc_fn; }
+
+void *sh_big_alloc(size_t size) {
+    if (!big_mapped()) return sh_calloc(1, size);
+    size_t n = page_round(size ? size : 1);
+    if (!n) return NULL;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *sh_big_realloc(void *p, size_t old, size_t size) {
+    if (!p) return sh_big_alloc(size);
+    if (!big_mapped()) {
+        uint8_t *q = sh_realloc(p, size);
+        if (q && size > old) memset(q + old, 0, size - old);
+        return q;
+    }
+    size_t a = page_round(old ? old : 1), b = page_round(size ? size : 1);
+    if (!b) return NULL;
+    /* bytes past `old` in its last page are zeroed here; pages past it
+     * come zeroed from the kernel */
+    if (size > old) memset((uint8_t *)p + old, 0, SH_MIN(size, a) - old);
+    if (a == b) return p;
+    void *q = mremap(p, a, b, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+void sh_big_free(void *p, size_t size) {
+    if (!p) return;
+    if (!big_mapped()) {
+        sh_free(p);
+        return;
+    }
+    (void)munmap(p, page_round(size ? size : 1));
 }

@@ -68,6 +68,18 @@ void sh_free(void *p);
 void *sh_reallocarray(void *p, size_t n, size_t size);
 char *sh_strndup(const char *s, size_t len); /* NUL-terminated copy */
 
+/* Large blocks that come and go with each segment a writer builds (its
+ * term arrays, its pages of postings): mapped from the kernel, so that a
+ * freed one goes back at once and a grown one is remapped.  From malloc's
+ * heap they left holes that a long build's peak RSS carried (a 1 GB build
+ * under the default 256 MiB budget peaked at 277 MiB; mapped, 243).  With
+ * an allocator installed (sahel_set_allocator), or in a sanitizer build,
+ * they are that allocator's (malloc's) like any other.  Zeroed, and
+ * zeroed past `old` when grown; NULL on failure (the block unchanged). */
+void *sh_big_alloc(size_t size);
+void *sh_big_realloc(void *p, size_t old, size_t size);
+void sh_big_free(void *p, size_t size);
+
 /* ---- error.c ------------------------------------------------------------ */
 
 /* Record `code` and a formatted message in *err (if err != NULL) and

@@ -340,7 +340,7 @@ static void idset_free(idset *s) {
 
 static int table_grow(builder *b) {
     size_t cap = b->table_cap ? b->table_cap * 2 : 1u << 14;
-    uint32_t *t = sh_calloc(cap, sizeof *t);
+    uint32_t *t = sh_big_alloc(cap * sizeof *t);
     if (!t) return SAHEL_ENOMEM;
     for (size_t i = 0; i < b->nterms; i++) {
         size_t h = (size_t)b->terms[i].hash & (cap - 1);
@@ -348,7 +348,7 @@ static int table_grow(builder *b) {
         t[h] = (uint32_t)i + 1;
     }
     b->mem += (cap - b->table_cap) * sizeof *t;
-    sh_free(b->table);
+    sh_big_free(b->table, b->table_cap * sizeof *t);
     b->table = t;
     b->table_cap = cap;
     return 0;
@@ -368,10 +368,10 @@ static int term_id(builder *b, const char *s, size_t len, uint32_t *out) {
     }
     if (b->nterms == b->cap_terms) {
         size_t cap = b->cap_terms ? b->cap_terms * 2 : 4096;
-        term_ent *t = sh_reallocarray(b->terms, cap, sizeof *t);
+        term_ent *t = sh_big_realloc(b->terms, b->cap_terms * sizeof *t, cap * sizeof *t);
         if (!t) return SAHEL_ENOMEM;
         b->terms = t;
-        term_hot *ht = sh_reallocarray(b->hot, cap, sizeof *ht);
+        term_hot *ht = sh_big_realloc(b->hot, b->cap_terms * sizeof *ht, cap * sizeof *ht);
         if (!ht) return SAHEL_ENOMEM;
         b->hot = ht;
         b->mem += (cap - b->cap_terms) * (sizeof *t + sizeof *ht);
@@ -408,7 +408,7 @@ static uint8_t *slice_alloc(builder *b, size_t size) {
                 b->pages = p;
                 b->cap_pages = cap;
             }
-            if (!(b->pages[b->npages] = sh_malloc(PAGE_BYTES))) return NULL;
+            if (!(b->pages[b->npages] = sh_big_alloc(PAGE_BYTES))) return NULL;
             b->npages++;
         }
         b->page_at++;
@@ -1292,13 +1292,13 @@ static void reset_builder(builder *b) {
      * use: what the writer holds for all builders grows meanwhile */
     b->page_at = b->page_off = 0;
     size_t keep = (b->share > b->shared_mem ? b->share - b->shared_mem : 0) / PAGE_BYTES;
-    while (b->npages > keep) sh_free(b->pages[--b->npages]);
-    sh_free(b->terms);
-    sh_free(b->hot);
+    while (b->npages > keep) sh_big_free(b->pages[--b->npages], PAGE_BYTES);
+    sh_big_free(b->terms, b->cap_terms * sizeof *b->terms);
+    sh_big_free(b->hot, b->cap_terms * sizeof *b->hot);
     b->terms = NULL;
     b->hot = NULL;
     b->nterms = b->cap_terms = 0;
-    sh_free(b->table);
+    sh_big_free(b->table, b->table_cap * sizeof *b->table);
     b->table = NULL;
     b->table_cap = 0;
     sh_buf_free(&b->pool);
@@ -1322,7 +1322,7 @@ static void builder_release(builder *b) {
         b->sw_open = 0;
     }
     reset_builder(b);
-    for (size_t k = 0; k < b->npages; k++) sh_free(b->pages[k]);
+    for (size_t k = 0; k < b->npages; k++) sh_big_free(b->pages[k], PAGE_BYTES);
     sh_free(b->pages);
     b->pages = NULL;
     b->npages = b->cap_pages = b->page_at = b->page_off = 0;
