@@ -11,7 +11,8 @@
 #   NAME             the corpus name in the RESULT lines and the tables
 #   --bin DIR        where querygen, bench_sahel, peer_fts5 and peer_xapian are
 #                    (default: build/release/bin of this repository)
-#   --repeat R       timed passes over the query set (default 10, after 1 warm-up)
+#   --repeat R       timed passes over the query set (default 10), in up to 3
+#                    rounds of one run per engine, each run after a warm-up
 #   --build-repeat B builds per engine; median and minimum reported (default 3)
 #   --n N            queries per class (default 100); --seed S their seed
 #                    (default: querygen's, 20240601)
@@ -26,7 +27,8 @@
 # Figures: per engine the build (median and minimum time, MB/s, articles/s,
 # index size, peak RSS of the build process), then per query class the
 # p50 / p95 / p99 latency in µs (per query the median of its passes, then
-# the percentiles over the class's queries), then the mean number of hits.
+# the percentiles over the class's queries, then the median over the
+# rounds), then the mean number of hits.
 # A peer whose program was not built (its library was missing at configure
 # time) is skipped with a message.  Indexes are built in a temporary
 # directory, removed on exit.  All RESULT lines are printed after the
@@ -124,16 +126,6 @@ echo "macro.sh: querygen ${qargs[*]}..." >&2
 cat "$out/querygen.log" >&2 # its warnings: fewer distinct queries than asked
 nqueries=$(grep -vc '^#' "$out/queries.tsv")
 
-# run_step WHAT LOG CMD...: run CMD, its RESULT lines to $results, its
-# stderr to LOG; on failure show LOG and stop.
-run_step() {
-  local what=$1 log=$2; shift 2
-  if ! "$@" >>"$results" 2>"$log"; then
-    tail -20 "$log" >&2
-    echo "macro.sh: $what failed: $(tail -1 "$log")" >&2
-    exit 1
-  fi
-}
 # The builds come first, in rounds: a round builds with every engine once
 # (and with sahel on every core: the "sahel-mt" row), so that a machine
 # that slows down or speeds up during the run weighs on every engine alike
@@ -166,12 +158,29 @@ awk -f "$repo/bench/builds.awk" "$builds" >>"$results"
 # over a gigabyte): written out now, not while the first engine's queries
 # are timed (they ran a third slower for it)
 sync
-for e in "${engines[@]}"; do
-  echo "macro.sh: $e: querying ($nqueries queries, 1 warm-up + $repeat passes)..." >&2
-  run_step "$e queries" "$out/$e-query.log" \
-    "$bin/${prog[$e]}" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$repeat" --name "$name"
-  rm -rf "$tmp/index-$e"
+# The queries in rounds too: each engine runs the set once a round (a
+# warm-up pass and its share of the timed passes), the engines in turn;
+# a figure is the median over the rounds (bench/rounds.awk).  Run one
+# engine after the other, the ratios of a UNGDC run moved by half with
+# the minutes the machine ran slow (sahel's and2 p50 95 µs in one run,
+# 160 in the next, Xapian's the other way).
+qrounds=$((repeat < 3 ? repeat : 3))
+per=$(((repeat + qrounds - 1) / qrounds))
+qruns="$out/query-rounds.txt"
+: >"$qruns"
+for ((r = 1; r <= qrounds; r++)); do
+  for e in "${engines[@]}"; do
+    echo "macro.sh: $e: querying, round $r of $qrounds ($nqueries queries, 1 warm-up + $per passes)..." >&2
+    if ! "$bin/${prog[$e]}" query "$tmp/index-$e" "$out/queries.tsv" --k "$k" --repeat "$per" \
+        --name "$name" >>"$qruns" 2>>"$out/$e-query.log"; then
+      tail -20 "$out/$e-query.log" >&2
+      echo "macro.sh: $e queries failed: $(tail -1 "$out/$e-query.log")" >&2
+      exit 1
+    fi
+  done
 done
+awk -f "$repo/bench/rounds.awk" "$qruns" >>"$results"
+for e in "${engines[@]}"; do rm -rf "$tmp/index-$e"; done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 classes=$(awk -F'\t' '!/^#/ && !seen[$1]++ { printf "%s%s", n++ ? " " : "", $1 }' "$out/queries.tsv")
@@ -186,7 +195,8 @@ echo
 echo "- corpus: \`$corpus\` ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB," \
      "$(awk '$4 == "metric=docs" && $2 == "engine=sahel" { sub("value=", "", $6); print $6 }' "$results") articles)"
 echo "- queries: $nqueries ($nq per class: $classes), querygen \`${qargs[*]}\`, $words, k = $k;" \
-     "1 warm-up + $repeat timed passes; per query the median of its passes, per class p50 / p95 / p99 of those"
+     "$qrounds rounds, the engines in turn, each 1 warm-up + $per timed passes; per query the median of its passes," \
+     "per class p50 / p95 / p99 of those, then the median over the rounds"
 echo "- builds: $build_repeat per engine in alternation (rounds of one build per engine), one indexing thread each" \
      "(sahel-mt: sahel on every core); build s is the median and the minimum;" \
      "MB/s and articles/s from the median; peak RSS: the largest of the build processes (getrusage)"
