@@ -13,7 +13,7 @@
 #                    (default: build/release/bin of this repository)
 #   --repeat R       timed passes over the query set (default 10), in up to 3
 #                    rounds of one run per engine, each run after a warm-up
-#   --build-repeat B builds per engine; median and minimum reported (default 3)
+#   --build-repeat B builds per engine; median and minimum reported (default 5)
 #   --n N            queries per class (default 100); --seed S their seed
 #                    (default: querygen's, 20240601)
 #   --k K            hits per query (default 10)
@@ -38,7 +38,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/build/release/bin"
 repeat=10
-build_repeat=3
+build_repeat=5
 nq=100
 seed=""
 k=10
