@@ -372,7 +372,12 @@ static int term_id(builder *b, const char *s, size_t len, uint32_t *out) {
         if (!t) return SAHEL_ENOMEM;
         b->terms = t;
         term_hot *ht = sh_big_realloc(b->hot, b->cap_terms * sizeof *ht, cap * sizeof *ht);
-        if (!ht) return SAHEL_ENOMEM;
+        if (!ht) {
+            /* back to the size cap_terms says: the size its free gives */
+            term_ent *back = sh_big_realloc(t, cap * sizeof *t, b->cap_terms * sizeof *t);
+            if (back) b->terms = back;
+            return SAHEL_ENOMEM;
+        }
         b->hot = ht;
         b->mem += (cap - b->cap_terms) * (sizeof *t + sizeof *ht);
         b->cap_terms = cap;
