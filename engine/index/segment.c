@@ -158,26 +158,24 @@ int sh_segw_begin(sh_segw *w, uint32_t id, sahel_error *err) {
  * works while the merge computes.  A gigabyte merge waited 3 s on it. */
 #define SH_WRITEBACK ((uint64_t)16 << 20)
 
-static void start_writeback(sh_segw *w) {
-#ifdef SYNC_FILE_RANGE_WRITE
-    if (w->no_sync || w->off - w->written_back < SH_WRITEBACK) return;
-    /* advice: an error here will be the fsync's to report */
-    (void)sync_file_range(w->fd, (off_t)w->written_back, (off_t)(w->off - w->written_back),
-                          SYNC_FILE_RANGE_WRITE);
-    w->written_back = w->off;
-#else
-    (void)w;
-#endif
-}
-
-void sh_segw_will_sync(sh_segw *w) {
-    w->no_sync = 0;
+/* What is written and not yet handed to the disk goes to it now, without
+ * waiting (advice: an error here will be the fsync's to report). */
+static void hand_to_disk(sh_segw *w) {
 #ifdef SYNC_FILE_RANGE_WRITE
     if (w->off > w->written_back)
         (void)sync_file_range(w->fd, (off_t)w->written_back, (off_t)(w->off - w->written_back),
                               SYNC_FILE_RANGE_WRITE);
-    w->written_back = w->off;
 #endif
+    w->written_back = w->off;
+}
+
+static void start_writeback(sh_segw *w) {
+    if (!w->no_sync && w->off - w->written_back >= SH_WRITEBACK) hand_to_disk(w);
+}
+
+void sh_segw_will_sync(sh_segw *w) {
+    w->no_sync = 0;
+    hand_to_disk(w);
 }
 
 int sh_segw_append(sh_segw *w, const void *data, size_t len, sahel_error *err) {
