@@ -282,6 +282,67 @@ Test(threads, duplicate_ids_are_refused_while_threads_index) {
 
 /* Three segments built apart (a third of the corpus each), merged with
  * some documents dropped, against a fresh build of the kept ones. */
+/* The 900 articles of c built as three segments of 300, merged without
+ * the skipped ones into dir `name`; the merge must equal a fresh build of
+ * the kept articles.  Returns what the test needs for more merges of the
+ * same sources (the caller closes and frees them). */
+typedef struct three_parts {
+    sh_segment seg[3];
+    sh_merge_src src[3];
+    uint32_t *maps[3];
+    uint32_t kept;
+    uint64_t nterms;
+    char out[PATH_LEN];
+} three_parts;
+
+static void merge_three_parts(three_parts *tp, const corpus *c, const uint8_t *skip,
+                              const char *name) {
+    cr_assert_eq(c->n, 900);
+    tp->kept = 0;
+    for (int p = 0; p < 3; p++) {
+        char dir[PATH_LEN], pname[64];
+        snprintf(pname, sizeof pname, "%s-part%d", name, p);
+        scratch(dir, pname);
+        corpus part = *c;
+        part.docs = c->docs + 300 * p;
+        part.n = 300;
+        build(dir, &part, NULL, 1, 0);
+        open_only_segment(dir, &tp->seg[p]);
+        tp->maps[p] = malloc(300 * sizeof *tp->maps[p]);
+        cr_assert(tp->maps[p]);
+        for (uint32_t d = 0; d < 300; d++)
+            tp->maps[p][d] = skip[300 * p + d] ? SH_NO_DOC : tp->kept++;
+        tp->src[p] = (sh_merge_src){&tp->seg[p], tp->maps[p]};
+    }
+    scratch(tp->out, name);
+    cr_assert_eq(mkdir(tp->out, 0755), 0);
+    sahel_error err = {0};
+    tp->nterms = 0;
+    cr_assert_eq(sh_merge_write(tp->out, "seg-000001-0000.sseg", tp->src, 3, tp->kept, "english", 1,
+                                &tp->nterms, &err),
+                 0, "%s", err.msg);
+    sh_segment m;
+    cr_assert_eq(sh_segment_open(tp->out, "seg-000001-0000.sseg", &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_segment_verify(&m, &err), 0, "%s", err.msg);
+    cr_assert_eq(tp->nterms, m.nterms);
+    char ref[PATH_LEN], rname[64];
+    snprintf(rname, sizeof rname, "%s-ref", name);
+    scratch(ref, rname);
+    build(ref, c, skip, 1, 0);
+    sh_segment rs;
+    open_only_segment(ref, &rs);
+    assert_same_segment(&rs, &m, name);
+    sh_segment_close(&rs);
+    sh_segment_close(&m);
+}
+
+static void three_parts_free(three_parts *tp) {
+    for (int p = 0; p < 3; p++) {
+        sh_segment_close(&tp->seg[p]);
+        free(tp->maps[p]);
+    }
+}
+
 Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
     corpus c = make_corpus(900, 0x3E16ull);
     uint8_t *skip = calloc(c.n, 1);
@@ -289,44 +350,11 @@ Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
     rng_state = 0x5EED;
     for (uint32_t d = 0; d < c.n; d++) skip[d] = rng_below(4) == 0;
     skip[0] = skip[299] = skip[300] = 1; /* the ends of the parts too */
-    char parts[3][PATH_LEN], out[PATH_LEN], ref[PATH_LEN];
-    sh_segment seg[3];
-    sh_merge_src src[3];
-    uint32_t *maps[3];
-    uint32_t kept = 0;
-    for (int p = 0; p < 3; p++) {
-        char name[32];
-        snprintf(name, sizeof name, "part%d", p);
-        scratch(parts[p], name);
-        corpus part = c;
-        part.docs = c.docs + 300 * p;
-        part.n = 300;
-        build(parts[p], &part, NULL, 1, 0);
-        open_only_segment(parts[p], &seg[p]);
-        maps[p] = malloc(300 * sizeof *maps[p]);
-        cr_assert(maps[p]);
-        for (uint32_t d = 0; d < 300; d++) maps[p][d] = skip[300 * p + d] ? SH_NO_DOC : kept++;
-        src[p] = (sh_merge_src){&seg[p], maps[p]};
-    }
-    scratch(out, "merged");
-    cr_assert_eq(mkdir(out, 0755), 0);
-    sahel_error err = {0};
-    uint64_t nterms = 0;
-    cr_assert_eq(sh_merge_write(out, "seg-000001-0000.sseg", src, 3, kept, "english", 1, &nterms, &err),
-                 0, "%s", err.msg);
-    sh_segment m;
-    cr_assert_eq(sh_segment_open(out, "seg-000001-0000.sseg", &m, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_segment_verify(&m, &err), 0, "%s", err.msg);
-    cr_assert_eq(nterms, m.nterms);
-    scratch(ref, "merged-ref");
-    build(ref, &c, skip, 1, 0);
-    sh_segment rs;
-    open_only_segment(ref, &rs);
-    assert_same_segment(&rs, &m, "merge with deletions");
-    sh_segment_close(&rs);
-    sh_segment_close(&m);
+    three_parts tp;
+    merge_three_parts(&tp, &c, skip, "merged");
     /* on several threads, each merging a range of the dictionary: the
      * very same file */
+    sahel_error err = {0};
     sh_merge_split_min = 0;
     for (unsigned t = 2; t <= 9; t += 7) {
         sh_merge_big_term = t == 2 ? 0 : 1 << 12; /* every term, then the frequent ones, in turns */
@@ -335,16 +363,33 @@ Test(merge, merged_segments_with_deletions_equal_a_fresh_build) {
         scratch(outt, name);
         cr_assert_eq(mkdir(outt, 0755), 0);
         uint64_t nt = 0;
-        cr_assert_eq(sh_merge_write(outt, "seg-000001-0000.sseg", src, 3, kept, "english", t, &nt,
-                                    &err),
+        cr_assert_eq(sh_merge_write(outt, "seg-000001-0000.sseg", tp.src, 3, tp.kept, "english", t,
+                                    &nt, &err),
                      0, "%s", err.msg);
-        cr_assert_eq(nt, nterms);
-        assert_same_file(out, outt, "seg-000001-0000.sseg");
+        cr_assert_eq(nt, tp.nterms);
+        assert_same_file(tp.out, outt, "seg-000001-0000.sseg");
     }
-    for (int p = 0; p < 3; p++) {
-        sh_segment_close(&seg[p]);
-        free(maps[p]);
-    }
+    three_parts_free(&tp);
+    free(skip);
+    free_corpus(&c);
+}
+
+/* Few deletions: most store blocks survive whole and are copied, several
+ * in a row from one source written together, with the records of the
+ * blocks that lost an article recompressed between them; the deleted
+ * articles sit at a part's start, its middle and the corpus's end. */
+Test(merge, store_blocks_copied_in_runs_around_recompressed_ones) {
+    corpus c = make_corpus(900, 0x51A7ull);
+    uint8_t *skip = calloc(c.n, 1);
+    cr_assert(skip);
+    skip[300] = skip[450] = skip[899] = 1;
+    three_parts tp;
+    merge_three_parts(&tp, &c, skip, "runs");
+    /* the sources do have several blocks each, so runs are longer than one */
+    for (int p = 0; p < 3; p++)
+        cr_assert_gt(tp.seg[p].sec[SH_SEC_STOREIDX].len / SH_STOREREC, 4,
+                     "part %d has too few store blocks for this test", p);
+    three_parts_free(&tp);
     free(skip);
     free_corpus(&c);
 }

@@ -569,6 +569,19 @@ static int drain(sh_storew *st, sh_segw *sw, sh_spill *idx, uint64_t *out_off, s
 /* STORE and STOREIDX: whole frames copied where a source block's
  * documents are all kept and consecutive in the output, records
  * recompressed elsewhere. */
+/* Whole compressed blocks are copied in runs of at most this many bytes. */
+#define STORE_RUN_MAX ((uint64_t)4 << 20)
+
+/* The run of whole blocks in hand, bytes [a, b) of *sg's STORE section,
+ * to the output; none is in hand afterwards. */
+static int run_flush(sh_segw *sw, const sh_segment **sg, uint64_t a, uint64_t b,
+                     sahel_error *err) {
+    int rc = 0;
+    if (*sg && b > a) rc = sh_segw_append(sw, (*sg)->sec[SH_SEC_STORE].p + a, (size_t)(b - a), err);
+    *sg = NULL;
+    return rc;
+}
+
 static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
     int rc = 0;
     sh_storew st = {0};
@@ -580,6 +593,11 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
     const uint8_t *rp = NULL, *rend = NULL; /* next record in the cached block */
     uint32_t rdoc = 0;                      /* the doc it belongs to */
     uint8_t rec[SH_STOREREC];
+    /* whole blocks that follow each other in one source are written
+     * together: a gigabyte merge copied some 30,000 blocks of about 13 KB,
+     * a write each */
+    const sh_segment *run_sg = NULL;
+    uint64_t run_a = 0, run_b = 0; /* bytes of its STORE section */
     if ((rc = sh_segw_begin(sw, SH_SEC_STORE, m->err))) return rc;
     for (uint32_t d = 0; d < m->ndocs;) {
         uint32_t s = m->src_of[d], l = m->loc_of[d];
@@ -593,6 +611,7 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
         if (whole) {
             /* what was gathered before goes first */
             if (sh_storew_cut(&st)) goto nomem;
+            if (st.store.len && (rc = run_flush(sw, &run_sg, run_a, run_b, m->err))) goto out;
             if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
             uint64_t a = sh_load_u64(ix->p + (size_t)lo * SH_STOREREC);
             uint64_t b = sh_load_u64(ix->p + (size_t)(lo + 1) * SH_STOREREC);
@@ -604,12 +623,18 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
             sh_store_u64(rec, out_off);
             sh_store_u32(rec + 8, d);
             sh_store_u32(rec + 12, 0);
-            if ((rc = sh_spill_put(idx, rec, SH_STOREREC, m->err)) ||
-                (rc = sh_segw_append(sw, sg->sec[SH_SEC_STORE].p + a, (size_t)(b - a), m->err)))
-                goto out;
+            if ((rc = sh_spill_put(idx, rec, SH_STOREREC, m->err))) goto out;
+            if (run_sg != sg || run_b != a || run_b - run_a >= STORE_RUN_MAX) {
+                if ((rc = run_flush(sw, &run_sg, run_a, run_b, m->err))) goto out;
+                run_sg = sg;
+                run_a = a;
+            }
+            run_b = b;
             out_off += b - a;
             d += next - first;
             if (out_off - released >= SPILL_CHUNK) {
+                /* the run in hand is written before its pages are let go */
+                if ((rc = run_flush(sw, &run_sg, run_a, run_b, m->err))) goto out;
                 for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
                 released = out_off;
             }
@@ -638,14 +663,18 @@ static int write_store(merger *m, sh_segw *sw, sh_spill *idx) {
             }
         }
         if (st.store.len >= SPILL_CHUNK) {
-            if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+            if ((rc = run_flush(sw, &run_sg, run_a, run_b, m->err)) ||
+                (rc = drain(&st, sw, idx, &out_off, m->err)))
+                goto out;
             for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
             released = out_off;
         }
         d++;
     }
     if (sh_storew_cut(&st)) goto nomem;
-    if ((rc = drain(&st, sw, idx, &out_off, m->err))) goto out;
+    if ((rc = run_flush(sw, &run_sg, run_a, run_b, m->err)) ||
+        (rc = drain(&st, sw, idx, &out_off, m->err)))
+        goto out;
     sh_segw_end(sw);
     sh_store_u64(rec, out_off);
     sh_store_u32(rec + 8, m->ndocs);
