@@ -97,14 +97,24 @@ typedef struct sahel_doc {
 
 typedef struct sahel_writer sahel_writer;
 
+/* The least memory budget with which indexing works as designed: below
+ * it the writer's own buffers leave a thread too little room, and it writes
+ * a segment every few articles (accepted as it is, as tests use kilobytes
+ * to make many segments; sahelindex refuses it).  From it up, a budget that
+ * cannot give every requested thread that room indexes on fewer threads. */
+#define SAHEL_MIN_MEMORY_BUDGET ((size_t)16 << 20)
+
 typedef struct sahel_writer_opts {
     int force;              /* build: replace an existing index at commit */
     size_t memory_budget;   /* bytes of buffered postings before a segment
-                               is flushed; 0 = default (256 MiB) */
+                               is flushed; 0 = default (256 MiB); see
+                               SAHEL_MIN_MEMORY_BUDGET */
     int update;             /* 1: open an existing index to add, replace and
                                delete articles (sahelindex update) */
     unsigned threads;       /* indexing threads: 0 = one per core; 1 = the
-                               caller's thread only, no queue; at most 64.
+                               caller's thread only, no queue; at most 64,
+                               and fewer when the budget cannot give each
+                               thread its room (SAHEL_MIN_MEMORY_BUDGET).
                                The index is the same whatever the number. */
 } sahel_writer_opts;
 
@@ -156,7 +166,11 @@ typedef struct sahel_writer_stats {
     uint64_t ntokens;      /* tokens indexed */
     uint64_t bytes_in;     /* bytes of article text (title + body) */
     uint64_t nsegments;    /* segments written */
+    uint64_t nflushed;     /* of which, before combining: the segments the
+                              budget made the indexing threads write */
     uint64_t nlive_segments; /* segments of the index after commit */
+    unsigned nthreads;     /* indexing threads: as asked, or fewer when the
+                              budget is too small for them */
     int stale_lock_pid;    /* a dead writer whose lock was taken over, or 0 */
 } sahel_writer_stats;
 

@@ -928,6 +928,15 @@ Test(cli, help_version_and_bad_options) {
         cr_assert_eq(r.status, 2, "%s without arguments", tools[t]);
         sh_test_run_free(&r);
     }
+    /* a budget below the least (SAHEL_MIN_MEMORY_BUDGET) would make a
+     * segment of every few articles: refused before anything is read */
+    sh_test_run r;
+    run_tool(&r, NULL, NULL, "sahelindex", "build", "--memory", "15", "--index", "/nonexistent/x",
+             "/nonexistent/y", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(contains(r.err, "--memory: '15' is not a number of MiB between 16 and"), "%s", r.err);
+    cr_assert(contains(r.err, "no room to index"), "%s", r.err);
+    sh_test_run_free(&r);
 }
 
 /* ---- snippets over several store blocks --------------------------------- */

@@ -2927,6 +2927,79 @@ Test(writer, duplicate_id_is_refused_and_the_first_kept) {
     sahel_index_close(ix);
 }
 
+/* A budget that cannot give every thread its room indexes on fewer; one
+ * below the least is taken as it is (tests make many segments with it). */
+Test(writer, a_small_budget_indexes_on_fewer_threads) {
+    static const struct {
+        unsigned threads;
+        size_t budget;
+        unsigned want;
+    } cases[] = {
+        {4, SAHEL_MIN_MEMORY_BUDGET, 1},
+        {2, 0, 2},
+        {4, (size_t)256 << 20, 4},
+        {4, 64 * 1024, 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[PATH_LEN], name[64];
+        snprintf(name, sizeof name, "writer-fit-%zu", i);
+        scratch(dir, name);
+        sahel_writer_opts o = {.memory_budget = cases[i].budget, .threads = cases[i].threads};
+        sahel_writer *w;
+        sahel_error err = {0};
+        cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+        sahel_writer_stats st;
+        sahel_writer_get_stats(w, &st);
+        cr_assert_eq(st.nthreads, cases[i].want, "case %zu: %u threads", i, st.nthreads);
+        sahel_doc d = mkdoc("fit1", "niamey", "the threads that index this article");
+        cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "%s", err.msg);
+        cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+        sahel_writer_close(w);
+        sahel_index *ix = open_index(dir);
+        results r;
+        search_ok(ix, "niamey", 10, &r);
+        cr_assert_eq(r.n, 1);
+        sahel_index_close(ix);
+    }
+}
+
+/* The ids of many articles take most of a small budget: it cannot be kept,
+ * but the builder keeps its room and writes a few segments, not one for
+ * every article or two (thousands to merge). */
+Test(writer, long_ids_under_a_small_budget_leave_the_builder_its_room) {
+    char dir[PATH_LEN];
+    scratch(dir, "writer-long-ids");
+    sahel_writer_opts o = {.memory_budget = SAHEL_MIN_MEMORY_BUDGET, .threads = 1};
+    sahel_writer *w;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+    enum { N = 12000, IDLEN = 700 };
+    static char id[IDLEN + 1], body[256];
+    memset(id, 'u', IDLEN);
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "https://example.org/%08u/", i);
+        id[strlen(id)] = 'u'; /* the rest of the id stays as it was: 700 bytes */
+        id[IDLEN] = '\0';
+        snprintf(body, sizeof body, "report %u from gao and kidal number w%u and w%u", i, i % 97,
+                 i % 1013);
+        sahel_doc d = mkdoc(id, "sahel", body);
+        cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "article %u: %s", i, err.msg);
+    }
+    sahel_writer_stats st;
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+    sahel_writer_get_stats(w, &st);
+    sahel_writer_close(w);
+    cr_assert_lt(st.nflushed, 40, "%llu segments for %u short articles",
+                 (unsigned long long)st.nflushed, (unsigned)N);
+    cr_assert_eq(st.nsegments, 1);
+    cr_assert_eq(st.nlive_segments, 1);
+    sahel_index *ix = open_index(dir);
+    results r;
+    search_ok(ix, "w96", 10, &r);
+    cr_assert_gt(r.n, 0);
+    sahel_index_close(ix);
+}
+
 Test(writer, duplicate_id_is_refused_across_segments) {
     char dir[PATH_LEN];
     scratch(dir, "writer-dup-segs");

@@ -32,6 +32,7 @@
 /* --memory is in MiB; 1 TiB is far past any machine this runs on and keeps
  * the multiplication below from overflowing. */
 #define MEMORY_MAX_MB (1024ULL * 1024ULL)
+#define MEMORY_MIN_MB ((unsigned long long)(SAHEL_MIN_MEMORY_BUDGET >> 20))
 
 static void synopsis(FILE *f) {
     fputs("usage: sahelindex build [--index DIR] [--force] [--memory MB] [--threads N] SOURCE...\n"
@@ -65,11 +66,12 @@ static void usage(FILE *f) {
             "                     else %s)\n"
             "  -f, --force        build: replace an existing index\n"
             "  -m, --memory MB    build, update, merge: MiB of memory for indexing\n"
-            "                     (default 256); past it, what is buffered is written\n"
-            "                     out and merged at the end\n"
+            "                     (default 256, at least 16); past it, what is\n"
+            "                     buffered is written out and merged at the end\n"
             "  -j, --threads N    build, update: indexing threads (default: one per\n"
-            "                     core; 1 indexes on the reading thread); the index\n"
-            "                     is the same whatever N\n"
+            "                     core; 1 indexes on the reading thread; fewer when\n"
+            "                     --memory is too small for N); the index is the\n"
+            "                     same whatever N\n"
             "  -h, --help         print this help and exit\n"
             "  -V, --version      print the version and exit\n"
             "\n"
@@ -411,9 +413,11 @@ int main(int argc, char **argv) {
             force = 1;
             break;
         case 'm':
-            if (cli_parse_u64(optarg, 1, MEMORY_MAX_MB, &memory_mb) != 0) {
-                cli_error("--memory: '%s' is not a number of MiB between 1 and %llu", optarg,
-                          (unsigned long long)MEMORY_MAX_MB);
+            if (cli_parse_u64(optarg, MEMORY_MIN_MB, MEMORY_MAX_MB, &memory_mb) != 0) {
+                cli_error("--memory: '%s' is not a number of MiB between %llu and %llu%s", optarg,
+                          (unsigned long long)MEMORY_MIN_MB, (unsigned long long)MEMORY_MAX_MB,
+                          " (below the least, the indexer's own buffers leave no room to "
+                          "index)");
                 return usage_error();
             }
             memory_given = 1;

@@ -243,7 +243,7 @@ struct sahel_writer {
     int async_rc;  /* first builder error, and its message */
     sahel_error async_err;
     uint64_t stream; /* articles handed to builders */
-    size_t shared_mem; /* the id set and segments' stream numbers (under mu) */
+    size_t shared_mem; /* shared_memory(), as of the last batch (under mu) */
 
     idset seen;
 
@@ -415,10 +415,10 @@ static uint8_t *slice_alloc(builder *b, size_t size) {
             }
             if (!(b->pages[b->npages] = sh_big_alloc(PAGE_BYTES))) return NULL;
             b->npages++;
+            b->mem += PAGE_BYTES; /* counted while held, in use or not */
         }
         b->page_at++;
         b->page_off = 0;
-        b->mem += PAGE_BYTES;
     }
     uint8_t *s = b->pages[b->page_at - 1] + b->page_off;
     b->page_off += size;
@@ -679,6 +679,21 @@ static int drain_store(builder *b, int all, sahel_error *err) {
     return 0;
 }
 
+/* A builder's own room, which what the writer holds for all builders
+ * never takes: its fixed buffers (stem cache, output chunks, a slice page)
+ * and a few megabytes of articles. */
+#define BUILDER_ROOM ((size_t)6 << 20)
+
+/* The part of what the writer holds for all builders (shared_memory())
+ * that this builder counts against its share: all of it, but never its
+ * room.  Past that (the ids of many articles, long ones, under a small
+ * budget) the budget cannot be kept; a builder left no room would write a
+ * segment for every article or two, thousands of them to merge (30 MB of
+ * articles with 160-byte ids at 16 MiB took 24 s, not 0.7 s). */
+static size_t shared_charge(const builder *b) {
+    return SH_MIN(b->shared_mem, b->share > BUILDER_ROOM ? b->share - BUILDER_ROOM : 0);
+}
+
 /* Invert one article, number `gseq` of the stream, into b's segment. */
 static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_error *err) {
     int rc;
@@ -760,7 +775,7 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
     size_t held = b->mem + sh_analyzer_memory(b->an) + PLAIN_SLOTS * sizeof *b->plain;
-    if (held + flush_overhead(b) + b->shared_mem >= b->share) return flush_builder(b, err);
+    if (held + flush_overhead(b) + shared_charge(b) >= b->share) return flush_builder(b, err);
     return 0;
 nomem:
     /* the term buffers may hold part of this article: the segment is lost */
@@ -881,6 +896,16 @@ static int start_builders(sahel_writer *w, sahel_error *err) {
     return 0;
 }
 
+/* What the writer holds for the whole build, beside its builders, and
+ * which grows with every article: the id set, the stream numbers of the
+ * segments' articles, and the ids recorded per source file (for the next
+ * update).  The builders flush early enough to leave room for it: left
+ * out, the source ids took a 2 GB build 13% past its budget. */
+static size_t shared_memory(const sahel_writer *w) {
+    return idset_memory(&w->seen) + (size_t)w->stream * 4 + w->srcpool.cap +
+           w->cap_newsrc * sizeof *w->newsrc;
+}
+
 /* Hand the batch being filled to the builders. */
 static void submit_batch(sahel_writer *w) {
     batch *bt = w->cur;
@@ -892,7 +917,7 @@ static void submit_batch(sahel_writer *w) {
         pthread_mutex_unlock(&w->mu);
         return;
     }
-    size_t shared = idset_memory(&w->seen) + (size_t)w->stream * 4;
+    size_t shared = shared_memory(w);
     pthread_mutex_lock(&w->mu);
     w->shared_mem = shared;
     /* there is always room: batches in the ring are fewer than qcap + 1
@@ -974,9 +999,8 @@ static size_t default_threads(void) {
     return n < 1 ? 1 : (size_t)SH_MIN(n, (long)SH_MAX_THREADS);
 }
 
-static int init_builders(sahel_writer *w, sahel_error *err) {
-    w->b = sh_calloc(w->nthreads, sizeof *w->b);
-    if (!w->b) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+/* What each of the writer's w->nthreads builders may hold. */
+static size_t builder_share(const sahel_writer *w) {
     /* the batches in flight come off the top of the budget (a batch's
      * buffer may grow to twice its target) */
     size_t reserve = w->nthreads > 1 ? (2 * w->nthreads + 1) * 2 * batch_target(w) : 0;
@@ -988,7 +1012,29 @@ static int init_builders(sahel_writer *w, sahel_error *err) {
     /* a budget too small for all that still gets its flushes (tests use
      * kilobytes to make many segments) */
     share = SH_MAX(share, SH_MIN(w->budget / w->nthreads, (size_t)1 << 20));
-    share = SH_MAX(share, (size_t)1);
+    return SH_MAX(share, (size_t)1);
+}
+
+/* The least a builder should have: with less, its fixed buffers (stem
+ * cache, output chunks, a slice page) leave it room for a few articles, and
+ * it writes a segment every few (one thread at 10 MiB, a share of 5.5 MiB,
+ * took 52 s over 30 MB of articles that it indexes in 1.1 s at 12 MiB). */
+#define MIN_BUILDER_SHARE ((size_t)8 << 20)
+
+/* Fewer threads when the budget cannot give each builder that room (two
+ * threads at 16 MiB took 72 s over those articles): the index is the same
+ * whatever the number of threads.  A budget below SAHEL_MIN_MEMORY_BUDGET
+ * is taken as it is: segments of a few articles is what the caller asked
+ * for. */
+static void fit_threads(sahel_writer *w) {
+    if (w->budget < SAHEL_MIN_MEMORY_BUDGET) return;
+    while (w->nthreads > 1 && builder_share(w) < MIN_BUILDER_SHARE) w->nthreads--;
+}
+
+static int init_builders(sahel_writer *w, sahel_error *err) {
+    w->b = sh_calloc(w->nthreads, sizeof *w->b);
+    if (!w->b) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    size_t share = builder_share(w);
     for (size_t i = 0; i < w->nthreads; i++) {
         builder *b = &w->b[i];
         b->w = w;
@@ -1022,6 +1068,8 @@ int sahel_writer_open(const char *dir, const sahel_writer_opts *opts, sahel_writ
     w->update = opts && opts->update;
     w->budget = opts && opts->memory_budget ? opts->memory_budget : DEFAULT_BUDGET;
     w->nthreads = opts && opts->threads ? opts->threads : default_threads();
+    fit_threads(w);
+    w->stats.nthreads = (unsigned)w->nthreads;
     w->dir = sh_strndup(dir, strlen(dir));
     if (!w->dir) {
         rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
@@ -1149,7 +1197,7 @@ int sahel_writer_add(sahel_writer *w, const sahel_doc *doc, sahel_error *err) {
     }
     if (w->nthreads == 1) {
         /* one thread: the caller's own, no queue */
-        w->b[0].shared_mem = idset_memory(&w->seen) + (size_t)w->stream * 4;
+        w->b[0].shared_mem = shared_memory(w);
         if ((rc = index_doc(&w->b[0], doc, (uint32_t)w->stream, err))) {
             w->failed = 1;
             return rc;
@@ -1295,8 +1343,10 @@ static void reset_builder(builder *b) {
     b->memo_epoch++; /* term ids restart with the next segment */
     /* the pages stay, for the next segment's slices, as many as it may
      * use: what the writer holds for all builders grows meanwhile */
+    size_t used = b->page_at;
     b->page_at = b->page_off = 0;
-    size_t keep = (b->share > b->shared_mem ? b->share - b->shared_mem : 0) / PAGE_BYTES;
+    size_t keep = (b->share - shared_charge(b)) / PAGE_BYTES;
+    keep = SH_MIN(keep, used);
     while (b->npages > keep) sh_big_free(b->pages[--b->npages], PAGE_BYTES);
     sh_big_free(b->terms, b->cap_terms * sizeof *b->terms);
     sh_big_free(b->hot, b->cap_terms * sizeof *b->hot);
@@ -1316,7 +1366,11 @@ static void reset_builder(builder *b) {
     sh_storew_free(&b->store);
     b->ndocs = 0;
     b->sum_lent = b->sum_lenb = b->ntokens = 0;
-    b->mem = b->max_post = 0;
+    /* the pages kept are resident: they count against the budget of the
+     * next segment, which will use about as many (left out, a 2 GB build
+     * held up to 50 MiB of kept, unused pages beyond its budget) */
+    b->mem = b->npages * PAGE_BYTES;
+    b->max_post = 0;
 }
 
 /* Everything a builder holds once it has flushed for the last time (or
@@ -1331,6 +1385,7 @@ static void builder_release(builder *b) {
     sh_free(b->pages);
     b->pages = NULL;
     b->npages = b->cap_pages = b->page_at = b->page_off = 0;
+    b->mem = 0;
     sh_free(b->toks);
     sh_free(b->dterms);
     b->toks = NULL;
@@ -1980,6 +2035,8 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
+    w->stats.nflushed = 0;
+    for (size_t i = 0; i < w->nsegs; i++) w->stats.nflushed += !w->segs[i].gone;
     if (!rc) rc = combine_new(w, err);
     if (rc) {
         w->failed = 1;
