@@ -199,7 +199,7 @@ echo "- queries: $nqueries ($nq per class: $classes), querygen \`${qargs[*]}\`, 
      "per class p50 / p95 / p99 of those, then the median over the rounds"
 echo "- builds: $build_repeat per engine in alternation (rounds of one build per engine), one indexing thread each" \
      "(sahel-mt: sahel on every core); build s is the median and the minimum;" \
-     "MB/s and articles/s from the median; peak RSS: the largest of the build processes (getrusage)"
+     "MB/s and articles/s from the median; peak RSS: the largest of the builds' own peaks (VmHWM, reset before each)"
 echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load at start, $load_end at end"
 echo "- compilers: $("${cc_path:-cc}" --version 2>/dev/null | head -1); $("${cxx_path:-c++}" --version 2>/dev/null | head -1 || echo 'no C++')"
 echo "- commit: $commit; SQLite $(pkg-config --modversion sqlite3 2>/dev/null || echo '?')," \

@@ -61,7 +61,10 @@ void bench_result(const char *engine, const char *corpus, const char *metric,
 /* ---- clocks and resources ---------------------------------------------- */
 
 uint64_t bench_now_ns(void);       /* CLOCK_MONOTONIC */
-double bench_peak_rss_mb(void);    /* getrusage ru_maxrss, in MB */
+double bench_peak_rss_mb(void);    /* the process's peak RSS (VmHWM, else ru_maxrss), MB */
+/* Start the peak RSS over from the current RSS (Linux clear_refs "5");
+ * returns 0, or -1 when the kernel does not offer it. */
+int bench_reset_peak_rss(void);
 /* Bytes of the regular files under path (or of path itself), st_size. */
 uint64_t bench_path_bytes(const char *path);
 
