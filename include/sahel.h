@@ -168,6 +168,8 @@ typedef struct sahel_writer_stats {
     uint64_t nsegments;    /* segments written */
     uint64_t nflushed;     /* of which, before combining: the segments the
                               budget made the indexing threads write */
+    uint64_t ncombined;    /* articles written by the merges that combine
+                              those into one (each article once, at best) */
     uint64_t nlive_segments; /* segments of the index after commit */
     unsigned nthreads;     /* indexing threads: as asked, or fewer when the
                               budget is too small for them */

@@ -3000,6 +3000,41 @@ Test(writer, long_ids_under_a_small_budget_leave_the_builder_its_room) {
     sahel_index_close(ix);
 }
 
+/* Thirteen flushed segments of one article each: merged ten at a time,
+ * the first merge takes the four smallest, so that the last one takes ten
+ * and no article is written more than twice: 4 + 13 articles written, not
+ * 10 + 13 as when the first ten went first. */
+Test(writer, segments_are_combined_in_the_fewest_writes) {
+    char dir[PATH_LEN];
+    scratch(dir, "writer-combine");
+    sahel_writer_opts o = {.memory_budget = 16 * 1024, .threads = 1}; /* a segment an article */
+    sahel_writer *w;
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), 0, "%s", err.msg);
+    char id[16], body[64];
+    for (int i = 0; i < 13; i++) {
+        snprintf(id, sizeof id, "c%02d", i);
+        snprintf(body, sizeof body, "dispatch %d from timbuktu word%d", i, i);
+        sahel_doc d = mkdoc(id, "combine", body);
+        cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+    sahel_writer_stats st;
+    sahel_writer_get_stats(w, &st);
+    sahel_writer_close(w);
+    cr_assert_eq(st.nflushed, 13);
+    cr_assert_eq(st.ncombined, 4 + 13, "%llu articles written", (unsigned long long)st.ncombined);
+    cr_assert_eq(st.nsegments, 1);
+    sahel_index *ix = open_index(dir);
+    results r;
+    search_ok(ix, "timbuktu", 20, &r);
+    cr_assert_eq(r.n, 13);
+    search_ok(ix, "word7", 20, &r);
+    cr_assert_eq(r.n, 1);
+    cr_assert_str_eq(r.ids[0], "c07");
+    sahel_index_close(ix);
+}
+
 Test(writer, duplicate_id_is_refused_across_segments) {
     char dir[PATH_LEN];
     scratch(dir, "writer-dup-segs");
