@@ -2927,6 +2927,25 @@ Test(writer, duplicate_id_is_refused_and_the_first_kept) {
     sahel_index_close(ix);
 }
 
+/* Commit w, close it and return its stats. */
+static sahel_writer_stats commit_close(sahel_writer *w) {
+    sahel_error err = {0};
+    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
+    sahel_writer_stats st;
+    sahel_writer_get_stats(w, &st);
+    sahel_writer_close(w);
+    return st;
+}
+
+/* How many hits the index in dir gives q (at most k). */
+static size_t hits_in(const char *dir, const char *q, size_t k) {
+    sahel_index *ix = open_index(dir);
+    results r;
+    search_ok(ix, q, k, &r);
+    sahel_index_close(ix);
+    return r.n;
+}
+
 /* A budget that cannot give every thread its room indexes on fewer; one
  * below the least is taken as it is (tests make many segments with it). */
 Test(writer, a_small_budget_indexes_on_fewer_threads) {
@@ -2953,13 +2972,8 @@ Test(writer, a_small_budget_indexes_on_fewer_threads) {
         cr_assert_eq(st.nthreads, cases[i].want, "case %zu: %u threads", i, st.nthreads);
         sahel_doc d = mkdoc("fit1", "niamey", "the threads that index this article");
         cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "%s", err.msg);
-        cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
-        sahel_writer_close(w);
-        sahel_index *ix = open_index(dir);
-        results r;
-        search_ok(ix, "niamey", 10, &r);
-        cr_assert_eq(r.n, 1);
-        sahel_index_close(ix);
+        commit_close(w);
+        cr_assert_eq(hits_in(dir, "niamey", 10), 1);
     }
 }
 
@@ -2985,19 +2999,12 @@ Test(writer, long_ids_under_a_small_budget_leave_the_builder_its_room) {
         sahel_doc d = mkdoc(id, "sahel", body);
         cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "article %u: %s", i, err.msg);
     }
-    sahel_writer_stats st;
-    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
-    sahel_writer_get_stats(w, &st);
-    sahel_writer_close(w);
+    sahel_writer_stats st = commit_close(w);
     cr_assert_lt(st.nflushed, 40, "%llu segments for %u short articles",
                  (unsigned long long)st.nflushed, (unsigned)N);
     cr_assert_eq(st.nsegments, 1);
     cr_assert_eq(st.nlive_segments, 1);
-    sahel_index *ix = open_index(dir);
-    results r;
-    search_ok(ix, "w96", 10, &r);
-    cr_assert_gt(r.n, 0);
-    sahel_index_close(ix);
+    cr_assert_gt(hits_in(dir, "w96", 10), 0);
 }
 
 /* Thirteen flushed segments of one article each: merged ten at a time,
@@ -3018,17 +3025,13 @@ Test(writer, segments_are_combined_in_the_fewest_writes) {
         sahel_doc d = mkdoc(id, "combine", body);
         cr_assert_eq(sahel_writer_add(w, &d, &err), 0, "%s", err.msg);
     }
-    cr_assert_eq(sahel_writer_commit(w, &err), 0, "%s", err.msg);
-    sahel_writer_stats st;
-    sahel_writer_get_stats(w, &st);
-    sahel_writer_close(w);
+    sahel_writer_stats st = commit_close(w);
     cr_assert_eq(st.nflushed, 13);
     cr_assert_eq(st.ncombined, 4 + 13, "%llu articles written", (unsigned long long)st.ncombined);
     cr_assert_eq(st.nsegments, 1);
+    cr_assert_eq(hits_in(dir, "timbuktu", 20), 13);
     sahel_index *ix = open_index(dir);
     results r;
-    search_ok(ix, "timbuktu", 20, &r);
-    cr_assert_eq(r.n, 13);
     search_ok(ix, "word7", 20, &r);
     cr_assert_eq(r.n, 1);
     cr_assert_str_eq(r.ids[0], "c07");
