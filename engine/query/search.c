@@ -1832,6 +1832,9 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
     const uint8_t *deleted = c->seg->deleted;
     double limit = topk_limit(t);
     uint32_t start = SH_NO_DOC;
+    /* a widening that did not keep the non-essential terms so is not
+     * tried again for the windows that start up to here */
+    int64_t no_span_to = -1;
     for (size_t j = 0; j < n; j++) start = SH_MIN(start, ts[j].s.base.doc);
     while (start != SH_NO_DOC) {
         uint32_t wlast = SH_NO_DOC; /* the window is [start, wlast] */
@@ -1854,7 +1857,7 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
          * window per block of it costs more in bounds and sorting than
          * its candidates do; its blocks up to that end are bounded together
          * (shallow_span), and the slots are made again with those bounds */
-        if (e && e < live && e <= MS_SPAN_TERMS) {
+        if (e && e < live && e <= MS_SPAN_TERMS && (int64_t)start > no_span_to) {
             uint32_t wess = SH_NO_DOC;
             for (size_t q = e; q < live; q++) wess = SH_MIN(wess, ts[o[q].t].sh.last);
             /* worth it when it saves many windows: the wider bounds are
@@ -1886,7 +1889,13 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
                         o[q].pre = (q ? o[q - 1].pre : 0) + o[q].ub;
                     e = 0;
                     while (e < live && o[e].pre < limit) e++;
-                } else { /* as they were */
+                } else {
+                    /* as they were.  Not again before wess: the windows
+                     * up to it would widen the same blocks to the same
+                     * end, a window per block of the frequent word (a
+                     * rare word with two frequent ones, 1.1 M docs,
+                     * "matade pct could": 129 M -> 19 M instructions) */
+                    no_span_to = wess;
                     for (size_t q = 0; q < e; q++) {
                         bm_term *b = &ts[o[q].t];
                         b->sh = keep[q].sh;
