@@ -3884,6 +3884,41 @@ Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
     sh_codec_set_isa(-1);
 }
 
+/* Values up to UINT32_MAX, and tails of every length against each other:
+ * the SIMD paths fill short eights with the array's last value, and must
+ * neither match that filling nor lose a match next to it. */
+Test(postings, intersect_sorted_handles_the_top_of_the_range_and_every_tail) {
+    int is[3], ni = isas(is);
+    static uint32_t a[40], b[40], want[40], got[40 + 4];
+    for (uint32_t na = 1; na <= 20; na++)
+        for (uint32_t nb = 1; nb <= 20; nb++)
+            for (int shift = 0; shift < 3; shift++) {
+                /* a: every value down from UINT32_MAX; b: every other one,
+                 * shifted so that its top differs from a's or not */
+                for (uint32_t i = 0; i < na; i++) a[i] = UINT32_MAX - (na - 1 - i);
+                for (uint32_t j = 0; j < nb; j++) b[j] = UINT32_MAX - (uint32_t)shift - 2 * (nb - 1 - j);
+                size_t nw = 0;
+                for (uint32_t i = 0, j = 0; i < na && j < nb;) {
+                    if (a[i] == b[j]) want[nw++] = a[i];
+                    uint32_t x = a[i], y = b[j];
+                    i += x <= y;
+                    j += y <= x;
+                }
+                for (int k = 0; k < ni; k++) {
+                    sh_codec_set_isa(is[k]);
+                    size_t n = sh_intersect_sorted(a, na, b, nb, got);
+                    cr_assert_eq(n, nw, "%s, %u against %u, shift %d: %zu shared, want %zu",
+                                 isa_name(is[k]), na, nb, shift, n, nw);
+                    cr_assert_arr_eq(got, want, nw * sizeof *want, "%s, %u against %u",
+                                     isa_name(is[k]), na, nb);
+                    n = sh_intersect_sorted(b, nb, a, na, got);
+                    cr_assert_eq(n, nw, "%s, %u against %u swapped", isa_name(is[k]), nb, na);
+                    cr_assert_arr_eq(got, want, nw * sizeof *want, "%s, swapped", isa_name(is[k]));
+                }
+            }
+    sh_codec_set_isa(-1);
+}
+
 /* ---- keysort.c ---------------------------------------------------------- */
 
 static int memcmp_order(const void *a, const void *b) {

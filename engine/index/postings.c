@@ -941,39 +941,65 @@ __attribute__((target("sse4.1"))) static size_t and_sse(const uint32_t *A, size_
 
 /* The same eight against eight: the four rotations within each 128-bit
  * half of B and of B with its halves swapped cover all 64 pairs; the
- * matches of each half of A are compressed and stored separately. */
+ * matches of each half of A are compressed and stored separately.  The
+ * last few docs of either array go through the same steps (a tail
+ * through the SSE and scalar loops mispredicted a branch or two per
+ * block: a quarter of the mispredictions of intersecting blocks of like
+ * density, 5% of the time): their eights are loaded with a mask and
+ * filled with copies of the array's last value, which match nothing new
+ * in B and are left out of the matches in A, and the moves are decided
+ * by the real last values. */
+__attribute__((target("avx2"))) static inline __m256i load_tail(const uint32_t *p, size_t left) {
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane);
+    __m256i v = _mm256_maskload_epi32((const int *)(const void *)p, mask);
+    return _mm256_blendv_epi8(_mm256_set1_epi32((int)p[left - 1]), v, mask);
+}
+
+/* One step: A's eight values at va (those of the lanes set in amask)
+ * against B's at vb, their matches stored at out; returns how many. */
+__attribute__((target("avx2"))) static inline size_t and8x8(__m256i va, __m256i vb,
+                                                            unsigned amask, uint32_t *out) {
+    __m256i vs = _mm256_permute2x128_si256(vb, vb, 0x01);
+    __m256i e0 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vb),
+                                 _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x39)));
+    __m256i e1 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x4E)),
+                                 _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x93)));
+    __m256i e2 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vs),
+                                 _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x39)));
+    __m256i e3 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x4E)),
+                                 _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x93)));
+    __m256i eq = _mm256_or_si256(_mm256_or_si256(e0, e1), _mm256_or_si256(e2, e3));
+    unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(eq)) & amask;
+    unsigned lo = m & 15, hi = m >> 4;
+    __m128i sl = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[lo]);
+    __m128i sh = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[hi]);
+    size_t k = (0x4332322132212110u >> (4 * lo)) & 0xF;
+    _mm_storeu_si128((__m128i *)(void *)out, _mm_shuffle_epi8(_mm256_castsi256_si128(va), sl));
+    _mm_storeu_si128((__m128i *)(void *)(out + k),
+                     _mm_shuffle_epi8(_mm256_extracti128_si256(va, 1), sh));
+    return k + ((0x4332322132212110u >> (4 * hi)) & 0xF);
+}
+
 __attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t na,
                                                        const uint32_t *B, size_t nb,
                                                        uint32_t *out) {
     size_t i = 0, j = 0, k = 0;
     while (i + 8 <= na && j + 8 <= nb) {
-        __m256i va = _mm256_loadu_si256((const __m256i *)(const void *)(A + i));
-        __m256i vb = _mm256_loadu_si256((const __m256i *)(const void *)(B + j));
-        __m256i vs = _mm256_permute2x128_si256(vb, vb, 0x01);
-        __m256i e0 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vb),
-                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x39)));
-        __m256i e1 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x4E)),
-                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vb, 0x93)));
-        __m256i e2 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vs),
-                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x39)));
-        __m256i e3 = _mm256_or_si256(_mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x4E)),
-                                     _mm256_cmpeq_epi32(va, _mm256_shuffle_epi32(vs, 0x93)));
-        __m256i eq = _mm256_or_si256(_mm256_or_si256(e0, e1), _mm256_or_si256(e2, e3));
-        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(eq));
-        unsigned lo = m & 15, hi = m >> 4;
-        __m128i sl = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[lo]);
-        __m128i sh = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[hi]);
-        _mm_storeu_si128((__m128i *)(void *)(out + k),
-                         _mm_shuffle_epi8(_mm256_castsi256_si128(va), sl));
-        k += (0x4332322132212110u >> (4 * lo)) & 0xF;
-        _mm_storeu_si128((__m128i *)(void *)(out + k),
-                         _mm_shuffle_epi8(_mm256_extracti128_si256(va, 1), sh));
-        k += (0x4332322132212110u >> (4 * hi)) & 0xF;
+        k += and8x8(_mm256_loadu_si256((const __m256i *)(const void *)(A + i)),
+                    _mm256_loadu_si256((const __m256i *)(const void *)(B + j)), 0xFF, out + k);
         uint64_t amax = A[i + 7], bmax = B[j + 7];
         i += (1 - ((bmax - amax) >> 63)) << 3;
         j += (1 - ((amax - bmax) >> 63)) << 3;
     }
-    return k + and_sse(A + i, na - i, B + j, nb - j, out + k);
+    while (i < na && j < nb) { /* the last few of either */
+        size_t la = SH_MIN(na - i, (size_t)8), lb = SH_MIN(nb - j, (size_t)8);
+        k += and8x8(load_tail(A + i, la), load_tail(B + j, lb), (1u << la) - 1, out + k);
+        uint64_t amax = A[SH_MIN(i + 7, na - 1)], bmax = B[SH_MIN(j + 7, nb - 1)];
+        i += (1 - ((bmax - amax) >> 63)) << 3;
+        j += (1 - ((amax - bmax) >> 63)) << 3;
+    }
+    return k;
 }
 #endif
 
