@@ -874,7 +874,7 @@ void sh_postings_block_bound(const sh_postings *pc, uint32_t blk, sh_block_bound
 /* The docs two ascending arrays share, into out; returns how many.  out
  * needs min(na, nb) + 3 slots (the SIMD path stores four at a time). */
 static size_t and_scalar(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
-                         uint32_t *out) {
+                         uint32_t *out, size_t *end) {
     size_t i = 0, j = 0, k = 0;
     while (i < na && j < nb) {
         uint32_t x = A[i], y = B[j];
@@ -883,6 +883,8 @@ static size_t and_scalar(const uint32_t *A, size_t na, const uint32_t *B, size_t
         i += x <= y;
         j += y <= x;
     }
+    end[0] = i;
+    end[1] = j;
     return k;
 }
 
@@ -913,7 +915,7 @@ static const uint8_t compress_lut[16][16] = {
  * no branch depends on the data but the loop's own. */
 __attribute__((target("sse4.1"))) static size_t and_sse(const uint32_t *A, size_t na,
                                                          const uint32_t *B, size_t nb,
-                                                         uint32_t *out) {
+                                                         uint32_t *out, size_t *end) {
     size_t i = 0, j = 0, k = 0;
     while (i + 4 <= na && j + 4 <= nb) {
         __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(A + i));
@@ -936,7 +938,10 @@ __attribute__((target("sse4.1"))) static size_t and_sse(const uint32_t *A, size_
     }
     /* what is left of either is fewer than four docs: matches already
      * written lie below B[j] (or A[i]), so none is written twice */
-    return k + and_scalar(A + i, na - i, B + j, nb - j, out + k);
+    k += and_scalar(A + i, na - i, B + j, nb - j, out + k, end);
+    end[0] += i;
+    end[1] += j;
+    return k;
 }
 
 /* The same eight against eight: the four rotations within each 128-bit
@@ -983,7 +988,7 @@ __attribute__((target("avx2"))) static inline size_t and8x8(__m256i va, __m256i 
 
 __attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t na,
                                                        const uint32_t *B, size_t nb,
-                                                       uint32_t *out) {
+                                                       uint32_t *out, size_t *end) {
     size_t i = 0, j = 0, k = 0;
     while (i + 8 <= na && j + 8 <= nb) {
         k += and8x8(_mm256_loadu_si256((const __m256i *)(const void *)(A + i)),
@@ -999,29 +1004,49 @@ __attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t
         i += (1 - ((bmax - amax) >> 63)) << 3;
         j += (1 - ((amax - bmax) >> 63)) << 3;
     }
+    end[0] = SH_MIN(i, na);
+    end[1] = SH_MIN(j, nb);
     return k;
 }
 #endif
 
-size_t sh_intersect_sorted(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
-                           uint32_t *out) {
+/* sh_intersect_sorted, and in end[0], end[1] how far it got in A and B:
+ * one of them is at its array's end, and every value before the other is
+ * at most that array's last. */
+static size_t intersect_sorted_end(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
+                                   uint32_t *out, size_t *end) {
 #if SH_X86
     int isa = isa_now();
-    if (isa == SH_ISA_AVX2) return and_avx2(A, na, B, nb, out);
-    if (isa == SH_ISA_SSE41) return and_sse(A, na, B, nb, out);
+    if (isa == SH_ISA_AVX2) return and_avx2(A, na, B, nb, out, end);
+    if (isa == SH_ISA_SSE41) return and_sse(A, na, B, nb, out, end);
 #endif
-    return and_scalar(A, na, B, nb, out);
+    return and_scalar(A, na, B, nb, out, end);
+}
+
+size_t sh_intersect_sorted(const uint32_t *A, size_t na, const uint32_t *B, size_t nb,
+                           uint32_t *out) {
+    size_t end[2];
+    return intersect_sorted_end(A, na, B, nb, out, end);
 }
 
 /* Move a cursor past doc `last` of its held block (the block's last doc
- * or one below it). */
-static int move_past(sh_postings *pc, uint32_t last) {
+ * or one below it), given that the docs before index `from` of the block
+ * are at most `last` and that the first one past it is among the eight
+ * from there (where sh_postings_intersect's step stopped): the docs at
+ * most `last` among those eight are counted, no branch on any of them
+ * (a seek's short steps mispredicted there); anything else seeks. */
+static int move_past(sh_postings *pc, uint32_t last, uint32_t from) {
     if (pc->docs[pc->n - 1] == last) {
         pc->i = pc->n - 1;
         return sh_postings_next(pc);
     }
-    pc->i = sh_postings_seek_in_block(pc->docs, pc->i, pc->n, last + 1);
-    pc->doc = pc->docs[pc->i];
+    uint32_t f = SH_MIN(from, pc->n - 1), m = SH_MIN(pc->n - f, 8u), c = 0;
+    for (uint32_t t = 0; t < m; t++) c += pc->docs[f + t] <= last;
+    uint32_t i = f + c;
+    if (SH_UNLIKELY(i == pc->n || pc->docs[i] <= last || (i > 0 && pc->docs[i - 1] > last)))
+        i = sh_postings_seek_in_block(pc->docs, pc->i, pc->n, last + 1);
+    pc->i = i;
+    pc->doc = pc->docs[i];
     return 0;
 }
 
@@ -1039,10 +1064,14 @@ int sh_postings_intersect(sh_postings *a, sh_postings *b, uint32_t *out, size_t 
             rc = sh_postings_advance(b, a->doc);
         } else {
             if (cap - k < SH_POSTINGS_AND_ROOM) break;
-            k += sh_intersect_sorted(a->docs + a->i, a->n - a->i, b->docs + b->i, b->n - b->i,
-                                     out + k);
+            /* where the intersection stopped in the block that goes on:
+             * the doc past l is at most a step of eight from there */
+            size_t end[2];
+            k += intersect_sorted_end(a->docs + a->i, a->n - a->i, b->docs + b->i, b->n - b->i,
+                                      out + k, end);
             uint32_t l = SH_MIN(la, lb);
-            if (!(rc = move_past(a, l))) rc = move_past(b, l);
+            if (!(rc = move_past(a, l, a->i + (uint32_t)end[0])))
+                rc = move_past(b, l, b->i + (uint32_t)end[1]);
         }
         if (rc) break;
     }
