@@ -1534,20 +1534,25 @@ static double x_needed(const sh_plan *pl, double idf, double limit, double nones
     return pl->k1 * need / (idf - need) * (1 - 1e-7);
 }
 
-/* Past this many docs (1 MiB of DOCLENS, more than a core's L2) a doc's
- * lengths are most often a cache miss: x_skip tries a bound from the tfs
- * alone first.  Below, the lengths are at hand and the extra, poorly
- * predicted, test only costs (Reuters, 19,000 docs: +20% per word). */
+/* Past this many docs a doc's lengths are most often out of the core's
+ * L2 (DOCLENS, bit-packed, takes about 2 bytes a doc): x_skip tries a
+ * bound from the tfs alone first.  Below, the lengths are at hand and the
+ * extra, poorly predicted, test only costs (Reuters, 19,000 docs: +20%
+ * per word).  No lengths are prefetched ahead: when DOCLENS was a table
+ * of 8 bytes a doc that paid, but the prefetch kept that table's address
+ * after the packing and fetched lines far from the lengths; removing it
+ * made the 300 term, or2 and or3 querygen queries on the 1 GB generated
+ * corpus 11-14% faster (best and mean of 5 alternated rounds), and
+ * fetching the packed lengths ahead instead gained less than that. */
 #define SH_LENS_CACHED 131072
-#define SH_LENS_AHEAD 8
 
 /* Move term b (the only essential one) past the docs up to wlast whose
  * x falls short of xneed, reading its cursor directly: a doc outside a
  * restricted field has x = 0 and falls short too.  Its tfs over the
  * norms of its block's smallest lengths bound x first on a large
  * segment: most docs are passed on that alone, without reading their
- * lengths (a random read in a table of 8 bytes a doc, the cost of a
- * candidate there).  *skipped: whether any doc was passed over. */
+ * lengths (a read in the packed lengths, a cache miss a candidate there).
+ * *skipped: whether any doc was passed over. */
 static int x_skip(bm_term *b, double xneed, uint32_t wlast, int *skipped) {
     term_scorer *s = &b->s;
     const sh_plan *pl = s->c->pl;
@@ -1561,18 +1566,13 @@ static int x_skip(bm_term *b, double xneed, uint32_t wlast, int *skipped) {
     double nbm = pl->norm0 + pl->normb * b->sh.r.min_lenb;
     double wnbm = pl->wt * nbm, cutm = xneed * ntm * nbm;
     int tf_first = seg->ndocs > SH_LENS_CACHED;
-    const uint8_t *lens = seg->sec[SH_SEC_DOCLENS].p;
     int moved = 0;
     while (pc->doc != SH_NO_DOC && pc->doc <= wlast) {
         uint32_t doc = pc->doc;
         uint32_t tft = sh_postings_tft(pc) & mt, tfb = sh_postings_tfb(pc) & mb;
         /* there, the lengths of the doc SH_LENS_AHEAD on are fetched
          * while this one is looked at, if its tfs will want them */
-        if (tf_first && pc->i + SH_LENS_AHEAD < pc->n) {
-            uint32_t j = pc->i + SH_LENS_AHEAD;
-            if (wnbm * (pc->tft[j] & mt) + (pc->tfb[j] & mb) * ntm >= cutm)
-                __builtin_prefetch(lens + (size_t)pc->docs[j] * 8);
-        }
+
         if (!tf_first || wnbm * tft + tfb * ntm >= cutm) {
             double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
             double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
