@@ -111,9 +111,12 @@
  * records is an acceptable ceiling for an indexing process. */
 #define TABLE_MAX_SLOTS ((size_t)1 << 20)
 #define CACHE_MAX_BYTES ((size_t)64 << 20)
-/* The first table: 128 KiB, cheap for an analyzer that sees a query or
- * two; the table quadruples up to GROW4_SLOTS (2 MiB), see table_next. */
-#define CACHE_MIN_SLOTS ((size_t)1 << 12)
+/* The first table: 2 KiB, for an analyzer that sees a query or two (a
+ * whole sahelsearch run): one of 128 KiB was zeroed page by page, 32
+ * page faults, a seventh of those of a one-shot search on the 1 GB
+ * generated corpus.  An indexing analyzer quadruples it three more times
+ * than it used to, rehashing under 3,100 entries in all (table_next). */
+#define CACHE_MIN_SLOTS ((size_t)1 << 6)
 #define GROW4_SLOTS ((size_t)1 << 16)
 /* The smallest table sh_analyzer_cap_table makes: room for a probe to
  * wrap around, with a few entries. */
