@@ -3884,6 +3884,35 @@ Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
     sh_codec_set_isa(-1);
 }
 
+/* sh_postings_seek_in_block against a plain scan: from every start, for
+ * targets at, between and around the docs, with the answer in the eight
+ * it counts, past them (the binary search) and at the block's last doc. */
+Test(postings, seek_in_block_finds_the_first_doc_at_or_past_the_target) {
+    rng_seed(0x5ee4);
+    static uint32_t docs[SH_BLOCK];
+    for (int trial = 0; trial < 400; trial++) {
+        uint32_t n = 1 + rng_below(SH_BLOCK);
+        static const uint32_t every[] = {1, 2, 3, 50, 100000};
+        ascending(docs, n, every[rng_below(5)]);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t lo = i ? docs[i - 1] : 0;
+            for (int k = 0; k < 6; k++) {
+                /* a target above docs[i - 1] (the caller's cursor is past
+                 * those) and at most docs[n - 1] */
+                uint64_t span = (uint64_t)docs[n - 1] - lo;
+                uint32_t target = lo + (i ? 1 : 0) + (uint32_t)(rng_next() % (span + 1));
+                if (target > docs[n - 1]) target = docs[n - 1];
+                if (i && target <= docs[i - 1]) continue;
+                uint32_t want = i;
+                while (docs[want] < target) want++;
+                uint32_t got = sh_postings_seek_in_block(docs, i, n, target);
+                cr_assert_eq(got, want, "n %u, from %u, target %u: %u, want %u", n, i, target,
+                             got, want);
+            }
+        }
+    }
+}
+
 /* Values up to UINT32_MAX, and tails of every length against each other:
  * the SIMD paths fill short eights with the array's last value, and must
  * neither match that filling nor lose a match next to it. */
