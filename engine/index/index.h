@@ -199,6 +199,7 @@ static inline uint32_t sh_postings_seek_in_block(const uint32_t *docs, uint32_t 
                                                  uint32_t target) {
     if (n - i >= 8) {
         uint32_t below = 0;
+#pragma GCC unroll 8
         for (uint32_t k = 0; k < 8; k++) below += docs[i + k] < target;
         if (below < 8) return i + below;
         i += 8;

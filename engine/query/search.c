@@ -2082,6 +2082,7 @@ static int cmp_cost(const void *a, const void *b) {
 static inline uint32_t conj_find(const uint32_t *docs, uint32_t i, uint32_t n, uint32_t x) {
     if (i + 8 <= n) {
         uint32_t below = 0;
+#pragma GCC unroll 8
         for (uint32_t k = 0; k < 8; k++) below += docs[i + k] < x;
         if (below < 8) return i + below;
         i += 8;
