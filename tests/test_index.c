@@ -2946,6 +2946,16 @@ static size_t hits_in(const char *dir, const char *q, size_t k) {
     return r.n;
 }
 
+/* q finds exactly one article in the index in dir, and it is want. */
+static void only_hit_in(const char *dir, const char *q, const char *want) {
+    sahel_index *ix = open_index(dir);
+    results r;
+    search_ok(ix, q, 10, &r);
+    cr_assert_eq(r.n, 1, "%s: %zu hits", q, r.n);
+    cr_assert_str_eq(r.ids[0], want, "%s", q);
+    sahel_index_close(ix);
+}
+
 /* A budget that cannot give every thread its room indexes on fewer; one
  * below the least is taken as it is (tests make many segments with it). */
 Test(writer, a_small_budget_indexes_on_fewer_threads) {
@@ -3030,12 +3040,7 @@ Test(writer, segments_are_combined_in_the_fewest_writes) {
     cr_assert_eq(st.ncombined, 4 + 13, "%llu articles written", (unsigned long long)st.ncombined);
     cr_assert_eq(st.nsegments, 1);
     cr_assert_eq(hits_in(dir, "timbuktu", 20), 13);
-    sahel_index *ix = open_index(dir);
-    results r;
-    search_ok(ix, "word7", 20, &r);
-    cr_assert_eq(r.n, 1);
-    cr_assert_str_eq(r.ids[0], "c07");
-    sahel_index_close(ix);
+    only_hit_in(dir, "word7", "c07");
 }
 
 Test(writer, duplicate_id_is_refused_across_segments) {
@@ -3115,12 +3120,7 @@ Test(writer, existing_index_without_force_is_kept) {
     cr_assert_eq(sahel_writer_open(dir, &o, &w, &err), SAHEL_EEXIST);
     char *after = list_dir(dir);
     cr_assert_str_eq(after, before, "the directory was not touched");
-    sahel_index *ix = open_index(dir);
-    results r;
-    search_ok(ix, "junta", 10, &r);
-    cr_assert_eq(r.n, 1);
-    cr_assert_str_eq(r.ids[0], "a1");
-    sahel_index_close(ix);
+    only_hit_in(dir, "junta", "a1");
     free(before);
     free(after);
 }
@@ -3208,11 +3208,7 @@ Test(writer, abandoned_forced_rebuild_keeps_the_old_index) {
     sahel_writer_close(w);
     char *after = list_dir(dir);
     cr_assert_str_eq(after, before, "only the abandoned writer's files were removed");
-    sahel_index *ix = open_index(dir);
-    results r;
-    search_ok(ix, "junta", 10, &r);
-    cr_assert_eq(r.n, 1);
-    sahel_index_close(ix);
+    cr_assert_eq(hits_in(dir, "junta", 10), 1);
     free(before);
     free(after);
 }
