@@ -2076,17 +2076,10 @@ static int cmp_cost(const void *a, const void *b) {
 }
 
 /* The first k >= i with docs[k] >= x (n if none), docs ascending: the
- * next eight docs counted without a branch on each (the candidates of a
- * conjunction of like lists lie a few docs apart), then a binary search
- * (those of a rare lead lie far apart). */
+ * seek of a cursor (its next eight docs counted without a branch, the
+ * candidates of a conjunction of like lists lying a few docs apart, then
+ * a binary search for those of a rare lead, far apart). */
 static inline uint32_t conj_find(const uint32_t *docs, uint32_t i, uint32_t n, uint32_t x) {
-    if (i + 8 <= n) {
-        uint32_t below = 0;
-#pragma GCC unroll 8
-        for (uint32_t k = 0; k < 8; k++) below += docs[i + k] < x;
-        if (below < 8) return i + below;
-        i += 8;
-    }
     if (i >= n || docs[n - 1] < x) return n;
     return sh_postings_seek_in_block(docs, i, n, x);
 }
