@@ -247,16 +247,20 @@ static int gather(part *m, uint32_t s, term_run *run) {
     if (m->term_cost > sh_merge_big_term) big_acquire(m);
     sh_postings pc;
     if ((rc = sh_postings_init(&pc, sg, &ti, &m->err))) return rc;
+    /* room for all of them at once (df counts the deleted too) */
+    if (grow_entries(m, m->nent + ti.df))
+        return sh_err(&m->err, SAHEL_ENOMEM, "out of memory merging segments");
     run->first = (uint32_t)m->nent;
     while (!(rc = sh_postings_next(&pc)) && pc.doc != SH_NO_DOC) {
         uint32_t nd = base != SH_NO_DOC ? base + pc.doc : newdoc[pc.doc];
         if (nd == SH_NO_DOC) continue;
         uint32_t t = sh_postings_tft(&pc), b = sh_postings_tfb(&pc);
-        if (grow_entries(m, m->nent + 1))
-            return sh_err(&m->err, SAHEL_ENOMEM, "out of memory merging segments");
         const uint8_t *sp;
         size_t sl;
         if ((rc = sh_postings_position_span(&pc, &sp, &sl))) return rc;
+        if (SH_UNLIKELY(m->nent >= m->capent)) /* the cursor stops at df: cannot happen */
+            return sh_err(&m->err, SAHEL_ECORRUPT, "%s: damaged postings (more than df)",
+                          sg->path);
         m->docs[m->nent] = nd;
         m->tft[m->nent] = t;
         m->tfb[m->nent] = b;
@@ -289,25 +293,41 @@ static int interleave(part *m, size_t nruns, const uint32_t **docs, const uint32
         *spanl = m->spanl;
         return 0;
     }
+    /* a run at a time: the run with the least head goes on while its docs
+     * are below every other head (a builder's docs come in batches, so
+     * runs are long, and the heads are compared once a run, not once a
+     * doc) */
     uint32_t at[SH_MERGE_MAX_SOURCES];
     for (size_t r = 0; r < nruns; r++) at[r] = 0;
-    for (size_t o = 0; o < m->nent; o++) {
+    for (size_t o = 0; o < m->nent;) {
         size_t best = SIZE_MAX;
-        uint32_t bd = UINT32_MAX;
-        for (size_t r = 0; r < nruns; r++)
-            if (at[r] < m->runs[r].count && m->docs[m->runs[r].first + at[r]] < bd) {
-                bd = m->docs[m->runs[r].first + at[r]];
+        uint32_t bd = UINT32_MAX, next = UINT32_MAX; /* the least head, the one after it */
+        for (size_t r = 0; r < nruns; r++) {
+            if (at[r] >= m->runs[r].count) continue;
+            uint32_t h = m->docs[m->runs[r].first + at[r]];
+            if (h < bd) {
+                next = bd;
+                bd = h;
                 best = r;
+            } else if (h < next) {
+                next = h;
             }
+        }
         if (best == SIZE_MAX) break; /* cannot happen: counts add up to nent */
-        size_t e = m->runs[best].first + at[best]++;
         if (o && bd <= m->odocs[o - 1])
             return sh_err(&m->err, SAHEL_EINVAL, "internal error: merge map is not one to one");
-        m->odocs[o] = bd;
-        m->otft[o] = m->tft[e];
-        m->otfb[o] = m->tfb[e];
-        m->ospanp[o] = m->spanp[e];
-        m->ospanl[o] = m->spanl[e];
+        size_t e = m->runs[best].first + at[best];
+        size_t end = m->runs[best].first + m->runs[best].count;
+        do { /* the first always: an equal head is caught as a repeat next */
+            m->odocs[o] = m->docs[e];
+            m->otft[o] = m->tft[e];
+            m->otfb[o] = m->tfb[e];
+            m->ospanp[o] = m->spanp[e];
+            m->ospanl[o] = m->spanl[e];
+            o++;
+            e++;
+        } while (e < end && m->docs[e] < next);
+        at[best] = (uint32_t)(e - m->runs[best].first);
     }
     *docs = m->odocs;
     *tft = m->otft;
@@ -394,9 +414,11 @@ static int merge_terms(part *p) {
             for (size_t i = 0; i < m->nsrc; i++) sh_segment_release(m->src[i].seg);
             released = written;
         }
-        if (p->term_cost > sh_merge_big_term) {
+        if (p->term_cost > sh_merge_big_term && m->nparts > 1) {
             /* what a big term made the buffers grow to goes back (before
-             * another thread may take its turn) */
+             * another thread may take its turn); a lone part keeps them
+             * for the next big term, which would grow them again, page
+             * fault by page fault (a quarter of a 1 GB build's faults) */
             rc = p->sw ? sh_segw_append(p->sw, post.p, post.len, &p->err)
                        : sh_spill_put(&p->post, post.p, post.len, &p->err);
             if (rc || (rc = sh_spill_put(&p->pos, pbuf.p, pbuf.len, &p->err))) goto out;

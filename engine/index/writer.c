@@ -1765,6 +1765,9 @@ out:
     return rc;
 }
 
+/* The stream number of a new segment's first doc (an empty one sorts first). */
+static uint32_t first_stream(const newseg *s) { return s->ndocs ? s->gseq[0] : 0; }
+
 /* The segments the builders wrote become one, in stream order: the index
  * is then the same whatever the number of threads or flushes. */
 static int combine_new(sahel_writer *w, sahel_error *err) {
@@ -1789,6 +1792,15 @@ static int combine_new(sahel_writer *w, sahel_error *err) {
             size_t j = n < want ? n++ : n - 1;
             for (; j > 0 && w->segs[slots[j - 1]].ndocs > nd; j--) slots[j] = slots[j - 1];
             slots[j] = i;
+        }
+        /* then in stream order: a builder's segments hold consecutive
+         * ranges of the stream, so on one thread the merge concatenates
+         * each term's postings instead of interleaving them doc by doc */
+        for (size_t i = 1; i < n; i++) {
+            size_t s = slots[i], j = i;
+            for (; j > 0 && first_stream(&w->segs[slots[j - 1]]) > first_stream(&w->segs[s]); j--)
+                slots[j] = slots[j - 1];
+            slots[j] = s;
         }
         int rc = combine_group(w, slots, n, err);
         if (rc) return rc;
