@@ -942,7 +942,7 @@ Test(cli, help_version_and_bad_options) {
 /* ---- snippets over several store blocks --------------------------------- */
 
 #define SNIP_DOCS 24
-#define SNIP_WORDS 900 /* 6.3 KB a body: about five articles a 32 KiB store block */
+#define SNIP_WORDS 900 /* 6.3 KB a body: about three articles a 16 KiB store block */
 #define SNIP_JSONL (SNIP_DOCS * (SNIP_WORDS * 8 + 128))
 
 /* Append to the buffer b of SNIP_JSONL bytes, *len used. */

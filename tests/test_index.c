@@ -1925,7 +1925,7 @@ Test(docstore, every_field_roundtrips_in_any_order) {
     ds_build("docstore-fields");
     const sh_segment *seg = g_ds.seg;
     uint32_t nblocks = (uint32_t)(seg->sec[SH_SEC_STOREIDX].len / SH_STOREREC) - 1;
-    cr_assert_geq(nblocks, 5, "%u blocks: the corpus should span several 32 KiB blocks", nblocks);
+    cr_assert_geq(nblocks, 5, "%u blocks: the corpus should span several store blocks", nblocks);
     sahel_error err = {0};
     sh_buf block = {0};
     uint32_t cached = UINT32_MAX;

@@ -481,8 +481,9 @@ typedef struct sh_stored {
 } sh_stored;
 
 /* Writer side: records gathered into blocks of about SH_STORE_BLOCK bytes,
- * each block one zstd frame with its content checksum. */
-#define SH_STORE_BLOCK (32u * 1024u)
+ * each block one zstd frame with its content checksum (docstore.c says
+ * why 16 KiB). */
+#define SH_STORE_BLOCK (16u * 1024u)
 
 typedef struct sh_storew {
     sh_buf raw;   /* records of the open block */
