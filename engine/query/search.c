@@ -1416,7 +1416,8 @@ static void bm_tangents(bm_term *ts, const size_t *idx, size_t n, double k1, dou
 }
 
 /* The norms of doc d: nt, nb; and p = nt * nb. */
-static double doc_norms(const seg_ctx *c, uint32_t d, double *nt, double *nb) {
+static inline __attribute__((always_inline)) double doc_norms(const seg_ctx *c, uint32_t d,
+                                                                double *nt, double *nb) {
     const sh_plan *pl = c->pl;
     *nt = pl->norm0 + pl->normt * sh_segment_len_title(c->seg, d);
     *nb = pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d);
@@ -1425,7 +1426,8 @@ static double doc_norms(const seg_ctx *c, uint32_t d, double *nt, double *nb) {
 
 /* Term b's bound at its current doc, scaled by p: the smaller of its
  * tangent and its block bound. */
-static double scaled_bound(const bm_term *b, double nt, double nb, double p) {
+static inline __attribute__((always_inline)) double scaled_bound(const bm_term *b, double nt,
+                                                                   double nb, double p) {
     const term_scorer *s = &b->s;
     uint32_t tft = s->field == SH_FIELD_BODY ? 0 : sh_postings_tft(&s->pc);
     uint32_t tfb = s->field == SH_FIELD_TITLE ? 0 : sh_postings_tfb(&s->pc);
