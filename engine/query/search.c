@@ -1415,9 +1415,13 @@ static void bm_tangents(bm_term *ts, const size_t *idx, size_t n, double k1, dou
     }
 }
 
+/* Small functions of the per-candidate loops that GCC kept as calls: a
+ * few instructions each around the cost of a call, once a candidate.
+ * (Inlining bm25 and term_score as well ran more instructions.) */
+#define SH_HOT static inline __attribute__((always_inline))
+
 /* The norms of doc d: nt, nb; and p = nt * nb. */
-static inline __attribute__((always_inline)) double doc_norms(const seg_ctx *c, uint32_t d,
-                                                                double *nt, double *nb) {
+SH_HOT double doc_norms(const seg_ctx *c, uint32_t d, double *nt, double *nb) {
     const sh_plan *pl = c->pl;
     *nt = pl->norm0 + pl->normt * sh_segment_len_title(c->seg, d);
     *nb = pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d);
@@ -1426,8 +1430,7 @@ static inline __attribute__((always_inline)) double doc_norms(const seg_ctx *c, 
 
 /* Term b's bound at its current doc, scaled by p: the smaller of its
  * tangent and its block bound. */
-static inline __attribute__((always_inline)) double scaled_bound(const bm_term *b, double nt,
-                                                                   double nb, double p) {
+SH_HOT double scaled_bound(const bm_term *b, double nt, double nb, double p) {
     const term_scorer *s = &b->s;
     uint32_t tft = s->field == SH_FIELD_BODY ? 0 : sh_postings_tft(&s->pc);
     uint32_t tfb = s->field == SH_FIELD_TITLE ? 0 : sh_postings_tfb(&s->pc);
