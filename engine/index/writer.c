@@ -1770,41 +1770,57 @@ static uint32_t first_stream(const newseg *s) { return s->ndocs ? s->gseq[0] : 0
 
 /* The segments the builders wrote become one, in stream order: the index
  * is then the same whatever the number of threads or flushes. */
+typedef struct live_seg {
+    uint32_t first; /* first_stream */
+    size_t slot;
+} live_seg;
+
+static int cmp_live(const void *a, const void *b) {
+    const live_seg *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
 static int combine_new(sahel_writer *w, sahel_error *err) {
+    /* every merge leaves fewer live segments than there were: room for
+     * those live now is room for all later rounds */
+    live_seg *ls = sh_malloc((w->nsegs ? w->nsegs : 1) * sizeof *ls);
+    if (!ls) return sh_err(err, SAHEL_ENOMEM, "out of memory merging the new segments");
+    int rc = 0;
     for (;;) {
         size_t live = 0;
-        for (size_t i = 0; i < w->nsegs; i++) live += !w->segs[i].gone;
-        if (live <= 1) return 0;
+        for (size_t i = 0; i < w->nsegs; i++)
+            if (!w->segs[i].gone) ls[live++] = (live_seg){first_stream(&w->segs[i]), i};
+        if (live <= 1) break;
+        qsort(ls, live, sizeof *ls, cmp_live);
         /* at most SH_MERGE_FACTOR at a time: a merge maps a little of
          * every source at once, and the kernel maps file pages by the
          * folio, so many sources would add up in the resident set.  With
-         * more, the first merge takes just enough of the smallest that
-         * every later one takes SH_MERGE_FACTOR, each the smallest then
-         * (the optimal merge pattern): taking the first ten, 13 segments
-         * of a 2 GB build wrote 23 segments' worth, not 17 */
+         * more, the first merge takes just enough that every later one
+         * takes SH_MERGE_FACTOR (taking the first ten, 13 segments of a
+         * 2 GB build wrote 23 segments' worth, not 17).  Each takes the
+         * run of segments next to each other in stream order with the
+         * fewest docs: a builder's segments hold consecutive ranges of
+         * the stream, so on one thread every merge concatenates each
+         * term's postings instead of interleaving them doc by doc (the
+         * smallest segments wherever they lay made a 2 GB build merge
+         * its first flush with its last, and then interleave every term) */
         size_t want = live <= SH_MERGE_FACTOR ? live : (live - 2) % (SH_MERGE_FACTOR - 1) + 2;
-        size_t slots[SH_MERGE_FACTOR], n = 0;
-        for (size_t i = 0; i < w->nsegs; i++) {
-            if (w->segs[i].gone) continue;
-            /* slots[0..n) by ascending size, the first of equals first */
-            uint32_t nd = w->segs[i].ndocs;
-            if (n == want && nd >= w->segs[slots[n - 1]].ndocs) continue;
-            size_t j = n < want ? n++ : n - 1;
-            for (; j > 0 && w->segs[slots[j - 1]].ndocs > nd; j--) slots[j] = slots[j - 1];
-            slots[j] = i;
+        uint64_t sum = 0, best = UINT64_MAX;
+        size_t at = 0;
+        for (size_t i = 0; i < live; i++) {
+            sum += w->segs[ls[i].slot].ndocs;
+            if (i >= want) sum -= w->segs[ls[i - want].slot].ndocs;
+            if (i + 1 >= want && sum <= best) { /* the later of equals: the small last flush */
+                best = sum;
+                at = i + 1 - want;
+            }
         }
-        /* then in stream order: a builder's segments hold consecutive
-         * ranges of the stream, so on one thread the merge concatenates
-         * each term's postings instead of interleaving them doc by doc */
-        for (size_t i = 1; i < n; i++) {
-            size_t s = slots[i], j = i;
-            for (; j > 0 && first_stream(&w->segs[slots[j - 1]]) > first_stream(&w->segs[s]); j--)
-                slots[j] = slots[j - 1];
-            slots[j] = s;
-        }
-        int rc = combine_group(w, slots, n, err);
-        if (rc) return rc;
+        size_t slots[SH_MERGE_FACTOR];
+        for (size_t i = 0; i < want; i++) slots[i] = ls[at + i].slot;
+        if ((rc = combine_group(w, slots, want, err))) break;
     }
+    sh_free(ls);
+    return rc;
 }
 
 /* ---- commit ------------------------------------------------------------- */
