@@ -2605,6 +2605,37 @@ static int phrase2_window(const seg_ctx *c, phrase_scorer *s, uint32_t d, topk *
     return 0;
 }
 
+/* The first doc of the lead, from its cursor, that its own frequencies
+ * do not rule out (a phrase not restricted to titles: tfb below xcut
+ * times the doc's body norm, and no title occurrence unless the phrase is
+ * restricted to bodies), looked for in one loop over the held block up to
+ * wlast: the cursor is moved there when it is in the block.  Returns
+ * that doc, or, none standing there, the doc after wlast or after the
+ * block, whichever comes first.  In the doc at a time loop each of those
+ * docs went round the whole loop (cursor, blocks, bounds) to be passed:
+ * for "said company" on 1 GB of generated news, 414,000 docs of the lead
+ * and 29,000 that stand. */
+static uint32_t phrase_lead_pass(const seg_ctx *c, const sh_pnode *pn, sh_postings *lead,
+                                 double xcut, uint32_t wlast, int *pruned) {
+    const sh_plan *pl = c->pl;
+    if (!lead->tf_ready) sh_postings_load_tfs(lead);
+    const uint32_t *docs = lead->docs, *tft = lead->tft, *tfb = lead->tfb;
+    const int title = pn->field != SH_FIELD_BODY;
+    uint32_t i = lead->i, n = lead->n;
+    for (; i < n && docs[i] <= wlast; i++)
+        if ((title && tft[i]) ||
+            tfb[i] >= xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, docs[i])))
+            break;
+    if (i != lead->i) *pruned = 1;
+    if (i < n && docs[i] <= wlast) {
+        lead->i = i;
+        lead->doc = docs[i];
+        return docs[i];
+    }
+    /* docs[n - 1] < wlast <= SH_NO_DOC - 1, or docs[i] > wlast */
+    return i < n ? wlast + 1 : docs[n - 1] + 1;
+}
+
 /* A phrase's frequency in a field is at most the frequency of each of its
  * terms there (a start is counted once, and each start puts term i on a
  * distinct position), so the blocks holding a candidate bound its score
@@ -2638,8 +2669,8 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
         if ((rc = sh_postings_advance(lead, d))) goto out;
         d = lead->doc;
         if (d == SH_NO_DOC) break;
+        uint32_t wlast = SH_NO_DOC; /* the first end of a block holding d */
         if (limit > -HUGE_VAL) {
-            uint32_t wlast = SH_NO_DOC;
             for (size_t i = 0; i < nt; i++) {
                 bstale |= shallow_to(&sh[i], d);
                 wlast = SH_MIN(wlast, sh[i].last);
@@ -2677,15 +2708,14 @@ static int phrase_segment(const seg_ctx *c, const sh_pnode *pn, topk *t, uint64_
                                  PHRASE_WINDOW_BACKOFF * PHRASE_WINDOW_SPAN);
             rc = 0;
         }
-        /* the lead's own frequencies bound the phrase's too: a doc they
-         * rule out is passed without moving the other cursors */
-        if (xcut > 0 && pn->field != SH_FIELD_TITLE &&
-            (pn->field == SH_FIELD_BODY || !sh_postings_tft(lead)) &&
-            sh_postings_tfb(lead) <
-                xcut * (pl->norm0 + pl->normb * sh_segment_len_body(c->seg, d))) {
-            *pruned = 1;
-            d++;
-            continue;
+        /* the lead's own frequencies bound the phrase's too: the docs they
+         * rule out are passed without moving the other cursors */
+        if (xcut > 0 && pn->field != SH_FIELD_TITLE) {
+            uint32_t stand = phrase_lead_pass(c, pn, lead, xcut, wlast, pruned);
+            if (stand != d) { /* past d: its blocks and window are looked at again */
+                d = stand;
+                continue;
+            }
         }
         int aligned = 1;
         for (size_t i = 0; i < nt; i++) {
