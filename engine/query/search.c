@@ -1573,20 +1573,30 @@ static int x_skip(bm_term *b, double xneed, uint32_t wlast, int *skipped) {
     double wnbm = pl->wt * nbm, cutm = xneed * ntm * nbm;
     int tf_first = seg->ndocs > SH_LENS_CACHED;
     int moved = 0;
+    /* the held block's arrays walked directly, the cursor set once at the
+     * end of each block's walk */
     while (pc->doc != SH_NO_DOC && pc->doc <= wlast) {
-        uint32_t doc = pc->doc;
-        uint32_t tft = sh_postings_tft(pc) & mt, tfb = sh_postings_tfb(pc) & mb;
-        /* there, the lengths of the doc SH_LENS_AHEAD on are fetched
-         * while this one is looked at, if its tfs will want them */
-
-        if (!tf_first || wnbm * tft + tfb * ntm >= cutm) {
-            double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
-            double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
-            if (pl->wt * tft * nb + tfb * nt >= xneed * nt * nb) break;
+        if (SH_UNLIKELY(!pc->tf_ready)) sh_postings_load_tfs(pc);
+        const uint32_t *docs = pc->docs, *tfa = pc->tft, *tfz = pc->tfb;
+        uint32_t i = pc->i, n = pc->n;
+        for (; i < n && docs[i] <= wlast; i++) {
+            uint32_t doc = docs[i], tft = tfa[i] & mt, tfb = tfz[i] & mb;
+            if (!tf_first || wnbm * tft + tfb * ntm >= cutm) {
+                double nt = pl->norm0 + pl->normt * sh_segment_len_title(seg, doc);
+                double nb = pl->norm0 + pl->normb * sh_segment_len_body(seg, doc);
+                if (pl->wt * tft * nb + tfb * nt >= xneed * nt * nb) break;
+            }
         }
-        moved = 1;
+        moved |= i != pc->i;
+        if (i < n) { /* a doc that stands, or the first past wlast */
+            pc->i = i;
+            pc->doc = docs[i];
+            break;
+        }
+        pc->i = n - 1; /* every doc of the block passed: on to the next */
         int rc = sh_postings_next(pc);
         if (rc) return rc;
+        moved = 1;
     }
     if (!moved) return 0; /* the common case: the candidate stands */
     *skipped = 1;
