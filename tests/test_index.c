@@ -3848,6 +3848,20 @@ static void ascending(uint32_t *v, uint32_t n, uint32_t every) {
     }
 }
 
+/* The values a[0..na) and b[0..nb) (each strictly ascending) share, by a
+ * plain merge: what every intersection must give.  Returns how many. */
+static size_t merge_shared(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
+                           uint32_t *want) {
+    size_t nw = 0;
+    for (uint32_t i = 0, j = 0; i < na && j < nb;) {
+        if (a[i] == b[j]) want[nw++] = a[i];
+        uint32_t x = a[i], y = b[j];
+        i += x <= y;
+        j += y <= x;
+    }
+    return nw;
+}
+
 Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
     rng_seed(0x1a7);
     int is[3], ni = isas(is);
@@ -3857,13 +3871,7 @@ Test(postings, intersect_sorted_matches_a_merge_at_every_isa) {
         uint32_t na = rng_below(trial % 4 ? 140 : 300), nb = rng_below(trial % 4 ? 140 : 300);
         ascending(a, na, every[rng_below(5)]);
         ascending(b, nb, every[rng_below(5)]);
-        size_t nw = 0;
-        for (uint32_t i = 0, j = 0; i < na && j < nb;) {
-            if (a[i] == b[j]) want[nw++] = a[i];
-            uint32_t x = a[i], y = b[j];
-            i += x <= y;
-            j += y <= x;
-        }
+        size_t nw = merge_shared(a, na, b, nb, want);
         size_t room = SH_MIN(na, nb) + 4;
         for (int k = 0; k < ni; k++) {
             sh_codec_set_isa(is[k]);
@@ -3922,13 +3930,7 @@ Test(postings, intersect_sorted_handles_the_top_of_the_range_and_every_tail) {
                  * shifted so that its top differs from a's or not */
                 for (uint32_t i = 0; i < na; i++) a[i] = UINT32_MAX - (na - 1 - i);
                 for (uint32_t j = 0; j < nb; j++) b[j] = UINT32_MAX - (uint32_t)shift - 2 * (nb - 1 - j);
-                size_t nw = 0;
-                for (uint32_t i = 0, j = 0; i < na && j < nb;) {
-                    if (a[i] == b[j]) want[nw++] = a[i];
-                    uint32_t x = a[i], y = b[j];
-                    i += x <= y;
-                    j += y <= x;
-                }
+                size_t nw = merge_shared(a, na, b, nb, want);
                 for (int k = 0; k < ni; k++) {
                     sh_codec_set_isa(is[k]);
                     size_t n = sh_intersect_sorted(a, na, b, nb, got);

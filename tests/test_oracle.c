@@ -1380,14 +1380,20 @@ static void run_queries(harness *h, uint32_t nqueries) {
     sh_test_str_free(&g.q);
 }
 
+/* A corpus generated from prm, indexed under `name` and opened: what
+ * each oracle test starts from. */
+static void oracle_setup(corpus *c, harness *h, const corpus_params *prm, const char *name) {
+    corpus_generate(c, prm);
+    harness_init(h, c, prm->seed);
+    harness_build(h, name);
+}
+
 static void run_corpus(const corpus_params *prm) {
     corpus c;
-    corpus_generate(&c, prm);
     harness h;
-    harness_init(&h, &c, prm->seed);
     char name[32];
     snprintf(name, sizeof name, "seed%llu", (unsigned long long)prm->seed);
-    harness_build(&h, name);
+    oracle_setup(&c, &h, prm, name);
     run_queries(&h, prm->nqueries);
     uint64_t nchecks = h.nchecks, nfail = h.nfail, nmatched = h.nmatched;
     harness_free(&h);
@@ -1558,12 +1564,10 @@ static const corpus_params PERTURB_CORPUS = {
 
 static uint64_t perturbed_failures(int perturb) {
     corpus c;
-    corpus_generate(&c, &PERTURB_CORPUS);
     harness h;
-    harness_init(&h, &c, PERTURB_CORPUS.seed);
     char name[32];
     snprintf(name, sizeof name, "perturb%d", perturb);
-    harness_build(&h, name);
+    oracle_setup(&c, &h, &PERTURB_CORPUS, name);
     h.perturb = perturb;
     h.quiet = true;
     run_queries(&h, PERTURB_CORPUS.nqueries);
@@ -1776,10 +1780,8 @@ Test(oracle, fast_loops_agree_and_skip) {
                          .nvocab = 90, .zipf = 1.1, .p_empty_title = 0.2,
                          .p_empty_body = 0.1, .p_copy = 0.02, .nqueries = 0};
     corpus c;
-    corpus_generate(&c, &prm);
     harness h;
-    harness_init(&h, &c, prm.seed);
-    harness_build(&h, "fast");
+    oracle_setup(&c, &h, &prm, "fast");
     qgen g = {.r = {prm.seed ^ 0xfa57100b5u}, .c = &c};
     rng ro = {prm.seed * 131 + 3};
     uint64_t fails[FAM_COUNT] = {0}, skipped[FAM_COUNT] = {0}, checks[FAM_COUNT] = {0};
@@ -1823,10 +1825,8 @@ Test(oracle, phrase_bounds_hold_among_near_equals, .timeout = 300) {
                          .nvocab = 24, .zipf = 0.6, .p_empty_title = 0.3,
                          .p_empty_body = 0.05, .p_copy = 0.01, .nqueries = 0};
     corpus c;
-    corpus_generate(&c, &prm);
     harness h;
-    harness_init(&h, &c, prm.seed);
-    harness_build(&h, "phrases");
+    oracle_setup(&c, &h, &prm, "phrases");
     qgen g = {.r = {prm.seed ^ 0x9e3779b97f4a7c15u}, .c = &c};
     rng ro = {prm.seed * 977 + 1};
     uint64_t skipped0 = h.nskipped;
