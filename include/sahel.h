@@ -273,6 +273,11 @@ typedef struct sahel_search_opts {
     int explain;         /* 1: keep per-term score parts for sahel_hits_explain */
     int count_all;       /* 1: score every matching document so that
                             sahel_hits_total is exact (slower: no skipping) */
+    size_t threads;      /* up to this many threads for one query; 0 or 1 =
+                            this thread only.  A query that costs much in a
+                            large segment (about 65,000 docs and more) is
+                            run on ranges of its docs at once, the hits the
+                            same as on one thread. */
 } sahel_search_opts;
 
 #define SAHEL_DEFAULT_TITLE_WEIGHT 3.0

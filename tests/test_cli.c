@@ -364,6 +364,40 @@ Test(cli, limit_option_gives_exactly_n_hits) {
     sh_test_run_free(&r);
 }
 
+Test(cli, threads_option_is_checked_and_keeps_the_hits) {
+    char dir[512], index[600];
+    scratch("threads", dir, sizeof dir);
+    path_in(index, sizeof index, dir, "idx");
+    build(index, CORPUS);
+
+    /* the split itself is checked against the oracle (test_oracle.c): on
+     * an index this small no query is worth splitting, and the hits of
+     * any thread count are the one-thread hits, byte for byte */
+    sh_test_run one, r;
+    run_tool(&one, NULL, NULL, "sahelsearch", "--index", index, "--json", "-j", "1",
+             "mali niger pact", NULL);
+    cr_assert_eq(one.status, 0, "stderr:\n%s", one.err);
+    static const char *const counts[] = {"2", "3", "64"};
+    for (size_t i = 0; i < 3; i++) {
+        run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "--json", "--threads",
+                 counts[i], "mali niger pact", NULL);
+        cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+        cr_assert_str_eq(r.out, one.out, "--threads %s", counts[i]);
+        sh_test_run_free(&r);
+    }
+    sh_test_run_free(&one);
+
+    static const char *const bad[] = {"0", "65", "two", ""};
+    for (size_t i = 0; i < 4; i++) {
+        run_tool(&r, NULL, NULL, "sahelsearch", "--index", index, "-j", bad[i], "mali", NULL);
+        cr_assert_eq(r.status, 2, "-j '%s' is a usage error", bad[i]);
+        cr_assert(contains(r.err, "--threads: '") && contains(r.err, "between 1 and 64"), "%s",
+                  r.err);
+        cr_assert_eq(r.out_len, 0);
+        sh_test_run_free(&r);
+    }
+}
+
 Test(cli, explain_adds_score_lines_under_each_hit) {
     char dir[512], index[600];
     scratch("explain", dir, sizeof dir);

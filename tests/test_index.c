@@ -1319,6 +1319,76 @@ static size_t lower_bound_u32(const uint32_t *v, size_t n, uint32_t x) {
     return lo;
 }
 
+/* A cursor limited to [lo, hi) (sh_postings_range, a search split over
+ * threads) holds exactly the list's docs in the range, walked or
+ * advanced, with their tfs: ranges that start and end inside a block, on
+ * its first or last doc, on a block's edge, past the list, or hold none
+ * of it. */
+Test(postings, a_range_cursor_holds_exactly_the_docs_of_its_range) {
+    rlists *r = sh_test_xmalloc(sizeof *r);
+    rlists_make(r, 0x5EED2);
+    for (int t = 0; t < RL_N; t++) {
+        const plist *l = &r->l[t];
+        uint32_t cuts[16];
+        size_t nc = 0;
+        cuts[nc++] = 0;
+        cuts[nc++] = RL_UNIVERSE;
+        cuts[nc++] = l->docs[0];
+        cuts[nc++] = l->docs[0] + 1;
+        cuts[nc++] = l->docs[l->n - 1];
+        cuts[nc++] = l->docs[l->n - 1] + 1;
+        if (l->n > 128) {
+            cuts[nc++] = l->docs[127];     /* a block's last doc */
+            cuts[nc++] = l->docs[127] + 1; /* just past it */
+            cuts[nc++] = l->docs[128];     /* the next block's first */
+        }
+        while (nc < 16) cuts[nc++] = rng_below(RL_UNIVERSE + 1);
+        for (size_t a = 0; a < nc; a++)
+            for (size_t b = 0; b < nc; b++) {
+                uint32_t lo = cuts[a], hi = cuts[b];
+                if (lo > hi) continue;
+                size_t first = lower_bound_u32(l->docs, l->n, lo);
+                size_t end = lower_bound_u32(l->docs, l->n, hi);
+                if (end < first) end = first;
+                sahel_error err = {0};
+                sh_postings pc;
+                /* walked */
+                cr_assert_eq(sh_postings_init(&pc, &r->m.seg, &r->ti[t], &err), 0);
+                cr_assert_eq(sh_postings_range(&pc, lo, hi), 0, "%s", err.msg);
+                for (size_t j = first; j < end; j++) {
+                    cr_assert_eq(pc.doc, l->docs[j], "list %d [%u, %u): doc %zu", t, lo, hi, j);
+                    cr_assert_eq(sh_postings_tft(&pc), l->tft[j]);
+                    cr_assert_eq(sh_postings_tfb(&pc), l->tfb[j]);
+                    cr_assert_eq(sh_postings_next(&pc), 0);
+                }
+                cr_assert_eq(pc.doc, SH_NO_DOC, "list %d [%u, %u): past the range", t, lo, hi);
+                cr_assert_eq(sh_postings_next(&pc), 0);
+                cr_assert_eq(pc.doc, SH_NO_DOC);
+                /* advanced, by random steps, to the range's end and past it */
+                cr_assert_eq(sh_postings_init(&pc, &r->m.seg, &r->ti[t], &err), 0);
+                cr_assert_eq(sh_postings_range(&pc, lo, hi), 0, "%s", err.msg);
+                uint32_t target = lo;
+                for (;;) {
+                    target += 1 + rng_below(rng_below(3) ? 64 : 2000);
+                    cr_assert_eq(sh_postings_advance(&pc, target), 0, "%s", err.msg);
+                    size_t at = lower_bound_u32(l->docs, l->n, target);
+                    if (at >= end) {
+                        cr_assert_eq(pc.doc, SH_NO_DOC, "list %d [%u, %u): advance to %u", t,
+                                     lo, hi, target);
+                        break;
+                    }
+                    cr_assert_eq(pc.doc, l->docs[at], "list %d [%u, %u): advance to %u", t, lo,
+                                 hi, target);
+                    cr_assert_eq(sh_postings_tft(&pc), l->tft[at]);
+                }
+                cr_assert_eq(sh_postings_advance(&pc, hi + 1000), 0);
+                cr_assert_eq(pc.doc, SH_NO_DOC);
+            }
+    }
+    rlists_free(r);
+    free(r);
+}
+
 /* Walk, advance, block bounds and intersection of random lists, on every
  * decoder, against the lists themselves. */
 Test(postings, random_lists_decode_and_advance_alike_on_every_decoder) {

@@ -51,6 +51,10 @@
  * equal the number of documents the oracle matches.  On a mismatch the
  * seed, the build, the query number and text, the AST and both lists are
  * printed: the generators are deterministic, so seed and number reproduce it.
+ * Each search without count_all runs a second time split over threads
+ * (opts.threads 2 or 3, every segment cut into ranges of docs whatever its
+ * size: sh_split_min_docs and sh_split_min_postings lowered), and must
+ * give the same top k.
  * When the engine crashes instead, SAHEL_ORACLE_TRACE=1 in the environment
  * prints every query before it runs.
  *
@@ -71,6 +75,7 @@
 
 #include "analysis/analysis.h"
 #include "query/query.h"
+#include "query/search.h"
 #include "sahel.h"
 #include "support/rng.h"
 #include "support/run.h"
@@ -967,6 +972,7 @@ typedef struct harness {
     uint64_t nmatched;  /* checks where the oracle matched at least one document */
     uint64_t nskipped;  /* searches without count_all whose total was inexact: the
                            fast loop skipped documents (search.c) */
+    uint64_t nsplit;    /* searches split over threads */
     scored *want;
     double *score;
     uint8_t *match;
@@ -980,6 +986,9 @@ static void harness_init(harness *h, corpus *c, uint64_t seed) {
     h->score = sh_test_xcalloc(c->ndocs, sizeof *h->score);
     h->match = sh_test_xcalloc(c->ndocs, 1);
     h->trace = getenv("SAHEL_ORACLE_TRACE") != NULL;
+    /* every search with threads > 1 splits, even on these small indexes */
+    sh_split_min_docs = 1;
+    sh_split_min_postings = 0;
 }
 
 static void harness_free(harness *h) {
@@ -1022,8 +1031,8 @@ static void report(const harness *h, int ix, uint32_t qno, const char *q, const 
             sh_test_str_printf(&out, "  ast:   %.*s\n", (int)ast.len, (const char *)ast.p);
         sh_buf_free(&ast);
     }
-    sh_test_str_printf(&out, "  opts:  k=%zu title_weight=%g k1=%g b=%g\n", o->k, o->title_weight,
-                       o->k1, o->b);
+    sh_test_str_printf(&out, "  opts:  k=%zu title_weight=%g k1=%g b=%g count_all=%d threads=%zu\n",
+                       o->k, o->title_weight, o->k1, o->b, o->count_all, o->threads);
     sh_test_str_printf(&out, "  why:   %s\n", why);
     size_t k = o->k ? o->k : 10;
     print_list(&out, "oracle top", want, nwant < k ? nwant : k, 25);
@@ -1095,6 +1104,22 @@ static void check_query(harness *h, uint32_t qno, const char *q, const sahel_sea
         if (rc != 0 || !compare_topk(&e, got, ngot, total, &why)) {
             h->nfail++;
             report(h, i, qno, q, root, &fast, sh_test_str_get(&why), h->want, nwant, got, ngot);
+        }
+        free(got);
+        /* split over threads, each segment cut into 2 or 3 ranges of docs
+         * whose heaps share their limits: the very same top k */
+        sahel_search_opts split = fast;
+        split.threads = 2 + qno % 2;
+        got = NULL;
+        ngot = 0;
+        sh_test_str_free(&why);
+        h->nchecks++;
+        h->nmatched += nwant > 0;
+        h->nsplit++;
+        rc = index_search(c, h->ix[i], q, &split, &got, &ngot, &total, &why);
+        if (rc != 0 || !compare_topk(&e, got, ngot, total, &why)) {
+            h->nfail++;
+            report(h, i, qno, q, root, &split, sh_test_str_get(&why), h->want, nwant, got, ngot);
         }
         free(got);
     }
@@ -1394,10 +1419,17 @@ static void run_corpus(const corpus_params *prm) {
     char name[32];
     snprintf(name, sizeof name, "seed%llu", (unsigned long long)prm->seed);
     oracle_setup(&c, &h, prm, name);
+    uint64_t splits0 = sh_split_searches;
     run_queries(&h, prm->nqueries);
     uint64_t nchecks = h.nchecks, nfail = h.nfail, nmatched = h.nmatched;
+    uint64_t nsplit = h.nsplit, splits = sh_split_searches - splits0;
     harness_free(&h);
     corpus_free(&c);
+    /* every split check ran split (a query that no segment holds a term
+     * of still makes its tasks) */
+    cr_assert_eq(splits, nsplit, "seed %llu: %llu of %llu split checks ran split",
+                 (unsigned long long)prm->seed, (unsigned long long)splits,
+                 (unsigned long long)nsplit);
     cr_assert_eq(nfail, 0,
                  "seed %llu: %llu of %llu checks disagree with the oracle (the first ones above)",
                  (unsigned long long)prm->seed, (unsigned long long)nfail,

@@ -1,7 +1,8 @@
 /*
  * sahelsearch.c - search a sahelsearch index from the command line.
  *
- *   sahelsearch [--index DIR] [-n N] [--json] [--explain] [--title-weight W] QUERY...
+ *   sahelsearch [--index DIR] [-n N] [--json] [--explain] [--title-weight W]
+ *               [--threads N] QUERY...
  *   sahelsearch [--index DIR] --queries FILE [--trec] [-n N] [--tag TAG]
  *
  * The first form prints the best hits of one query, for a person (rank,
@@ -52,11 +53,14 @@ enum {
     OPT_TAG,
 };
 
+/* The most threads one search may use (--threads). */
+#define MAX_SEARCH_THREADS 64
+
 static void synopsis(FILE *f) {
     fputs("usage: sahelsearch [--index DIR] [-n N] [--json] [--explain]\n"
-          "                   [--title-weight W] QUERY...\n"
+          "                   [--title-weight W] [--threads N] QUERY...\n"
           "       sahelsearch [--index DIR] --queries FILE [--trec] [-n N] [--tag TAG]\n"
-          "                   [--title-weight W]\n"
+          "                   [--title-weight W] [--threads N]\n"
           "       sahelsearch --help | --version\n",
           f);
 }
@@ -97,6 +101,9 @@ static void usage(FILE *f) {
             "                        \"QID Q0 DOCID RANK SCORE TAG\" line per hit (the\n"
             "                        output of --queries)\n"
             "      --tag TAG         the TAG column of the TREC run (default \"sahel\")\n"
+            "  -j, --threads N       threads for one query (default: one per core): a\n"
+            "                        query that reads much of a large index searches\n"
+            "                        parts of it at once; the hits are the same\n"
             "  -h, --help            print this help and exit\n"
             "  -V, --version         print the version and exit\n"
             "\n"
@@ -484,6 +491,12 @@ static char *join_args(int argc, char **argv, size_t *len) {
     return b.p;
 }
 
+/* One thread per online core, the default of --threads. */
+static size_t cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (size_t)(n < MAX_SEARCH_THREADS ? n : MAX_SEARCH_THREADS);
+}
+
 int main(int argc, char **argv) {
     cli_set_progname("sahelsearch");
     static const struct option longopts[] = {
@@ -495,17 +508,18 @@ int main(int argc, char **argv) {
         {"queries", required_argument, NULL, OPT_QUERIES},
         {"trec", no_argument, NULL, OPT_TREC},
         {"tag", required_argument, NULL, OPT_TAG},
+        {"threads", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *index_opt = NULL, *queries = NULL, *tag = NULL;
     int json = 0, explain = 0, trec = 0;
-    uint64_t limit = 0;
+    uint64_t limit = 0, threads = 0;
     double title_weight = 0.0;
     int ch;
     opterr = 0; /* our own messages, with the program's name */
-    while ((ch = getopt_long(argc, argv, ":i:n:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:n:j:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i':
             if (optarg[0] == '\0') {
@@ -518,6 +532,13 @@ int main(int argc, char **argv) {
             if (cli_parse_u64(optarg, 1, MAX_HITS, &limit) != 0) {
                 cli_error("-n: '%s' is not a number of hits between 1 and %llu", optarg,
                           (unsigned long long)MAX_HITS);
+                return usage_error();
+            }
+            break;
+        case 'j':
+            if (cli_parse_u64(optarg, 1, MAX_SEARCH_THREADS, &threads) != 0) {
+                cli_error("--threads: '%s' is not a number between 1 and %d", optarg,
+                          MAX_SEARCH_THREADS);
                 return usage_error();
             }
             break;
@@ -596,6 +617,7 @@ int main(int argc, char **argv) {
         .k = (size_t)(limit ? limit : queries ? DEFAULT_BATCH_HITS : DEFAULT_HITS),
         .title_weight = title_weight,
         .explain = explain,
+        .threads = threads ? (size_t)threads : cores(),
     };
     int status;
     if (queries) {

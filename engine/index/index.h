@@ -176,11 +176,23 @@ typedef struct sh_postings {
     /* damage found (NULL: none), reported by every later call */
     const uint8_t *bad_at;
     const char *bad_what;
+    /* the cursor ends before doc `hi` (SH_NO_DOC: at the list's end); cut:
+     * the held block holds the list's last docs below hi, n counting
+     * those only (a search of part of a segment, sh_postings_range) */
+    uint32_t hi;
+    uint8_t cut;
     uint32_t docs[SH_BLOCK], tft[SH_BLOCK], tfb[SH_BLOCK];
 } sh_postings;
 
 int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *ti,
                      sahel_error *err);
+/* Limit a fresh cursor (initialised, not moved yet) to the docs in
+ * [lo, hi) and move it to the first of them: a search split over the
+ * cores gives each a range of a segment's docs.  The docs past the range
+ * read as the list's end; the skip records (block bounds) still describe
+ * whole blocks, which only loosens the bounds of the range's last block.
+ * 0 or SAHEL_ECORRUPT. */
+int sh_postings_range(sh_postings *pc, uint32_t lo, uint32_t hi);
 /* The slow halves of next() and advance(), out of line: enter the next
  * block / the block holding the first doc >= target. */
 int sh_postings_next_block(sh_postings *pc);

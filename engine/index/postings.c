@@ -578,6 +578,8 @@ int sh_postings_init(sh_postings *pc, const sh_segment *seg, const sh_terminfo *
     pc->block_pos_off = 0;
     pc->pos_p = NULL;
     pc->pos_i = 0;
+    pc->hi = SH_NO_DOC;
+    pc->cut = 0;
     const uint8_t *base = seg->sec[SH_SEC_POSTINGS].p + ti->post_off;
     pc->end = base + ti->post_len;
     pc->posbase = seg->sec[SH_SEC_POSITIONS].p + ti->pos_off;
@@ -723,6 +725,12 @@ static int load_block(sh_postings *pc, uint32_t blk, const uint8_t *p, uint32_t 
     /* the only block this cursor will hold: decode all of it now (and
      * callers may read its arrays directly, as MaxScore's bound does) */
     if (!pc->tf_ready && !pc->skip && load_tfs(pc)) return damage(pc, "term frequency", pc->tf_p);
+    if (SH_UNLIKELY(pc->docs[cnt - 1] >= pc->hi)) {
+        /* the range ends in this block: only its docs below hi are held
+         * (none: the cursor is at its end, n 0, for the caller to see) */
+        pc->n = sh_postings_seek_in_block(pc->docs, 0, cnt, pc->hi);
+        pc->cut = 1;
+    }
     return 0;
 }
 
@@ -732,6 +740,14 @@ static void exhaust(sh_postings *pc) {
     pc->n = pc->i = 0;
 }
 
+/* After load_block: 1 (the cursor exhausted) when the range's end left the
+ * block no doc. */
+static int cut_to_nothing(sh_postings *pc) {
+    if (pc->n) return 0;
+    exhaust(pc);
+    return 1;
+}
+
 int sh_postings_next_block(sh_postings *pc) {
     if (pc->bad_at) return pending(pc);
     if (pc->block == pc->nblocks) { /* exhausted: stay so */
@@ -739,13 +755,14 @@ int sh_postings_next_block(sh_postings *pc) {
         return 0;
     }
     uint32_t blk = pc->block == UINT32_MAX ? 0 : pc->block + 1;
-    if (blk >= pc->nblocks) {
+    if (blk >= pc->nblocks || pc->cut) { /* the list's end, or the range's */
         exhaust(pc);
         return 0;
     }
     uint32_t prev_plus1 = blk == 0 ? 0 : pc->docs[pc->n - 1] + 1;
     int rc = load_block(pc, blk, pc->next_block, prev_plus1);
     if (rc) return rc;
+    if (cut_to_nothing(pc)) return 0;
     pc->doc = pc->docs[0];
     return 0;
 }
@@ -794,11 +811,18 @@ int sh_postings_advance_block(sh_postings *pc, uint32_t target) {
         pc->doc = SH_NO_DOC;
         return 0;
     }
+    /* past the range's end; or the held block, cut, holds the range's
+     * last docs and all of them are below target (else the inline half
+     * would have moved within it) */
+    if (target >= pc->hi || pc->cut) {
+        exhaust(pc);
+        return 0;
+    }
     if (!pc->skip) {
         if (pc->block == UINT32_MAX) {
             int rc = sh_postings_next_block(pc);
             if (rc) return rc;
-            if (pc->docs[pc->n - 1] >= target) {
+            if (pc->n && pc->docs[pc->n - 1] >= target) {
                 pc->i = sh_postings_seek_in_block(pc->docs, 0, pc->n, target);
                 pc->doc = pc->docs[pc->i];
                 return 0;
@@ -825,10 +849,21 @@ int sh_postings_advance_block(sh_postings *pc, uint32_t target) {
         rc = load_block(pc, blk, pc->data + off, prev_plus1);
     }
     if (rc) return rc;
-    /* the skip record matched the block's last doc, which is >= target */
+    /* the skip record matched the block's last doc, which is >= target;
+     * if the range's end cut the block, its last doc may not be */
+    if (cut_to_nothing(pc)) return 0;
+    if (SH_UNLIKELY(pc->docs[pc->n - 1] < target)) {
+        exhaust(pc);
+        return 0;
+    }
     pc->i = sh_postings_seek_in_block(pc->docs, 0, pc->n, target);
     pc->doc = pc->docs[pc->i];
     return 0;
+}
+
+int sh_postings_range(sh_postings *pc, uint32_t lo, uint32_t hi) {
+    pc->hi = hi;
+    return lo ? sh_postings_advance(pc, lo) : sh_postings_next(pc);
 }
 
 uint32_t sh_postings_block_last(const sh_postings *pc, uint32_t blk) {

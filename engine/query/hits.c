@@ -106,8 +106,8 @@ int sahel_search(sahel_index *ix, const char *query, size_t query_len,
     size_t n = 0;
     int rc = sh_plan_build(ix, query ? query : "", query_len, opts, &hits->plan, err);
     if (!rc)
-        rc = sh_plan_run(&hits->plan, k, opts && opts->count_all, &refs, &n, &hits->total,
-                         &hits->total_exact, err);
+        rc = sh_plan_run(&hits->plan, k, opts && opts->count_all, opts ? opts->threads : 1,
+                         &refs, &n, &hits->total, &hits->total_exact, err);
     if (rc) goto fail;
     hits->h = sh_calloc(n ? n : 1, sizeof *hits->h);
     if (!hits->h) {

@@ -70,9 +70,16 @@
  *   boolean = sum of the scores of the clauses that match.
  * All arithmetic is in double.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, pthread_attr_setaffinity_np (run_split) */
+#endif
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <xxhash.h>
 
 #include "../index/index.h"
@@ -328,6 +335,8 @@ typedef struct seg_ctx {
     sahel_error *err;
     double xscale; /* the skip records' block impacts times this bound x;
                       0: they do not apply (impact_scale) */
+    uint32_t lo, hi; /* the docs searched: [lo, hi) (a part of the segment
+                        when the search is split over the cores) */
 } seg_ctx;
 
 /* Term tid's dictionary entry in the context's segment, as the plan
@@ -441,8 +450,8 @@ static int term_init(term_scorer *s, const seg_ctx *c, const sh_pnode *n, int *f
     s->field = n->field;
     *found = 1;
     int rc;
-    if ((rc = sh_postings_init(&s->pc, c->seg, &ti, c->err)) || (rc = sh_postings_next(&s->pc)) ||
-        (rc = term_settle(s)))
+    if ((rc = sh_postings_init(&s->pc, c->seg, &ti, c->err)) ||
+        (rc = sh_postings_range(&s->pc, c->lo, c->hi)) || (rc = term_settle(s)))
         return rc;
     return 0;
 }
@@ -880,7 +889,7 @@ static int phrase_open(const seg_ctx *c, const sh_pnode *n, phrase_scorer **out)
     for (size_t i = 0; i < s->nt; i++) {
         s->run[i].blk = s->run[i].cblk = UINT32_MAX;
         if ((rc = sh_postings_init(&s->pc[i], c->seg, &ti[i], c->err)) ||
-            (rc = sh_postings_next(&s->pc[i])))
+            (rc = sh_postings_range(&s->pc[i], c->lo, c->hi)))
             goto fail;
         if (s->pc[i].ti.df < s->pc[s->lead].ti.df) s->lead = i;
     }
@@ -1165,11 +1174,44 @@ static int cmp_hit(const void *a, const void *b) {
     return better(a, b) ? -1 : better(b, a) ? 1 : 0;
 }
 
-/* The k best so far: a min-heap on "better", the root the worst kept. */
+/* The k best so far: a min-heap on "better", the root the worst kept.
+ * A search split over threads gives each its own heap, and they share the
+ * best of their limits (shared, NULL when alone): a thread whose heap
+ * holds k hits that all score at least L tells the others that nothing
+ * below L can enter the k best of them all. */
 typedef struct topk {
     sh_hitref *h;
     size_t n, cap;
+    _Atomic uint64_t *shared; /* the bits of a double */
 } topk;
+
+/* The heap's own limit (see topk_limit). */
+static double own_limit(const topk *t) {
+    if (t->n < t->cap || t->cap == 0) return -HUGE_VAL;
+    double th = t->h[0].score;
+    return th - fabs(th) * 1e-9;
+}
+
+static double shared_get(_Atomic uint64_t *sh) {
+    uint64_t u = atomic_load_explicit(sh, memory_order_relaxed);
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* The shared limit raised to v if below it. */
+static void shared_raise(_Atomic uint64_t *sh, double v) {
+    uint64_t cur = atomic_load_explicit(sh, memory_order_relaxed), u;
+    memcpy(&u, &v, sizeof u);
+    for (;;) {
+        double c;
+        memcpy(&c, &cur, sizeof c);
+        if (!(v > c)) return;
+        if (atomic_compare_exchange_weak_explicit(sh, &cur, u, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
 
 static void topk_offer(topk *t, const sh_hitref *h) {
     if (t->n == t->cap && h->score < t->h[0].score) return; /* the common case, early */
@@ -1179,16 +1221,22 @@ static void topk_offer(topk *t, const sh_hitref *h) {
     } else if (t->cap && better(h, &t->h[0])) {
         t->h[0] = *h;
         sift_down(t->h, t->n, 0);
+    } else {
+        return;
     }
+    if (t->shared && t->n == t->cap) shared_raise(t->shared, own_limit(t));
 }
 
 /* A score a document must beat to enter the top k, lowered by a hair so
  * that rounding in a sum of bounds never prunes a document that could
- * enter: skipping stays exact. */
+ * enter: skipping stays exact.  It only ever rises. */
 static double topk_limit(const topk *t) {
-    if (t->n < t->cap || t->cap == 0) return -HUGE_VAL;
-    double th = t->h[0].score;
-    return th - fabs(th) * 1e-9;
+    double own = own_limit(t);
+    if (t->shared) {
+        double s = shared_get(t->shared);
+        if (s > own) return s;
+    }
+    return own;
 }
 
 /* ---- block bounds ------------------------------------------------------- */
@@ -1782,7 +1830,7 @@ static int maxscore_prefill(const seg_ctx *c, const bm_term *ts, size_t n, topk 
         s->t = src->t;
         s->field = src->field;
         if ((rc = sh_postings_init(&s->pc, c->seg, &src->pc.ti, c->err)) ||
-            (rc = sh_postings_next(&s->pc)) || (rc = term_settle(s)))
+            (rc = sh_postings_range(&s->pc, c->lo, c->hi)) || (rc = term_settle(s)))
             goto fail;
     }
     const uint8_t *deleted = c->seg->deleted;
@@ -1853,6 +1901,8 @@ static int maxscore_segment(const seg_ctx *c, topk *t, uint64_t *total, int *pru
     int64_t no_span_to = -1;
     for (size_t j = 0; j < n; j++) start = SH_MIN(start, ts[j].s.base.doc);
     while (start != SH_NO_DOC) {
+        /* the other threads' hits may have raised the bar */
+        if (t->shared) limit = SH_MAX(limit, topk_limit(t));
         uint32_t wlast = SH_NO_DOC; /* the window is [start, wlast] */
         size_t live = 0;
         for (size_t j = 0; j < n; j++) {
@@ -2770,48 +2820,239 @@ out:
 
 /* ---- running a plan ----------------------------------------------------- */
 
-int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, size_t *nout,
-                uint64_t *total, int *total_exact, sahel_error *err) {
+/* How a plan is run: which loop. */
+typedef struct run_mode {
+    int fast; /* the loops that skip (see sh_plan_run) */
+    int ms;
+    const sh_pnode *conj, *phrase;
+} run_mode;
+
+/* One segment, or the docs [c->lo, c->hi) of it, into t. */
+static int run_segment(const seg_ctx *c, const run_mode *m, topk *t, uint64_t *total,
+                       int *pruned) {
+    if (m->ms) return maxscore_segment(c, t, total, pruned);
+    if (m->conj) return conj_segment(c, m->conj, t, total, pruned);
+    if (m->phrase) return phrase_segment(c, m->phrase, t, total, pruned);
+    scorer *s;
+    int rc = scorer_make(c, c->pl->root, &s);
+    if (rc || !s) return rc;
+    const uint8_t *deleted = c->seg->deleted;
+    while (s->doc != SH_NO_DOC) {
+        if (!sh_bit_get(deleted, s->doc)) {
+            sh_hitref h = {s->ops->score(s), c->si, s->doc};
+            (*total)++;
+            topk_offer(t, &h);
+        }
+        if ((rc = s->ops->next(s))) break;
+    }
+    s->ops->destroy(s);
+    return rc;
+}
+
+/* A segment is split over the threads when it holds at least this many
+ * docs and the query's terms at least SPLIT_MIN_POSTINGS postings in it:
+ * below, a thread's start (about 40-180 microseconds here, the first in
+ * a process the most) costs more than half the search saves. */
+size_t sh_split_min_docs = 65536;
+uint64_t sh_split_min_postings = 300000;
+_Atomic uint64_t sh_split_searches;
+
+/* A part of the search: segment si, docs [lo, hi). */
+typedef struct run_task {
+    uint32_t si, lo, hi;
+} run_task;
+
+/* A thread of a split search: it takes the next task left until none
+ * is, into its own heap. */
+typedef struct run_worker {
+    const sh_plan *pl;
+    const run_mode *mode;
+    const run_task *tasks;
+    size_t ntasks;
+    _Atomic size_t *next;
+    topk t;
+    uint64_t total;
+    int pruned, rc;
+    sahel_error err;
+#ifdef __linux__
+    const cpu_set_t *allowed; /* started on one core: then free to move (run_split) */
+#endif
+} run_worker;
+
+static void *run_worker_main(void *arg) {
+    run_worker *w = arg;
+#ifdef __linux__
+    if (w->allowed) (void)pthread_setaffinity_np(pthread_self(), sizeof *w->allowed, w->allowed);
+#endif
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(w->next, 1, memory_order_relaxed);
+        if (i >= w->ntasks) break;
+        const run_task *k = &w->tasks[i];
+        const sh_segment *seg = &w->pl->ix->segs[k->si];
+        seg_ctx c = {w->pl, seg, k->si, &w->err, impact_scale(w->pl, seg), k->lo, k->hi};
+        if ((w->rc = run_segment(&c, w->mode, &w->t, &w->total, &w->pruned))) {
+            /* the others stop at their next task: the search has failed */
+            atomic_store_explicit(w->next, w->ntasks, memory_order_relaxed);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* The postings of the plan's terms in segment si: about what searching
+ * it costs. */
+static uint64_t segment_cost(const sh_plan *pl, size_t si) {
+    uint64_t cost = 0;
+    for (size_t t = 0; t < pl->nterms; t++) {
+        const sh_terminfo *x = &pl->tinfo[t * pl->ix->nsegs + si];
+        if (x->idx != SH_TERM_ABSENT) cost += x->df;
+    }
+    return cost;
+}
+
+/* The tasks of a search over `threads` threads: every segment, the large
+ * ones a query costs much in cut into `threads` equal ranges of docs.
+ * *out NULL when nothing is worth splitting. */
+static int split_tasks(const sh_plan *pl, size_t threads, run_task **out, size_t *nout) {
+    *out = NULL;
+    *nout = 0;
+    const sahel_index *ix = pl->ix;
+    size_t n = 0, split = 0;
+    for (size_t si = 0; si < ix->nsegs; si++) {
+        const sh_segment *seg = &ix->segs[si];
+        int cut = seg->ndocs >= sh_split_min_docs && seg->ndocs >= threads &&
+                  segment_cost(pl, si) >= sh_split_min_postings;
+        n += cut ? threads : 1;
+        split |= cut;
+    }
+    if (!split) return 0;
+    run_task *t = sh_calloc(n, sizeof *t);
+    if (!t) return SAHEL_ENOMEM;
+    size_t j = 0;
+    for (size_t si = 0; si < ix->nsegs; si++) {
+        const sh_segment *seg = &ix->segs[si];
+        uint32_t nd = seg->ndocs;
+        if (nd >= sh_split_min_docs && nd >= threads && segment_cost(pl, si) >= sh_split_min_postings)
+            for (size_t p = 0; p < threads; p++)
+                t[j++] = (run_task){(uint32_t)si, (uint32_t)((uint64_t)nd * p / threads),
+                                    (uint32_t)((uint64_t)nd * (p + 1) / threads)};
+        else
+            t[j++] = (run_task){(uint32_t)si, 0, SH_NO_DOC};
+    }
+    *out = t;
+    *nout = n;
+    return 0;
+}
+
+/* The search over `threads` threads (this one and threads - 1 more), each
+ * with its own heap, merged into t. */
+static int run_split(const sh_plan *pl, const run_mode *m, const run_task *tasks, size_t ntasks,
+                     size_t threads, topk *t, uint64_t *total, int *pruned, sahel_error *err) {
+    threads = SH_MIN(threads, ntasks);
+    atomic_fetch_add_explicit(&sh_split_searches, 1, memory_order_relaxed);
+    run_worker *w = sh_calloc(threads, sizeof *w);
+    pthread_t *tid = sh_calloc(threads, sizeof *tid);
+    sh_hitref *heaps = sh_calloc(threads * (t->cap ? t->cap : 1), sizeof *heaps);
+    if (!w || !tid || !heaps) {
+        sh_free(w);
+        sh_free(tid);
+        sh_free(heaps);
+        return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    }
+    _Atomic size_t next = 0;
+    double none = -HUGE_VAL;
+    uint64_t nb;
+    memcpy(&nb, &none, sizeof nb);
+    _Atomic uint64_t shared = nb;
+    for (size_t i = 0; i < threads; i++)
+        w[i] = (run_worker){.pl = pl,
+                            .mode = m,
+                            .tasks = tasks,
+                            .ntasks = ntasks,
+                            .next = &next,
+                            .t = {heaps + i * (t->cap ? t->cap : 1), 0, t->cap, &shared}};
+    size_t started = 1;
+#ifdef __linux__
+    /* Each thread is started on a core of its own, other than this one's:
+     * left to the scheduler, a new thread is most often queued behind its
+     * creator on the same core and moved only milliseconds later, when a
+     * search of a few milliseconds is over (one-shot searches of the 1 GB
+     * benchmark corpus took as long on two threads as on one).  Once
+     * running, it may move again (run_worker_main restores the mask). */
+    cpu_set_t allowed;
+    int here = sched_getcpu(), pin = here >= 0 && !sched_getaffinity(0, sizeof allowed, &allowed);
+    int cpu = -1;
+    for (; started < threads; started++) {
+        pthread_attr_t attr;
+        int have_attr = pin && pthread_attr_init(&attr) == 0;
+        if (have_attr) {
+            for (int tries = 0; tries < CPU_SETSIZE; tries++) { /* the next allowed core but this */
+                cpu = (cpu + 1) % CPU_SETSIZE;
+                if (cpu != here && CPU_ISSET(cpu, &allowed)) break;
+            }
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (cpu != here && pthread_attr_setaffinity_np(&attr, sizeof one, &one) == 0)
+                w[started].allowed = &allowed;
+        }
+        int bad = pthread_create(&tid[started], have_attr ? &attr : NULL, run_worker_main,
+                                 &w[started]);
+        if (have_attr) pthread_attr_destroy(&attr);
+        if (bad) break;
+    }
+#else
+    for (; started < threads; started++)
+        if (pthread_create(&tid[started], NULL, run_worker_main, &w[started]) != 0) break;
+#endif
+    run_worker_main(&w[0]); /* with as many threads as started: the tasks are shared out */
+    for (size_t i = 1; i < started; i++) pthread_join(tid[i], NULL);
+    int rc = 0;
+    for (size_t i = 0; i < started; i++) {
+        if (w[i].rc && !rc) {
+            rc = w[i].rc;
+            *err = w[i].err;
+        }
+        for (size_t j = 0; j < w[i].t.n; j++) topk_offer(t, &w[i].t.h[j]);
+        *total += w[i].total;
+        *pruned |= w[i].pruned;
+    }
+    sh_free(w);
+    sh_free(tid);
+    sh_free(heaps);
+    return rc;
+}
+
+int sh_plan_run(const sh_plan *pl, size_t k, int count_all, size_t threads, sh_hitref **out,
+                size_t *nout, uint64_t *total, int *total_exact, sahel_error *err) {
     *out = NULL;
     *nout = 0;
     *total = 0;
     *total_exact = 1;
-    topk t = {NULL, 0, SH_MIN(k, (size_t)pl->ix->ndocs)};
+    topk t = {NULL, 0, SH_MIN(k, (size_t)pl->ix->ndocs), NULL};
     t.h = sh_calloc(t.cap ? t.cap : 1, sizeof *t.h);
     if (!t.h) return sh_err(err, SAHEL_ENOMEM, "out of memory");
     int rc = 0, pruned = 0;
+    run_mode m = {0};
     /* the fast loops skip by bounds, which need 0 <= b <= 1 (see above) */
-    int fast = !count_all && pl->b >= 0 && pl->b <= 1;
-    const sh_pnode *conj = NULL, *phrase = NULL;
-    int ms = fast && maxscore_applies(pl->root);
-    if (fast && !ms && !(conj = conj_applies(pl->root))) phrase = phrase_applies(pl->root);
-    for (size_t si = 0; si < pl->ix->nsegs && !rc; si++) {
-        seg_ctx c = {pl, &pl->ix->segs[si], (uint32_t)si, err,
-                     impact_scale(pl, &pl->ix->segs[si])};
-        if (ms) {
-            rc = maxscore_segment(&c, &t, total, &pruned);
-            continue;
+    m.fast = !count_all && pl->b >= 0 && pl->b <= 1;
+    m.ms = m.fast && maxscore_applies(pl->root);
+    if (m.fast && !m.ms && !(m.conj = conj_applies(pl->root))) m.phrase = phrase_applies(pl->root);
+    run_task *tasks = NULL;
+    size_t ntasks = 0;
+    if (threads > 1 && split_tasks(pl, threads, &tasks, &ntasks)) {
+        sh_free(t.h);
+        return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    }
+    if (tasks) {
+        rc = run_split(pl, &m, tasks, ntasks, threads, &t, total, &pruned, err);
+        sh_free(tasks);
+    } else {
+        for (size_t si = 0; si < pl->ix->nsegs && !rc; si++) {
+            const sh_segment *seg = &pl->ix->segs[si];
+            seg_ctx c = {pl, seg, (uint32_t)si, err, impact_scale(pl, seg), 0, SH_NO_DOC};
+            rc = run_segment(&c, &m, &t, total, &pruned);
         }
-        if (conj) {
-            rc = conj_segment(&c, conj, &t, total, &pruned);
-            continue;
-        }
-        if (phrase) {
-            rc = phrase_segment(&c, phrase, &t, total, &pruned);
-            continue;
-        }
-        scorer *s;
-        if ((rc = scorer_make(&c, pl->root, &s)) || !s) continue;
-        const uint8_t *deleted = pl->ix->segs[si].deleted;
-        while (s->doc != SH_NO_DOC) {
-            if (!sh_bit_get(deleted, s->doc)) {
-                sh_hitref h = {s->ops->score(s), (uint32_t)si, s->doc};
-                (*total)++;
-                topk_offer(&t, &h);
-            }
-            if ((rc = s->ops->next(s))) break;
-        }
-        s->ops->destroy(s);
     }
     if (rc) {
         sh_free(t.h);
@@ -2825,7 +3066,7 @@ int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, siz
 }
 
 int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err) {
-    seg_ctx c = {pl, &pl->ix->segs[h->seg], h->seg, err, 0}; /* no bounds: every doc */
+    seg_ctx c = {pl, &pl->ix->segs[h->seg], h->seg, err, 0, 0, SH_NO_DOC}; /* no bounds */
     scorer *s;
     int rc = scorer_make(&c, pl->root, &s);
     if (rc) return rc;

@@ -5,6 +5,8 @@
 #ifndef SAHEL_SEARCH_H
 #define SAHEL_SEARCH_H
 
+#include <stdatomic.h>
+
 #include "../index/index.h"
 #include "query.h"
 
@@ -64,9 +66,17 @@ int sh_plan_build(sahel_index *ix, const char *query, size_t len, const sahel_se
 void sh_plan_free(sh_plan *pl);
 /* Top k hits, best first, in a new array.  *total counts the matches
  * scored: all of them (*total_exact = 1) with count_all, or when no
- * document was skipped; else at least the hits returned. */
-int sh_plan_run(const sh_plan *pl, size_t k, int count_all, sh_hitref **out, size_t *nout,
-                uint64_t *total, int *total_exact, sahel_error *err);
+ * document was skipped; else at least the hits returned.  threads > 1:
+ * a query that costs much in a large segment is run over that many
+ * threads, each on a range of its docs; the hits are the same. */
+int sh_plan_run(const sh_plan *pl, size_t k, int count_all, size_t threads, sh_hitref **out,
+                size_t *nout, uint64_t *total, int *total_exact, sahel_error *err);
+/* The smallest segment (docs) and query cost in it (postings of its
+ * terms) that a search splits over threads; tests lower them. */
+extern size_t sh_split_min_docs;
+extern uint64_t sh_split_min_postings;
+/* Searches run split so far (tests check that theirs were). */
+extern _Atomic uint64_t sh_split_searches;
 /* Append a NUL-terminated account of hit h's score. */
 int sh_plan_explain(const sh_plan *pl, const sh_hitref *h, sh_buf *out, sahel_error *err);
 
