@@ -42,6 +42,13 @@
  * (x_skip, tf_bound).  A document's score is always the sum of its clauses'
  * scores in clause order, whatever loop found it: the same bits.
  *
+ * With threads (opts.threads), a heavy query on a large segment runs on
+ * ranges of its docs at once (run_split): each range is its cursors'
+ * (sh_postings_range), each thread keeps its own heap, and the heaps share
+ * the best of their limits.  A thread's limit is the k-th score of real
+ * hits lowered by a hair, so another thread may skip by it as by its own,
+ * and the top k of the heaps together is the top k of one thread.
+ *
  * Positions are read only for documents that hold every phrase term in a
  * field and whose bound can still enter (the rarest term's frequency alone
  * is tried first, before the other cursors move); the positions of the
