@@ -41,6 +41,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
+/* ZSTD_c_literalCompressionMode (below) is one of zstd's experimental
+ * parameters: set through the stable ZSTD_CCtx_setParameter, which says
+ * when a library does not know it (then it is not used). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "index.h"
@@ -52,6 +56,15 @@
  * compression (thread CPU, best of 7, zstd 1.5.4). */
 #define SH_STORE_LEVEL 1
 #define SH_STORE_HASHLOG 12
+/* Matches of 6 bytes at least (level 1 takes 5 for blocks this small),
+ * and zstd's fast strategy stepping ahead faster where it finds none
+ * (targetLength 2), with the literals still Huffman-coded (that strategy
+ * leaves them raw once targetLength is set, a store 30% larger): 16-20%
+ * fewer instructions to compress, for a store 3-4% larger (cachegrind,
+ * 16 KiB blocks of Reuters-21578, UNGDC and generated news; zstd 1.5.4).
+ * Compression is a fifth of a Reuters-21578 build. */
+#define SH_STORE_MINMATCH 6
+#define SH_STORE_TARGETLEN 2
 /* A decompressed block larger than this is treated as damage. */
 #define SH_STORE_MAX_BLOCK ((size_t)1 << 32)
 
@@ -62,6 +75,10 @@ static int flush_block(sh_storew *w) {
         if (!w->cctx) return SAHEL_ENOMEM;
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, SH_STORE_LEVEL);
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_hashLog, SH_STORE_HASHLOG);
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_minMatch, SH_STORE_MINMATCH);
+        if (!ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_literalCompressionMode,
+                                                 ZSTD_ps_enable)))
+            ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_targetLength, SH_STORE_TARGETLEN);
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     }
