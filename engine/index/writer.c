@@ -1489,11 +1489,32 @@ static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
     uint32_t next = 0;
     while (p < end) {
         uint32_t gap, t, b;
-        if (o->n == o->cap || sh_varint_get32(&p, end, &gap) || sh_varint_get32(&p, end, &t) ||
-            sh_varint_get32(&p, end, &b))
-            return SAHEL_EINVAL;
-        const uint8_t *q = sh_skip_varints(p, end, (uint64_t)t + b);
-        if (!q) return SAHEL_EINVAL;
+        const uint8_t *q;
+        if (o->n == o->cap) return SAHEL_EINVAL;
+        uint64_t w;
+        /* most docs: gap, tft and tfb a byte each and their few positions
+         * in the next 8 bytes, read without a check per byte (a fifth of a
+         * Reuters-21578 flush went to the three varint reads and the call
+         * to step over the positions) */
+        if (SH_LIKELY(end - p >= 16) && !((w = sh_load_u64(p)) & 0x808080u)) {
+            gap = (uint32_t)w & 0x7f;
+            t = (uint32_t)(w >> 8) & 0x7f;
+            b = (uint32_t)(w >> 16) & 0x7f;
+            p += 3;
+            uint32_t n = t + b;
+            uint64_t stops = ~sh_load_u64(p) & 0x8080808080808080u; /* varint ends */
+            for (uint32_t k = 1; k < n && stops; k++) stops &= stops - 1;
+            if (n && stops)
+                q = p + (unsigned)__builtin_ctzll(stops) / 8 + 1;
+            else if (!(q = sh_skip_varints(p, end, n)))
+                return SAHEL_EINVAL;
+        } else {
+            if (sh_varint_get32(&p, end, &gap) || sh_varint_get32(&p, end, &t) ||
+                sh_varint_get32(&p, end, &b))
+                return SAHEL_EINVAL;
+            q = sh_skip_varints(p, end, (uint64_t)t + b);
+            if (!q) return SAHEL_EINVAL;
+        }
         uint32_t d = next + gap;
         next = d + 1;
         o->docs[o->n] = d;
