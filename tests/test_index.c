@@ -1522,6 +1522,25 @@ static int exercise_cursor(const sh_segment *seg, const sh_terminfo *ti, const s
         for (uint32_t t = 0; !(rc = sh_postings_advance(&pc, t)) && pc.doc != SH_NO_DOC; t += 37)
             (void)sh_postings_tfb(&pc);
     if (!first) first = rc;
+    /* limited to a range of docs (a search split over threads): walked and
+     * advanced, the range ending inside a block */
+    for (uint32_t lo = 0; lo < seg->ndocs; lo += seg->ndocs / 3 + 1) {
+        uint32_t hi = lo + seg->ndocs / 3 + 7;
+        if (sh_postings_init(&pc, seg, ti, &err)) break;
+        for (rc = sh_postings_range(&pc, lo, hi); !rc && pc.doc != SH_NO_DOC;
+             rc = sh_postings_next(&pc)) {
+            cr_assert(pc.doc >= lo && pc.doc < hi, "doc %u outside [%u, %u)", pc.doc, lo, hi);
+            (void)sh_postings_tft(&pc);
+        }
+        if (!first) first = rc;
+        if (sh_postings_init(&pc, seg, ti, &err)) break;
+        rc = sh_postings_range(&pc, lo, hi);
+        for (uint32_t t = lo; !rc && t < hi + 50; t += 29) {
+            if ((rc = sh_postings_advance(&pc, t)) || pc.doc == SH_NO_DOC) break;
+            cr_assert(pc.doc >= t && pc.doc < hi, "doc %u outside [%u, %u)", pc.doc, t, hi);
+        }
+        if (!first) first = rc;
+    }
     if (!sh_postings_init(&pc, seg, ti, &err) && !sh_postings_init(&po, seg, other, &err)) {
         uint32_t out[SH_POSTINGS_AND_ROOM];
         size_t n;

@@ -19,6 +19,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "index/index.h"
+#include "query/search.h"
 #include "sahel.h"
 #include "support/rng.h"
 #include "support/run.h"
@@ -1042,5 +1044,114 @@ Test(search, ranked_or_windows_bound_every_block_they_cover) {
     }
     cr_assert(strong_seen, "the strong late articles must rank: the corpus lost its shape");
     sahel_index_close(ix);
+    rm_rf(dir);
+}
+
+/* A search split over threads (every segment cut into ranges, the split
+ * minimums lowered) meets damage as one thread does: the same error,
+ * naming the damaged postings and the file, or, where the damage lies
+ * outside what a query reads, the same hits.  The index is one segment
+ * over SH_VERIFY_ON_OPEN (8 MiB), so that opening it does not checksum
+ * the postings and the searches are what finds the damage. */
+Test(search, a_split_search_meets_damage_as_one_thread_does, .timeout = 120) {
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-split-damage", SAHEL_TEST_TMP);
+    rm_rf(dir);
+    rng r = {515};
+    static char title[128], body[4096];
+    sahel_writer *w = writer(dir, 0);
+    for (uint32_t d = 0; d < 24000; d++) {
+        size_t len = 0;
+        snprintf(title, sizeof title, "%s%s w%ux", SYLL[rng_below(&r, 16)], SYLL[rng_below(&r, 16)],
+                 rng_below(&r, 4));
+        for (uint32_t i = 0, nw = 80 + rng_below(&r, 120); i < nw; i++)
+            len += (size_t)sprintf(body + len, "%s%s%s%s", len ? " " : "", SYLL[rng_below(&r, 16)],
+                                   SYLL[rng_below(&r, 16)], SYLL[rng_below(&r, 16)]);
+        for (int t = 0; t < 4; t++)
+            if (rng_unit(&r) < DENSE_P[t]) len += (size_t)sprintf(body + len, " w%dx", t);
+        add_doc(w, d, title, body);
+    }
+    commit(w);
+
+    /* the segment's postings section, from its own table */
+    sahel_index *ix = open_index(dir);
+    sahel_index_info info;
+    sahel_index_get_info(ix, &info);
+    cr_assert_eq(info.nsegments, 1);
+    sahel_index_close(ix);
+    DIR *dd = opendir(dir);
+    cr_assert_not_null(dd);
+    char name[256] = "";
+    for (struct dirent *de; (de = readdir(dd));)
+        if (strstr(de->d_name, ".sseg") && strlen(de->d_name) < sizeof name)
+            snprintf(name, sizeof name, "%s", de->d_name);
+    closedir(dd);
+    cr_assert(name[0], "no segment in %s", dir);
+    sh_segment seg;
+    sahel_error err = {0};
+    cr_assert_eq(sh_segment_open(dir, name, &seg, &err), 0, "%s", err.msg);
+    cr_assert_gt(seg.size, (size_t)8 << 20, "the segment must not be checksummed at open");
+    uint64_t off = seg.sec[SH_SEC_POSTINGS].off, plen = seg.sec[SH_SEC_POSTINGS].len;
+    sh_segment_close(&seg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    static uint8_t junk[4096];
+    memset(junk, 0xFF, sizeof junk);
+    /* the last two thirds: the w words' lists come last (memcmp order) */
+    uint64_t from = plen / 3, n = plen - from;
+    cr_assert_eq(fseek(f, (long)(off + from), SEEK_SET), 0);
+    for (uint64_t done = 0; done < n; done += sizeof junk)
+        cr_assert_eq(fwrite(junk, 1, (size_t)SH_MIN((uint64_t)sizeof junk, n - done), f),
+                     (size_t)SH_MIN((uint64_t)sizeof junk, n - done));
+    cr_assert_eq(fclose(f), 0);
+
+    ix = open_index(dir);
+    size_t min_docs = sh_split_min_docs;
+    uint64_t min_postings = sh_split_min_postings;
+    sh_split_min_docs = 1;
+    sh_split_min_postings = 0;
+    static const char *const Q[] = {"w0x", "w0x w1x", "w0x AND w1x", "\"w1x w2x\"", "w3x",
+                                    "kaka", "w2x lomi", "w0x AND w3x"};
+    int damaged = 0, clean = 0;
+    for (size_t q = 0; q < sizeof Q / sizeof *Q; q++) {
+        sahel_hits *h[3] = {NULL, NULL, NULL};
+        int rc[3];
+        sahel_error e[3];
+        for (int t = 0; t < 3; t++) {
+            sahel_search_opts o = {.k = 10, .threads = (size_t)t + 1};
+            memset(&e[t], 0, sizeof e[t]);
+            rc[t] = sahel_search(ix, Q[q], strlen(Q[q]), &o, &h[t], &e[t]);
+        }
+        for (int t = 1; t < 3; t++) {
+            cr_assert_eq(rc[t], rc[0], "%s on %d threads: %d (%s), on one: %d (%s)", Q[q], t + 1,
+                         rc[t], e[t].msg, rc[0], e[0].msg);
+            if (rc[0]) {
+                cr_assert_eq(rc[t], SAHEL_ECORRUPT);
+                cr_assert(strstr(e[t].msg, "damaged postings") && strstr(e[t].msg, name),
+                          "%s: %s", Q[q], e[t].msg);
+                continue;
+            }
+            cr_assert_eq(sahel_hits_count(h[t]), sahel_hits_count(h[0]), "%s", Q[q]);
+            for (size_t i = 0; i < sahel_hits_count(h[0]); i++) {
+                const char *a, *b;
+                size_t la, lb;
+                double sa, sb;
+                cr_assert_eq(sahel_hits_id(h[0], i, &a, &la, &sa, &err), 0);
+                cr_assert_eq(sahel_hits_id(h[t], i, &b, &lb, &sb, &err), 0);
+                cr_assert(la == lb && !memcmp(a, b, la) && sa == sb, "%s: hit %zu", Q[q], i);
+            }
+        }
+        damaged += rc[0] != 0;
+        clean += rc[0] == 0;
+        for (int t = 0; t < 3; t++) sahel_hits_free(h[t]);
+    }
+    sh_split_min_docs = min_docs;
+    sh_split_min_postings = min_postings;
+    sahel_index_close(ix);
+    cr_assert_gt(damaged, 0, "no query met the damage");
+    cr_assert_gt(clean, 0, "every query met the damage");
     rm_rf(dir);
 }
