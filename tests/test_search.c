@@ -17,9 +17,13 @@
  * frequent words span many 128-document blocks and the bounds bite, plus a
  * tail of rare words.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_setaffinity (the one-core test) */
+#endif
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1154,4 +1158,42 @@ Test(search, a_split_search_meets_damage_as_one_thread_does, .timeout = 120) {
     cr_assert_gt(damaged, 0, "no query met the damage");
     cr_assert_gt(clean, 0, "every query met the damage");
     rm_rf(dir);
+}
+
+/* Confined to one core (taskset, a cgroup), a split search starts its
+ * threads where it can and gives the same hits. */
+Test(search, a_split_search_confined_to_one_core_gives_the_same_hits) {
+#ifdef __linux__
+    char dir[512];
+    mkdir(SAHEL_TEST_TMP, 0755);
+    snprintf(dir, sizeof dir, "%s/search-split-one-core", SAHEL_TEST_TMP);
+    build_dense(dir, 3000);
+    sahel_index *ix = open_index(dir);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    size_t min_docs = sh_split_min_docs;
+    uint64_t min_postings = sh_split_min_postings, splits = sh_split_searches;
+    sh_split_min_docs = 1;
+    sh_split_min_postings = 0;
+    static const char *const Q[] = {"w0x w1x", "w0x AND w2x", "\"w1x w0x\"", "w3x -w0x"};
+    static hit a[10], b[10];
+    for (size_t q = 0; q < sizeof Q / sizeof *Q; q++) {
+        sahel_search_opts o1 = {.k = 10, .threads = 1}, o3 = {.k = 10, .threads = 3};
+        uint64_t t1, t3;
+        int e1, e3;
+        size_t n1 = search(ix, Q[q], &o1, a, 10, &t1, &e1);
+        size_t n3 = search(ix, Q[q], &o3, b, 10, &t3, &e3);
+        cr_assert_eq(n3, n1, "%s", Q[q]);
+        for (size_t i = 0; i < n1; i++)
+            cr_assert(!strcmp(a[i].id, b[i].id) && a[i].score == b[i].score, "%s: hit %zu",
+                      Q[q], i);
+    }
+    cr_assert_eq(sh_split_searches - splits, sizeof Q / sizeof *Q, "every search ran split");
+    sh_split_min_docs = min_docs;
+    sh_split_min_postings = min_postings;
+    sahel_index_close(ix);
+    rm_rf(dir);
+#endif
 }

@@ -16,6 +16,9 @@
  * it is written.  Exit status as grep: 0 hits, 1 no hit, 2 error; in batch
  * mode a bad line or query is a warning and the run goes on (exit 0).
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -23,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "cli.h"
 
@@ -491,9 +497,14 @@ static char *join_args(int argc, char **argv, size_t *len) {
     return b.p;
 }
 
-/* One thread per online core, the default of --threads. */
+/* One thread per core this process may run on (taskset, cgroups), the
+ * default of --threads. */
 static size_t cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) n = CPU_COUNT(&set);
+#endif
     return n < 1 ? 1 : (size_t)(n < MAX_SEARCH_THREADS ? n : MAX_SEARCH_THREADS);
 }
 

@@ -2998,14 +2998,15 @@ static int run_split(const sh_plan *pl, const run_mode *m, const run_task *tasks
         pthread_attr_t attr;
         int have_attr = pin && pthread_attr_init(&attr) == 0;
         if (have_attr) {
-            for (int tries = 0; tries < CPU_SETSIZE; tries++) { /* the next allowed core but this */
+            int found = 0; /* the next allowed core but this one, if any */
+            for (int tries = 0; tries < CPU_SETSIZE && !found; tries++) {
                 cpu = (cpu + 1) % CPU_SETSIZE;
-                if (cpu != here && CPU_ISSET(cpu, &allowed)) break;
+                found = cpu != here && CPU_ISSET(cpu, &allowed);
             }
             cpu_set_t one;
             CPU_ZERO(&one);
             CPU_SET(cpu, &one);
-            if (cpu != here && pthread_attr_setaffinity_np(&attr, sizeof one, &one) == 0)
+            if (found && pthread_attr_setaffinity_np(&attr, sizeof one, &one) == 0)
                 w[started].allowed = &allowed;
         }
         int bad = pthread_create(&tid[started], have_attr ? &attr : NULL, run_worker_main,
