@@ -2922,6 +2922,13 @@ static uint64_t segment_cost(const sh_plan *pl, size_t si) {
     return cost;
 }
 
+/* Whether segment si is worth cutting into `threads` ranges. */
+static int worth_cutting(const sh_plan *pl, size_t si, size_t threads) {
+    uint32_t nd = pl->ix->segs[si].ndocs;
+    return nd >= sh_split_min_docs && nd >= threads &&
+           segment_cost(pl, si) >= sh_split_min_postings;
+}
+
 /* The tasks of a search over `threads` threads: every segment, the large
  * ones a query costs much in cut into `threads` equal ranges of docs.
  * *out NULL when nothing is worth splitting. */
@@ -2931,9 +2938,7 @@ static int split_tasks(const sh_plan *pl, size_t threads, run_task **out, size_t
     const sahel_index *ix = pl->ix;
     size_t n = 0, split = 0;
     for (size_t si = 0; si < ix->nsegs; si++) {
-        const sh_segment *seg = &ix->segs[si];
-        int cut = seg->ndocs >= sh_split_min_docs && seg->ndocs >= threads &&
-                  segment_cost(pl, si) >= sh_split_min_postings;
+        int cut = worth_cutting(pl, si, threads);
         n += cut ? threads : 1;
         split |= cut;
     }
@@ -2942,9 +2947,8 @@ static int split_tasks(const sh_plan *pl, size_t threads, run_task **out, size_t
     if (!t) return SAHEL_ENOMEM;
     size_t j = 0;
     for (size_t si = 0; si < ix->nsegs; si++) {
-        const sh_segment *seg = &ix->segs[si];
-        uint32_t nd = seg->ndocs;
-        if (nd >= sh_split_min_docs && nd >= threads && segment_cost(pl, si) >= sh_split_min_postings)
+        uint32_t nd = ix->segs[si].ndocs;
+        if (worth_cutting(pl, si, threads))
             for (size_t p = 0; p < threads; p++)
                 t[j++] = (run_task){(uint32_t)si, (uint32_t)((uint64_t)nd * p / threads),
                                     (uint32_t)((uint64_t)nd * (p + 1) / threads)};
