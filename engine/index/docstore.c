@@ -63,20 +63,23 @@
  * a store 30% larger).  The step trades store size for build time, and
  * compression was a fifth of a one-thread Reuters-21578 build at 2, the
  * largest single part of it.  Compressing the 16 KiB blocks of
- * Reuters-21578 / 20 MB of UNGDC (zstd 1.5.4, best of 25 / 7 passes):
- *   targetLength  2: 61.8 / 75.8 ms, 0.473 / 0.430 of the text
- *                 8: 42.0 / 54.4 ms, 0.541 / 0.491
- *                16: 30.7 / 40.8 ms, 0.575 / 0.525
- *                32: 33.2 / 31.1 ms, 0.592 / 0.548
- * 16 halves compression for a store a fifth larger; the index grows by
- * 6-11% (Reuters-21578 17.7 -> 19.7 MB, FTS5's is 35 MB; 1 GB of generated
- * news 956 -> 1011 MB), whole one-thread builds take 11-17% less (median
- * of 15 alternated Reuters-21578 builds 345 -> 284 ms; 100 MB generated
- * 1.95 -> 1.63 s, medians of 3; 1 GB 26.0 -> 21.7 s, one run each), and a
- * block decompresses 14% faster (16.4 -> 14.1 us on Reuters-21578), which
- * a hit's snippet gains.  32 saves little more, for a larger store. */
+ * Reuters-21578 / 20 MB of UNGDC (zstd 1.5.4, best of 40 / 7 passes), and
+ * decompressing them (best of 15):
+ *   targetLength  2: 61.8 / 75.8 ms, 0.473 / 0.430 of the text, 16.4 us a block
+ *                16: 30.6 / 40.8 ms, 0.575 / 0.525, 13.5 us
+ *                32: 23.5 / 31.1 ms, 0.592 / 0.548, 11.7 us
+ *                64: 21.2 ms, 0.596 (Reuters-21578)
+ * Whole one-thread builds, the binaries alternated: 2 -> 16 took Reuters-
+ * 21578 345 -> 284 ms (median of 15), 100 MB of generated news 1.95 ->
+ * 1.63 s (median of 3) and 1 GB 26.0 -> 21.7 s (one run each), for
+ * indexes 6-11% larger (Reuters-21578 17.7 -> 19.7 MB; FTS5's is 35 MB);
+ * 16 -> 32 took Reuters-21578 309 -> 293 ms (median of 15), UNGDC 2.79 ->
+ * 2.30 s (median of 5) and 100 MB 1.61 -> 1.56 s, for indexes 1-3% larger
+ * (Reuters-21578 19.7 -> 20.2 MB, UNGDC 168.5 -> 173.7 MB).  The blocks
+ * also decompress faster (above), which a hit's snippet gains.  Past 32
+ * there is little left to gain. */
 #define SH_STORE_MINMATCH 6
-#define SH_STORE_TARGETLEN 16
+#define SH_STORE_TARGETLEN 32
 /* A decompressed block larger than this is treated as damage. */
 #define SH_STORE_MAX_BLOCK ((size_t)1 << 32)
 
