@@ -1143,12 +1143,24 @@ Test(postings, wide_lists_roundtrip_through_a_handmade_segment) {
         {SH_SEC_STORE, "", 0},
         {SH_SEC_STOREIDX, storeidx.p, storeidx.len},
     };
+    /* POSITIONS is reserved first and written in place in two pieces,
+     * one before and one after the sections that follow its room */
+    sh_spill ps;
+    cr_assert_eq(sh_spill_reserve(&ps, &sw, SH_SEC_POSITIONS, pos.len, &err), 0, "%s", err.msg);
+    size_t half = pos.len / 3;
+    cr_assert_eq(sh_spill_put(&ps, pos.p, half, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
-        cr_assert_eq(sh_segw_section(&sw, secs[i].id, secs[i].p, secs[i].len, &err), 0, "%s",
-                     err.msg);
+        if (secs[i].id != SH_SEC_POSITIONS)
+            cr_assert_eq(sh_segw_section(&sw, secs[i].id, secs[i].p, secs[i].len, &err), 0, "%s",
+                         err.msg);
+    cr_assert_eq(sh_spill_put(&ps, pos.p + half, pos.len - half, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_copy(&ps, &sw, SH_SEC_POSITIONS, &err), 0, "%s", err.msg);
+    sh_spill_close(&ps);
     cr_assert_eq(sh_segw_finish(&sw, &err), 0, "%s", err.msg);
     sh_segment seg;
     cr_assert_eq(sh_segment_open(dir, "hand.sseg", &seg, &err), 0, "%s", err.msg);
+    /* open checked every section's checksum: the file is a few MB */
+    cr_assert_eq(seg.sec[SH_SEC_POSITIONS].off, SH_SEG_HEADER, "the room is where the file was");
     cr_assert_eq(seg.ndocs, ndocs);
     uint32_t *tb = sh_test_xmalloc(100000 * sizeof *tb), *bb = sh_test_xmalloc(100000 * sizeof *bb);
     for (int i = 0; i < NL; i++) {
@@ -2396,6 +2408,62 @@ static void two_article_index(char *dir, const char *name) {
     docs[0].date_len = 10;
     docs[1].line = 7;
     build_index(dir, docs, 2, 0);
+}
+
+/* A reserved section (sh_spill_reserve) takes exactly the bytes it was
+ * reserved for: more or fewer is an error when they come or when it
+ * ends, and a segment with a reservation not ended cannot be finished.
+ * Each failed file is given up and leaves nothing behind. */
+Test(segment, a_reserved_section_takes_exactly_its_length) {
+    char dir[PATH_LEN];
+    scratch(dir, "segment-reserve");
+    cr_assert_eq(sh_test_mkdir_p(dir), 0);
+    static uint8_t big[SH_SPILL_CHUNK + 1];
+    sahel_error err = {0};
+    sh_segw sw;
+    sh_spill s;
+    /* buffered, one byte too many: found when it ends */
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, 11, &err), 0);
+    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_POSITIONS, &err), SAHEL_EINVAL);
+    cr_assert(strstr(err.msg, "outgrows its room"), "%s", err.msg);
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+    /* a piece of a chunk goes straight in: one byte over, at once */
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, SH_SPILL_CHUNK, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, SH_SPILL_CHUNK + 1, &err), SAHEL_EINVAL);
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+    /* one byte short */
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, 9, &err), 0);
+    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_POSITIONS, &err), SAHEL_EINVAL);
+    cr_assert(strstr(err.msg, "of 10 bytes got 9"), "%s", err.msg);
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+    /* ended as another section */
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 4, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, 4, &err), 0);
+    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_TERMS, &err), SAHEL_EINVAL);
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+    /* all its bytes, never ended: the segment cannot be finished */
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, 10, &err), 0);
+    cr_assert_eq(sh_segw_finish(&sw, &err), SAHEL_EINVAL);
+    cr_assert(strstr(err.msg, "reserved section is not written"), "%s", err.msg);
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));)
+        cr_assert(e->d_name[0] == '.', "%s was left behind", e->d_name);
+    closedir(d);
 }
 
 Test(segment, golden_structure_of_a_two_article_index) {

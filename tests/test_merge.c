@@ -14,6 +14,8 @@
  *             dropped (deleted): the output equals a fresh build of the
  *             kept articles, section by section as above; a map that is
  *             not one to one is refused without writing anything.
+ *   threads   a one-thread build that flushes keeps its store in one file:
+ *             even the store's sections equal the reference's.
  *   threads   also: more than 64 threads is an error; a writer closed
  *             without commit leaves no file behind; duplicates are refused
  *             while builders run; allocation failures from any point on
@@ -230,6 +232,43 @@ Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
         sh_segment s;
         open_only_segment(dir, &s);
         assert_same_segment(&rs, &s, what);
+        sh_segment_close(&s);
+    }
+    sh_segment_close(&rs);
+    free_corpus(&c);
+}
+
+/* A one-thread build that flushes writes its stored articles once, to
+ * the file its final segment becomes (writer.c, builder.keep): its blocks
+ * are then cut where an unflushed build cuts them, and the store's two
+ * sections are equal too.  At 16 KiB every article flushes, so the
+ * flushes (more than SH_MERGE_FACTOR) take several rounds of merges, the
+ * first ones without a store; at 40 KiB a few articles make a flush. */
+Test(threads, one_thread_flushes_keep_the_store_as_an_unflushed_build_cuts_it) {
+    corpus c = make_corpus(300, 0x57023ull);
+    char ref[PATH_LEN];
+    scratch(ref, "keep-ref");
+    build(ref, &c, NULL, 1, 0);
+    sh_segment rs;
+    open_only_segment(ref, &rs);
+    static const size_t budgets[] = {16 * 1024, 40 * 1024};
+    for (size_t r = 0; r < sizeof budgets / sizeof budgets[0]; r++) {
+        char dir[PATH_LEN], name[64], what[96];
+        snprintf(name, sizeof name, "keep-b%zu", budgets[r]);
+        snprintf(what, sizeof what, "one thread, budget %zu", budgets[r]);
+        scratch(dir, name);
+        build(dir, &c, NULL, 1, budgets[r]);
+        cr_assert_eq(count_files(dir), 1, "%s: the flushed segments were removed", what);
+        sh_segment s;
+        open_only_segment(dir, &s);
+        assert_same_segment(&rs, &s, what);
+        for (int id = SH_SEC_STORE; id <= SH_SEC_STOREIDX; id++) {
+            cr_assert_eq(s.sec[id].len, rs.sec[id].len, "%s: store section %d: %llu vs %llu bytes",
+                         what, id, (unsigned long long)s.sec[id].len,
+                         (unsigned long long)rs.sec[id].len);
+            cr_assert(memcmp(s.sec[id].p, rs.sec[id].p, s.sec[id].len) == 0,
+                      "%s: store section %d differs", what, id);
+        }
         sh_segment_close(&s);
     }
     sh_segment_close(&rs);

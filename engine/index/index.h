@@ -431,6 +431,7 @@ typedef struct sh_segw {
     int no_sync; /* finish without fsync: the caller syncs it before it is
                     named by a manifest (sh_fsync_file), or never names it */
     uint64_t written_back; /* bytes handed to the disk so far (segment.c) */
+    uint32_t nreserved;    /* sections reserved (sh_spill_reserve) and not yet complete */
     void *hash; /* XXH3_state_t of the section being written */
     uint8_t table[SH_SEC_COUNT * SH_SEC_ENTRY];
 } sh_segw;
@@ -456,8 +457,20 @@ typedef struct sh_spill {
     sh_buf buf;
     uint64_t total; /* bytes put so far */
     char *path;     /* for messages */
+    /* a stream whose length is known before it starts (sh_spill_reserve)
+     * goes straight to its section's room in the segment file */
+    sh_segw *seg;
+    uint64_t at, room, written;
+    uint32_t entry; /* its row of seg's section table */
+    void *hash;     /* XXH3_state_t of its bytes so far */
 } sh_spill;
 int sh_spill_open(sh_spill *s, const char *dir, const char *segname, int k, sahel_error *err);
+/* A stream of exactly len bytes that will be section `id` of w: its room
+ * is reserved where w's file is now (the next sections come after it),
+ * its bytes are written there as they are put, and sh_spill_copy (to w,
+ * id) ends it, checking it got len bytes.  A positions section is as
+ * long as the runs it copies: written once, not spilled and copied. */
+int sh_spill_reserve(sh_spill *s, sh_segw *w, uint32_t id, uint64_t len, sahel_error *err);
 int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err);
 int sh_spill_copy(sh_spill *s, sh_segw *w, uint32_t id, sahel_error *err);
 /* The whole stream appended to the section being written. */
@@ -675,6 +688,25 @@ typedef struct sh_merge_src {
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
                    uint32_t ndocs, const char *lang, unsigned threads, uint64_t *nterms,
                    sahel_error *err);
+/* Where a merge's stored articles come from, when not from its sources'
+ * STORE sections (a one-thread build writes its store once, to the file
+ * its final segment becomes, and its flushes hold none):
+ *   - storeless: the sources hold no stored articles; nor does the output
+ *     (an empty STORE, a STOREIDX of its sentinel only), unless
+ *   - sw: the output goes on in this open file, whose STORE section is
+ *     written and ended (no other section yet), with STOREIDX these bytes
+ *     (its sentinel included, ndocs documents).  The call finishes or
+ *     aborts sw, whatever its result. */
+typedef struct sh_merge_out {
+    int storeless;
+    sh_segw *sw;
+    const uint8_t *storeidx;
+    size_t storeidx_len;
+} sh_merge_out;
+/* sh_merge_write, with out (NULL: as sh_merge_write). */
+int sh_merge_write_out(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
+                       uint32_t ndocs, const char *lang, unsigned threads, const sh_merge_out *out,
+                       uint64_t *nterms, sahel_error *err);
 /* Sources holding fewer postings and positions bytes than this are merged
  * on one thread (1 MiB; tests set it lower). */
 extern uint64_t sh_merge_split_min;

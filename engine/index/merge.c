@@ -25,6 +25,12 @@
  * section is written to the file as it grows, and the other per-term
  * streams (positions, dictionary, term index) go through temporary files
  * in the index directory (unlinked at once) and are copied in at the end.
+ * Positions are not, when one part merges and every doc is kept (a
+ * build's flushes): their section is then exactly as long as the
+ * sources', so its room is reserved ahead of POSTINGS and they are
+ * written there as they come, once.  A one-thread build's store is
+ * written once too (sh_merge_out): its flushes hold none, and the last
+ * merge goes on in the file that holds it.
  * What is held is per-document (lengths, ids, hashes: tens of bytes per
  * article) and one term's doc entries at a time (its positions stay in
  * the sources' maps until they are copied).
@@ -835,9 +841,35 @@ static int write_termidx(part *parts, size_t n, sh_segw *sw, sahel_error *err) {
 int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
                    uint32_t ndocs, const char *lang, unsigned threads, uint64_t *nterms_out,
                    sahel_error *err) {
-    if (nsrc > SH_MERGE_MAX_SOURCES)
-        return sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
-                      SH_MERGE_MAX_SOURCES);
+    return sh_merge_write_out(dir, name, src, nsrc, ndocs, lang, threads, NULL, nterms_out, err);
+}
+
+/* STORE and STOREIDX of a segment whose articles are stored elsewhere. */
+static int write_no_store(sh_segw *sw, uint32_t ndocs, sahel_error *err) {
+    uint8_t rec[SH_STOREREC] = {0};
+    sh_store_u32(rec + 8, ndocs);
+    int rc = sh_segw_section(sw, SH_SEC_STORE, NULL, 0, err);
+    return rc ? rc : sh_segw_section(sw, SH_SEC_STOREIDX, rec, sizeof rec, err);
+}
+
+int sh_merge_write_out(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
+                       uint32_t ndocs, const char *lang, unsigned threads, const sh_merge_out *out,
+                       uint64_t *nterms_out, sahel_error *err) {
+    sh_segw sw;
+    sh_segw *swp = out && out->sw ? out->sw : &sw;
+    int sw_open = swp != &sw, rc;
+    if (nsrc > SH_MERGE_MAX_SOURCES) {
+        rc = sh_err(err, SAHEL_EINVAL, "internal error: more than %d segments in one merge",
+                    SH_MERGE_MAX_SOURCES);
+        if (sw_open) sh_segw_abort(swp);
+        return rc;
+    }
+    if (sw_open && (out->storeidx_len < SH_STOREREC || out->storeidx_len % SH_STOREREC ||
+                    sh_load_u32(out->storeidx + out->storeidx_len - SH_STOREREC + 8) != ndocs)) {
+        sh_segw_abort(swp);
+        return sh_err(err, SAHEL_EINVAL, "internal error: the stored articles are not the %lu merged",
+                      (unsigned long)ndocs);
+    }
     merger m = {0};
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
@@ -848,8 +880,6 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     sh_spill storeidx;
     memset(&storeidx, 0, sizeof storeidx);
     storeidx.fd = -1;
-    sh_segw sw;
-    int sw_open = 0, rc;
     part parts[MAX_PARTS];
     size_t nparts = 0;
     uint64_t nterms = 0, ntokens = 0, termbytes = 0;
@@ -878,14 +908,28 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         nparts++;
         if ((rc = part_init(&parts[k], &m, k, n, bound, blen, dir, name, err))) goto out;
     }
-    if ((rc = sh_spill_open(&storeidx, dir, name, 3, err))) goto out;
-    if ((rc = sh_segw_open(&sw, dir, name, err))) goto out;
-    sw_open = 1;
+    if (!out && (rc = sh_spill_open(&storeidx, dir, name, 3, err))) goto out;
+    if (!sw_open) {
+        if ((rc = sh_segw_open(&sw, dir, name, err))) goto out;
+        sw_open = 1;
+    }
 
+    /* one part keeping every doc: the positions runs are copied whole,
+     * so POSITIONS is as long as the sources' together, and is written in
+     * place as it grows, not spilled and copied */
+    uint64_t src_docs = 0, src_pos = 0;
+    for (size_t i = 0; i < nsrc; i++) {
+        src_docs += src[i].seg->ndocs;
+        src_pos += src[i].seg->sec[SH_SEC_POSITIONS].len;
+    }
+    if (n == 1 && src_docs == ndocs) {
+        sh_spill_close(&parts[0].pos);
+        if ((rc = sh_spill_reserve(&parts[0].pos, swp, SH_SEC_POSITIONS, src_pos, err))) goto out;
+    }
     /* terms in dictionary order, a range per part; the first part on this
      * thread, writing POSTINGS as it grows */
-    if ((rc = sh_segw_begin(&sw, SH_SEC_POSTINGS, err))) goto out;
-    parts[0].sw = &sw;
+    if ((rc = sh_segw_begin(swp, SH_SEC_POSTINGS, err))) goto out;
+    parts[0].sw = swp;
     for (size_t k = 1; k < n; k++)
         parts[k].started = pthread_create(&parts[k].thread, NULL, part_main, &parts[k]) == 0;
     part_main(&parts[0]);
@@ -914,25 +958,33 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
         goto out;
     }
     for (size_t k = 1; k < n; k++)
-        if ((rc = sh_spill_append(&parts[k].post, &sw, err))) goto out;
-    sh_segw_end(&sw);
-    if ((rc = sh_segw_begin(&sw, SH_SEC_POSITIONS, err))) goto out;
+        if ((rc = sh_spill_append(&parts[k].post, swp, err))) goto out;
+    sh_segw_end(swp);
+    if (parts[0].pos.seg) {
+        if ((rc = sh_spill_copy(&parts[0].pos, swp, SH_SEC_POSITIONS, err))) goto out;
+    } else {
+        if ((rc = sh_segw_begin(swp, SH_SEC_POSITIONS, err))) goto out;
+        for (size_t k = 0; k < n; k++)
+            if ((rc = sh_spill_append(&parts[k].pos, swp, err))) goto out;
+        sh_segw_end(swp);
+    }
+    if ((rc = sh_segw_begin(swp, SH_SEC_TERMS, err))) goto out;
     for (size_t k = 0; k < n; k++)
-        if ((rc = sh_spill_append(&parts[k].pos, &sw, err))) goto out;
-    sh_segw_end(&sw);
-    if ((rc = sh_segw_begin(&sw, SH_SEC_TERMS, err))) goto out;
-    for (size_t k = 0; k < n; k++)
-        if ((rc = sh_spill_append(&parts[k].terms, &sw, err))) goto out;
-    sh_segw_end(&sw);
-    if ((rc = write_termidx(parts, n, &sw, err))) goto out;
+        if ((rc = sh_spill_append(&parts[k].terms, swp, err))) goto out;
+    sh_segw_end(swp);
+    if ((rc = write_termidx(parts, n, swp, err))) goto out;
     for (size_t k = 0; k < n; k++) part_free(&parts[k]);
     nparts = 0;
 
     uint64_t sum_t, sum_b;
-    if ((rc = write_doc_sections(&m, &sw, &sum_t, &sum_b))) goto out;
-    if ((rc = write_store(&m, &sw, &storeidx)) ||
-        (rc = sh_spill_copy(&storeidx, &sw, SH_SEC_STOREIDX, err)))
-        goto out;
+    if ((rc = write_doc_sections(&m, swp, &sum_t, &sum_b))) goto out;
+    if (out && out->sw)
+        rc = sh_segw_section(swp, SH_SEC_STOREIDX, out->storeidx, out->storeidx_len, err);
+    else if (out && out->storeless)
+        rc = write_no_store(swp, ndocs, err);
+    else if (!(rc = write_store(&m, swp, &storeidx)))
+        rc = sh_spill_copy(&storeidx, swp, SH_SEC_STOREIDX, err);
+    if (rc) goto out;
 
     uint8_t meta[64] = {0};
     sh_store_u32(meta, ndocs);
@@ -941,13 +993,13 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     sh_store_u64(meta + 16, sum_b);
     sh_store_u64(meta + 24, ntokens);
     memcpy(meta + 32, lang, SH_MIN(strlen(lang), (size_t)31));
-    if ((rc = sh_segw_section(&sw, SH_SEC_META, meta, sizeof meta, err)) ||
-        (rc = sh_segw_finish(&sw, err)))
+    if ((rc = sh_segw_section(swp, SH_SEC_META, meta, sizeof meta, err)) ||
+        (rc = sh_segw_finish(swp, err)))
         goto out;
     sw_open = 0;
     if (nterms_out) *nterms_out = nterms;
 out:
-    if (sw_open) sh_segw_abort(&sw);
+    if (sw_open) sh_segw_abort(swp);
     for (size_t k = 0; k < nparts; k++) part_free(&parts[k]);
     sh_spill_close(&storeidx);
     merger_free(&m);

@@ -202,6 +202,9 @@ int sh_segw_section(sh_segw *w, uint32_t id, const void *data, size_t len, sahel
 }
 
 int sh_segw_finish(sh_segw *w, sahel_error *err) {
+    if (w->nreserved)
+        return sh_err(err, SAHEL_EINVAL, "internal error: %s: a reserved section is not written",
+                      w->tmp_path);
     int rc = pad8(w, err);
     if (rc) return rc;
     uint64_t table_off = w->off;
@@ -277,9 +280,53 @@ int sh_spill_open(sh_spill *s, const char *dir, const char *name, int k, sahel_e
 
 
 
-/* len bytes from p to the spill's file. */
+int sh_spill_reserve(sh_spill *s, sh_segw *w, uint32_t id, uint64_t len, sahel_error *err) {
+    memset(s, 0, sizeof s[0]);
+    s->fd = -1;
+    if (w->nsec >= SH_SEC_COUNT) return sh_err(err, SAHEL_EINVAL, "%s: too many sections", w->tmp_path);
+    int rc = pad8(w, err);
+    if (rc) return rc;
+    if (!(s->hash = XXH3_createState()) || !(s->path = sh_strndup(w->tmp_path, strlen(w->tmp_path))))
+        return sh_err(err, SAHEL_ENOMEM, "out of memory writing %s", w->tmp_path);
+    XXH3_64bits_reset(s->hash);
+    /* the following sections go past the room; its bytes fill it */
+    if (lseek(w->fd, (off_t)(w->off + len), SEEK_SET) < 0)
+        return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot seek", w->tmp_path);
+    uint8_t *e = w->table + (size_t)w->nsec * SH_SEC_ENTRY;
+    sh_store_u32(e, id);
+    sh_store_u32(e + 4, 0);
+    sh_store_u64(e + 8, w->off);
+    sh_store_u64(e + 16, len);
+    sh_store_u64(e + 24, 0);
+    s->seg = w;
+    s->entry = w->nsec++;
+    s->at = w->off;
+    s->room = len;
+    w->off += len;
+    w->nreserved++;
+    return 0;
+}
+
+/* len bytes from p to the spill's file, or to its room in a segment. */
 static int spill_write(sh_spill *s, const uint8_t *p, size_t len, sahel_error *err) {
+    if (s->seg) {
+        if (len > s->room - s->written)
+            return sh_err(err, SAHEL_EINVAL, "internal error: %s: a section outgrows its room",
+                          s->path);
+        XXH3_64bits_update(s->hash, p, len);
+    }
     while (len) {
+        if (s->seg) {
+            ssize_t w = pwrite(s->seg->fd, p, len, (off_t)(s->at + s->written));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return sh_err_errno(err, SAHEL_EIO, errno, "%s: cannot write", s->path);
+            }
+            p += w;
+            len -= (size_t)w;
+            s->written += (uint64_t)w;
+            continue;
+        }
         ssize_t w = write(s->fd, p, len);
         if (w < 0) {
             if (errno == EINTR) continue;
@@ -312,6 +359,7 @@ int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err) {
 }
 
 int sh_spill_rewind(sh_spill *s, sahel_error *err) {
+    if (s->seg) return sh_err(err, SAHEL_EINVAL, "internal error: %s: a reserved section is not read back", s->path);
     int rc = spill_flush(s, err);
     if (rc) return rc;
     if (lseek(s->fd, 0, SEEK_SET) != 0)
@@ -348,6 +396,22 @@ int sh_spill_append(sh_spill *s, sh_segw *sw, sahel_error *err) {
 
 /* The whole stream, as section `id` of the segment being written. */
 int sh_spill_copy(sh_spill *s, sh_segw *sw, uint32_t id, sahel_error *err) {
+    if (s->seg) {
+        uint8_t *e = sw->table + (size_t)s->entry * SH_SEC_ENTRY;
+        int rc = s->seg != sw || sh_load_u32(e) != id
+                     ? sh_err(err, SAHEL_EINVAL, "internal error: %s: reserved for another section",
+                              s->path)
+                     : spill_flush(s, err);
+        if (rc) return rc;
+        if (s->written != s->room)
+            return sh_err(err, SAHEL_EINVAL,
+                          "internal error: %s: a section of %llu bytes got %llu", s->path,
+                          (unsigned long long)s->room, (unsigned long long)s->written);
+        sh_store_u64(e + 24, XXH3_64bits_digest(s->hash));
+        sw->nreserved--;
+        s->seg = NULL; /* complete */
+        return 0;
+    }
     int rc = sh_segw_begin(sw, id, err);
     if (rc || (rc = sh_spill_append(s, sw, err))) return rc;
     sh_segw_end(sw);
@@ -356,6 +420,7 @@ int sh_spill_copy(sh_spill *s, sh_segw *sw, uint32_t id, sahel_error *err) {
 
 void sh_spill_close(sh_spill *s) {
     if (s->fd >= 0) close(s->fd);
+    if (s->hash) XXH3_freeState(s->hash);
     sh_buf_free(&s->buf);
     sh_free(s->path);
     memset(s, 0, sizeof s[0]);

@@ -20,6 +20,10 @@
  * single thread would have built, so scores and the order of ties do not
  * depend on the number of threads.  Store blocks are cut at batch ends so
  * that this merge copies compressed blocks instead of recompressing them.
+ * On one thread nothing is copied: the store goes on in the first
+ * segment's file across flushes, and the last merge writes the rest of
+ * that file (builder.keep), so that each byte of the index is written
+ * once, postings twice, when a build flushes.
  * Nothing is visible until commit writes the manifest naming the
  * segments (manifest.c).
  *
@@ -183,6 +187,7 @@ typedef struct builder {
     sh_buf hashes;       /* u64 per doc */
     sh_buf gseq;         /* u32 per doc: its number in the writer's stream */
     uint64_t sum_lent, sum_lenb, ntokens;
+    uint64_t pos_bytes; /* of the positions runs: the flush's POSITIONS */
     sh_storew store;
     /* the segment's file, open from its first article: its STORE section
      * is written as blocks are compressed, so that the compressed articles
@@ -190,6 +195,15 @@ typedef struct builder {
     sh_segw sw;
     int sw_open;
     size_t slot; /* its entry in the writer's list */
+    /* A one-thread build that flushes keeps its store in one file, the
+     * one its final segment becomes: the STORE section of its first
+     * segment, which goes on across flushes (the blocks are numbered by
+     * the stream), and its flushes hold no stored articles.  Written once,
+     * then, not again by the merge of the flushes: at 1 GB the store is
+     * three fifths of the index. */
+    sh_segw keep;
+    int keep_open;
+    size_t keep_slot;
 
     /* per-article scratch */
     doc_tok *toks;
@@ -246,6 +260,13 @@ struct sahel_writer {
     size_t shared_mem; /* shared_memory(), as of the last batch (under mu) */
 
     idset seen;
+
+    /* a one-thread build's store, once its builder is done (see
+     * builder.keep): the file and its slot, and STOREIDX */
+    sh_segw keep;
+    int keep_open;
+    size_t keep_slot;
+    sh_buf keep_idx;
 
     /* segments written, not yet committed (under mu while builders run) */
     newseg *segs;
@@ -638,7 +659,7 @@ static int append_u32(sh_buf *b, uint32_t v, size_t *mem) {
     return rc;
 }
 
-static int flush_builder(builder *b, sahel_error *err);
+static int flush_builder(builder *b, int last, sahel_error *err);
 
 /* What a flush allocates beside what the builder holds: the sort keys of
  * its terms and ids (24 bytes each), the id order; one term at a time, its bytes joined and an entry of
@@ -664,7 +685,7 @@ static int begin_segment(builder *b, sahel_error *err) {
     /* most builder segments are merged before any commit names them:
      * they are synced at commit, and only if they are named then */
     b->sw.no_sync = 1;
-    return sh_segw_begin(&b->sw, SH_SEC_STORE, err);
+    return b->keep_open ? 0 : sh_segw_begin(&b->sw, SH_SEC_STORE, err);
 }
 
 /* The compressed blocks gathered so far to the file, once they fill a
@@ -672,7 +693,7 @@ static int begin_segment(builder *b, sahel_error *err) {
 static int drain_store(builder *b, int all, sahel_error *err) {
     sh_storew *st = &b->store;
     if (st->store.len < (all ? 1 : SH_SPILL_CHUNK)) return 0;
-    int rc = sh_segw_append(&b->sw, st->store.p, st->store.len, err);
+    int rc = sh_segw_append(b->keep_open ? &b->keep : &b->sw, st->store.p, st->store.len, err);
     if (rc) return rc;
     st->drained += st->store.len;
     st->store.len = 0;
@@ -697,7 +718,7 @@ static size_t shared_charge(const builder *b) {
 /* Invert one article, number `gseq` of the stream, into b's segment. */
 static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_error *err) {
     int rc;
-    if (b->ndocs == UINT32_MAX - 1 && (rc = flush_builder(b, err))) return rc;
+    if (b->ndocs == UINT32_MAX - 1 && (rc = flush_builder(b, 0, err))) return rc;
     if (!b->sw_open && (rc = begin_segment(b, err))) return rc;
     uint32_t doc_no = b->ndocs;
     uint32_t lt = 0, lb = 0;
@@ -731,12 +752,14 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
             p = put_varint32(p, doc_no - e->next_doc);
             p = put_varint32(p, h->tft);
             p = put_varint32(p, h->tfb);
+            const uint8_t *run = p;
             for (uint32_t k = h->head; k != UINT32_MAX; k = b->toks[k].next) {
                 if (k == h->head || b->toks[k].field != field) last = 0;
                 field = b->toks[k].field;
                 p = put_varint32(p, b->toks[k].pos - last);
                 last = b->toks[k].pos;
             }
+            b->pos_bytes += (uint64_t)(p - run);
             e->nbytes += (uint32_t)(p - e->wp);
             e->wp = p;
         } else {
@@ -747,6 +770,7 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
                 if (k == h->head || b->toks[k].field != field) last = 0;
                 field = b->toks[k].field;
                 if (term_put_varint(b, e, b->toks[k].pos - last)) goto nomem;
+                b->pos_bytes += sh_varint_len(b->toks[k].pos - last);
                 last = b->toks[k].pos;
             }
         }
@@ -775,7 +799,7 @@ static int index_doc(builder *b, const sahel_doc *doc, uint32_t gseq, sahel_erro
     b->sum_lenb += lb;
     b->ntokens += b->ntoks;
     size_t held = b->mem + sh_analyzer_memory(b->an) + PLAIN_SLOTS * sizeof *b->plain;
-    if (held + flush_overhead(b) + shared_charge(b) >= b->share) return flush_builder(b, err);
+    if (held + flush_overhead(b) + shared_charge(b) >= b->share) return flush_builder(b, 0, err);
     return 0;
 nomem:
     /* the term buffers may hold part of this article: the segment is lost */
@@ -833,7 +857,7 @@ static int index_batch(builder *b, const batch *bt, sahel_error *err) {
         size_t before = sh_storew_memory(&b->store);
         if (sh_storew_cut(&b->store)) rc = sh_err(err, SAHEL_ENOMEM, "out of memory");
         b->mem += sh_storew_memory(&b->store) - before;
-        if (!rc && b->sw_open) rc = drain_store(b, 0, err);
+        if (!rc && (b->sw_open || b->keep_open)) rc = drain_store(b, 0, err);
     }
     return rc;
 }
@@ -868,7 +892,7 @@ static void *builder_main(void *arg) {
     int skip = w->abandon;
     pthread_mutex_unlock(&w->mu);
     sahel_error e = {0};
-    if (!skip && !b->rc && (b->rc = flush_builder(b, &e))) set_async_error(w, b->rc, &e);
+    if (!skip && !b->rc && (b->rc = flush_builder(b, 1, &e))) set_async_error(w, b->rc, &e);
     return NULL;
 }
 
@@ -1363,13 +1387,13 @@ static void reset_builder(builder *b) {
     sh_buf_free(&b->id_offs);
     sh_buf_free(&b->hashes);
     sh_buf_free(&b->gseq);
-    sh_storew_free(&b->store);
+    if (!b->keep_open) sh_storew_free(&b->store); /* else it goes on */
     b->ndocs = 0;
-    b->sum_lent = b->sum_lenb = b->ntokens = 0;
+    b->sum_lent = b->sum_lenb = b->ntokens = b->pos_bytes = 0;
     /* the pages kept are resident: they count against the budget of the
      * next segment, which will use about as many (left out, a 2 GB build
      * held up to 50 MiB of kept, unused pages beyond its budget) */
-    b->mem = b->npages * PAGE_BYTES;
+    b->mem = b->npages * PAGE_BYTES + (b->keep_open ? sh_storew_memory(&b->store) : 0);
     b->max_post = 0;
 }
 
@@ -1379,6 +1403,10 @@ static void builder_release(builder *b) {
     if (b->sw_open) {
         sh_segw_abort(&b->sw);
         b->sw_open = 0;
+    }
+    if (b->keep_open) {
+        sh_segw_abort(&b->keep);
+        b->keep_open = 0;
     }
     reset_builder(b);
     for (size_t k = 0; k < b->npages; k++) sh_big_free(b->pages[k], PAGE_BYTES);
@@ -1531,8 +1559,26 @@ static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
 /* The builder's segment to a file.  Postings go to the file as they are
  * encoded and the other per-term streams to spills, each term's buffer
  * freed once encoded: a flush holds little beyond what it frees. */
-static int flush_builder(builder *b, sahel_error *err) {
-    if (b->ndocs == 0) return 0;
+/* The kept store is complete: its file and STOREIDX go to the writer,
+ * whose last merge of the flushes writes the rest of the file. */
+static int hand_over_store(builder *b, sahel_error *err) {
+    sahel_writer *w = b->w;
+    if (sh_storew_finish(&b->store)) return sh_err(err, SAHEL_ENOMEM, "out of memory");
+    int rc = drain_store(b, 1, err);
+    if (rc) return rc;
+    sh_segw_end(&b->keep);
+    w->keep = b->keep;
+    w->keep_slot = b->keep_slot;
+    w->keep_open = 1;
+    w->keep_idx = b->store.index;
+    b->store.index = (sh_buf){0};
+    b->keep_open = 0;
+    return 0;
+}
+
+/* The builder's articles so far to a segment; `last`: no more will come. */
+static int flush_builder(builder *b, int last, sahel_error *err) {
+    if (b->ndocs == 0) return last && b->keep_open ? hand_over_store(b, err) : 0;
     sahel_writer *w = b->w;
     int rc = 0;
     uint32_t *idorder = NULL;
@@ -1546,21 +1592,47 @@ static int flush_builder(builder *b, sahel_error *err) {
         spills[k]->fd = -1;
     }
     sh_segw *sw = &b->sw;
+    /* one thread, and more articles to come or a store kept already: the
+     * store is kept (see builder.keep) */
+    int storeless = w->nthreads == 1 && (b->keep_open || !last);
+    if (storeless && !b->keep_open) {
+        /* the first flush: this file keeps the store, and the flush goes
+         * to a file of its own */
+        b->keep = b->sw;
+        b->keep_slot = b->slot;
+        b->keep_open = 1;
+        b->sw_open = 0;
+        if ((rc = new_segment_slot(w, &b->slot, err))) return rc;
+        pthread_mutex_lock(&w->mu);
+        const char *fname = w->segs[b->slot].name;
+        pthread_mutex_unlock(&w->mu);
+        if ((rc = sh_segw_open(sw, w->dir, fname, err))) return rc;
+        b->sw_open = 1;
+        sw->no_sync = 1;
+    }
     size_t slot = b->slot;
     pthread_mutex_lock(&w->mu);
     const char *name = w->segs[slot].name;
     pthread_mutex_unlock(&w->mu);
-    /* STORE, begun with the segment, ends with its last block */
-    if (sh_storew_finish(&b->store)) goto nomem;
-    if ((rc = drain_store(b, 1, err))) goto out;
-    sh_segw_end(sw);
+    if (storeless) {
+        rc = last ? hand_over_store(b, err) : drain_store(b, 0, err);
+        if (rc || (rc = sh_segw_section(sw, SH_SEC_STORE, NULL, 0, err))) goto out;
+    } else {
+        /* STORE, begun with the segment, ends with its last block */
+        if (sh_storew_finish(&b->store)) goto nomem;
+        if ((rc = drain_store(b, 1, err))) goto out;
+        sh_segw_end(sw);
+    }
 
     keys = sh_reallocarray(NULL, SH_MAX(b->nterms, (size_t)b->ndocs), sizeof *keys);
     if (!keys) goto nomem;
     for (size_t i = 0; i < b->nterms; i++)
         keys[i] = sh_strkey_make(b->pool.p + b->terms[i].str_off, b->terms[i].len, (uint32_t)i);
     sh_strkeys_sort(keys, b->nterms);
-    for (int k = 0; k < 3; k++)
+    /* POSITIONS, whose length is known, is written in place as it is
+     * encoded; POSTINGS streams on after it */
+    if ((rc = sh_spill_reserve(&pspill, sw, SH_SEC_POSITIONS, b->pos_bytes, err))) goto out;
+    for (int k = 1; k < 3; k++)
         if ((rc = sh_spill_open(spills[k], w->dir, name, k, err))) goto out;
     if ((rc = sh_segw_begin(sw, SH_SEC_POSTINGS, err))) goto out;
 
@@ -1654,9 +1726,13 @@ static int flush_builder(builder *b, sahel_error *err) {
     sh_store_u64(meta + 16, b->sum_lenb);
     sh_store_u64(meta + 24, b->ntokens);
     memcpy(meta + 32, w->lang, SH_MIN(strlen(w->lang), (size_t)31));
+    /* a segment without stored articles: its STOREIDX is the sentinel */
+    uint8_t nostore[SH_STOREREC] = {0};
+    sh_store_u32(nostore + 8, b->ndocs);
+    const sh_buf sidx = storeless ? (sh_buf){nostore, sizeof nostore, sizeof nostore} : b->store.index;
     if ((rc = sh_segw_section(sw, SH_SEC_IDSORT, idorder, (size_t)b->ndocs * 4, err)) ||
         (rc = sh_segw_section(sw, SH_SEC_DOCHASH, b->hashes.p, b->hashes.len, err)) ||
-        (rc = sh_segw_section(sw, SH_SEC_STOREIDX, b->store.index.p, b->store.index.len, err)) ||
+        (rc = sh_segw_section(sw, SH_SEC_STOREIDX, sidx.p, sidx.len, err)) ||
         (rc = sh_segw_section(sw, SH_SEC_META, meta, sizeof meta, err)) ||
         (rc = sh_segw_finish(sw, err)))
         goto out;
@@ -1699,8 +1775,10 @@ out:
 /* ---- the builders' segments into one ------------------------------------ */
 
 /* Merge segments[from..to) of this writer's builder outputs (slot numbers
- * in `slots`) into one, numbered by their stream order. */
-static int combine_group(sahel_writer *w, const size_t *slots, size_t n, sahel_error *err) {
+ * in `slots`) into one, numbered by their stream order.  `last`: the
+ * merge that leaves one segment, which takes a kept store. */
+static int combine_group(sahel_writer *w, const size_t *slots, size_t n, int last,
+                         sahel_error *err) {
     int rc = 0;
     uint64_t nstream = w->stream ? w->stream : 1;
     uint8_t *mark = sh_calloc((size_t)(nstream + 7) / 8, 1);
@@ -1748,11 +1826,24 @@ static int combine_group(sahel_writer *w, const size_t *slots, size_t n, sahel_e
         s->gseq = NULL;
     }
     size_t slot;
-    if ((rc = new_segment_slot(w, &slot, err))) goto out;
-    uint64_t nterms = 0;
-    if ((rc = sh_merge_write(w->dir, w->segs[slot].name, src, n, total, w->lang,
-                             (unsigned)w->nthreads, &nterms, err)))
+    sh_merge_out mo = {.storeless = w->keep_open};
+    if (w->keep_open && last) {
+        slot = w->keep_slot;
+        mo.sw = &w->keep;
+        mo.storeidx = w->keep_idx.p;
+        mo.storeidx_len = w->keep_idx.len;
+        /* the commit names it: what it holds goes to the disk now, the
+         * rest as it is written, and it is fsynced as it is finished */
+        sh_segw_will_sync(&w->keep);
+        w->keep_open = 0; /* finished or aborted by the merge */
+    } else if ((rc = new_segment_slot(w, &slot, err)))
         goto out;
+    uint64_t nterms = 0;
+    rc = sh_merge_write_out(w->dir, w->segs[slot].name, src, n, total, w->lang,
+                            (unsigned)w->nthreads, w->keep_open || mo.sw ? &mo : NULL, &nterms,
+                            err);
+    if (mo.sw) sh_buf_free(&w->keep_idx);
+    if (rc) goto out;
     w->stats.ncombined += total;
     newseg *o = &w->segs[slot];
     o->ndocs = total;
@@ -1811,7 +1902,8 @@ static int combine_new(sahel_writer *w, sahel_error *err) {
         size_t live = 0;
         for (size_t i = 0; i < w->nsegs; i++)
             if (!w->segs[i].gone) ls[live++] = (live_seg){first_stream(&w->segs[i]), i};
-        if (live <= 1) break;
+        /* a kept store waits for the last merge, even of one segment */
+        if (live <= 1 && !(w->keep_open && live == 1)) break;
         qsort(ls, live, sizeof *ls, cmp_live);
         /* at most SH_MERGE_FACTOR at a time: a merge maps a little of
          * every source at once, and the kernel maps file pages by the
@@ -1838,7 +1930,7 @@ static int combine_new(sahel_writer *w, sahel_error *err) {
         }
         size_t slots[SH_MERGE_FACTOR];
         for (size_t i = 0; i < want; i++) slots[i] = ls[at + i].slot;
-        if ((rc = combine_group(w, slots, want, err))) break;
+        if ((rc = combine_group(w, slots, want, want == live, err))) break;
     }
     sh_free(ls);
     return rc;
@@ -2094,7 +2186,7 @@ int sahel_writer_commit(sahel_writer *w, sahel_error *err) {
          * its stored articles (written as they came) going to the disk
          * while the rest is computed, not all at once after */
         if (!w->ix && w->nsegs == 1 && w->b[0].sw_open) sh_segw_will_sync(&w->b[0].sw);
-        rc = flush_builder(&w->b[0], err);
+        rc = flush_builder(&w->b[0], 1, err);
     } else {
         stop_builders(w);
         rc = async_error(w, err);
@@ -2224,6 +2316,8 @@ void sahel_writer_close(sahel_writer *w) {
         builder_release(&w->b[i]);
     }
     sh_free(w->b);
+    if (w->keep_open) sh_segw_abort(&w->keep);
+    sh_buf_free(&w->keep_idx);
     for (size_t i = 0; i < w->nfree; i++) batch_free(w->freeb[i]);
     for (size_t i = 0; i < w->qlen; i++) batch_free(w->queue[(w->qhead + i) % w->qcap]);
     batch_free(w->cur);
