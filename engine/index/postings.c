@@ -989,7 +989,7 @@ __attribute__((target("sse4.1"))) static size_t and_sse(const uint32_t *A, size_
  * filled with copies of the array's last value, which match nothing new
  * in B and are left out of the matches in A, and the moves are decided
  * by the real last values. */
-__attribute__((target("avx2"))) static inline __m256i load_tail(const uint32_t *p, size_t left) {
+__attribute__((target("avx2,popcnt"))) static inline __m256i load_tail(const uint32_t *p, size_t left) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane);
     __m256i v = _mm256_maskload_epi32((const int *)(const void *)p, mask);
@@ -997,8 +997,11 @@ __attribute__((target("avx2"))) static inline __m256i load_tail(const uint32_t *
 }
 
 /* One step: A's eight values at va (those of the lanes set in amask)
- * against B's at vb, their matches stored at out; returns how many. */
-__attribute__((target("avx2"))) static inline size_t and8x8(__m256i va, __m256i vb,
+ * against B's at vb, their matches stored at out; returns how many.  The
+ * counts are POPCNTs (every AVX2 CPU has it): the 4-bit table shifted
+ * by the mask, as the SSE step counts, was on the path from the compares
+ * to the next store, and the block intersection ran 10-15% slower. */
+__attribute__((target("avx2,popcnt"))) static inline size_t and8x8(__m256i va, __m256i vb,
                                                             unsigned amask, uint32_t *out) {
     __m256i vs = _mm256_permute2x128_si256(vb, vb, 0x01);
     __m256i e0 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vb),
@@ -1014,14 +1017,14 @@ __attribute__((target("avx2"))) static inline size_t and8x8(__m256i va, __m256i 
     unsigned lo = m & 15, hi = m >> 4;
     __m128i sl = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[lo]);
     __m128i sh = _mm_loadu_si128((const __m128i *)(const void *)compress_lut[hi]);
-    size_t k = (0x4332322132212110u >> (4 * lo)) & 0xF;
+    size_t k = (size_t)__builtin_popcount(lo);
     _mm_storeu_si128((__m128i *)(void *)out, _mm_shuffle_epi8(_mm256_castsi256_si128(va), sl));
     _mm_storeu_si128((__m128i *)(void *)(out + k),
                      _mm_shuffle_epi8(_mm256_extracti128_si256(va, 1), sh));
-    return k + ((0x4332322132212110u >> (4 * hi)) & 0xF);
+    return (size_t)__builtin_popcount(m);
 }
 
-__attribute__((target("avx2"))) static size_t and_avx2(const uint32_t *A, size_t na,
+__attribute__((target("avx2,popcnt"))) static size_t and_avx2(const uint32_t *A, size_t na,
                                                        const uint32_t *B, size_t nb,
                                                        uint32_t *out, size_t *end) {
     size_t i = 0, j = 0, k = 0;
