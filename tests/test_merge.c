@@ -20,7 +20,8 @@
  *             without commit leaves no file behind; duplicates are refused
  *             while builders run; allocation failures from any point on
  *             (any thread: the test allocator is atomic) give SAHEL_ENOMEM
- *             and no file, or a whole index, and never a leak or a hang.
+ *             and no file, or a whole index, and never a leak or a hang;
+ *             so do they on one thread, whose flushes keep the store.
  *
  * The corpus is random (fixed seeds): words from a small vocabulary with a
  * skew, so terms have long and short postings lists, one and many blocks;
@@ -465,10 +466,10 @@ Test(merge, a_map_that_is_not_one_to_one_is_refused) {
 /* One threaded build under the failing allocator: SAHEL_ENOMEM reported
  * (from add or commit, whichever sees it first) and nothing left behind,
  * or a committed index holding every article; never a leak or a hang. */
-static void oom_build(const char *dir, const corpus *c, sh_test_failalloc *f) {
+static void oom_build(const char *dir, const corpus *c, sh_test_failalloc *f, unsigned threads) {
     cr_assert_eq(sh_test_rm_rf(dir), 0, "cannot clear %s", dir);
     sh_test_failalloc_install(f);
-    sahel_writer_opts o = {.memory_budget = 24 * 1024, .threads = 3};
+    sahel_writer_opts o = {.memory_budget = 24 * 1024, .threads = threads};
     sahel_writer *w = NULL;
     sahel_error err = {0};
     int rc = sahel_writer_open(dir, &o, &w, &err);
@@ -501,7 +502,7 @@ Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
     char dir[PATH_LEN];
     scratch(dir, "oom");
     sh_test_failalloc f = {0};
-    oom_build(dir, &c, &f);
+    oom_build(dir, &c, &f, 3);
     uint64_t total = f.calls;
     cr_assert_gt(total, 100);
     /* forty points spread over the build, from the first call on: early
@@ -510,7 +511,28 @@ Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
         sh_test_failalloc g = {0};
         g.fail_at = 1 + k * total / 40;
         g.persistent = 1; /* memory stays short once it has run out */
-        oom_build(dir, &c, &g);
+        oom_build(dir, &c, &g, 3);
+    }
+    free_corpus(&c);
+}
+
+/* The same on one thread, whose flushes leave the store in the first
+ * segment's file (writer.c, builder.keep) until the last merge writes the
+ * rest of it: a failure anywhere, the file kept open in between
+ * included, leaks nothing and leaves no file. */
+Test(threads, running_out_of_memory_in_a_one_thread_build_that_keeps_its_store) {
+    corpus c = make_corpus(240, 0x01F);
+    char dir[PATH_LEN];
+    scratch(dir, "oom-keep");
+    sh_test_failalloc f = {0};
+    oom_build(dir, &c, &f, 1);
+    uint64_t total = f.calls;
+    cr_assert_gt(total, 100);
+    for (uint64_t k = 0; k < 60; k++) {
+        sh_test_failalloc g = {0};
+        g.fail_at = 1 + k * total / 60;
+        g.persistent = 1;
+        oom_build(dir, &c, &g, 1);
     }
     free_corpus(&c);
 }
