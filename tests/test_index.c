@@ -2410,6 +2410,32 @@ static void two_article_index(char *dir, const char *name) {
     build_index(dir, docs, 2, 0);
 }
 
+/* A section reserved for `room` bytes in a new segment file of dir, given
+ * `put` bytes, then ended as section `end` (0: the segment is finished
+ * instead): the put must return want_put and, if it succeeded, the end
+ * want_end with msg in its message (msg NULL: any).  The file is then
+ * given up. */
+static void reserve_case(const char *dir, uint64_t room, size_t put, uint32_t end, int want_put,
+                         int want_end, const char *msg) {
+    static uint8_t big[SH_SPILL_CHUNK + 1];
+    sahel_error err = {0};
+    sh_segw sw;
+    sh_spill s;
+    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, room, &err), 0, "%s", err.msg);
+    cr_assert_eq(sh_spill_put(&s, big, put, &err), want_put, "room %llu, put %zu",
+                 (unsigned long long)room, put);
+    if (!want_put) {
+        int rc = end ? sh_spill_copy(&s, &sw, end, &err) : sh_segw_finish(&sw, &err);
+        cr_assert_eq(rc, want_end, "room %llu, put %zu, end %u: %d (%s)", (unsigned long long)room,
+                     put, end, rc, err.msg);
+        if (msg) cr_assert(strstr(err.msg, msg), "room %llu, put %zu: %s", (unsigned long long)room,
+                           put, err.msg);
+    }
+    sh_spill_close(&s);
+    sh_segw_abort(&sw);
+}
+
 /* A reserved section (sh_spill_reserve) takes exactly the bytes it was
  * reserved for: more or fewer is an error when they come or when it
  * ends, and a segment with a reservation not ended cannot be finished.
@@ -2418,47 +2444,18 @@ Test(segment, a_reserved_section_takes_exactly_its_length) {
     char dir[PATH_LEN];
     scratch(dir, "segment-reserve");
     cr_assert_eq(sh_test_mkdir_p(dir), 0);
-    static uint8_t big[SH_SPILL_CHUNK + 1];
-    sahel_error err = {0};
-    sh_segw sw;
-    sh_spill s;
     /* buffered, one byte too many: found when it ends */
-    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_put(&s, big, 11, &err), 0);
-    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_POSITIONS, &err), SAHEL_EINVAL);
-    cr_assert(strstr(err.msg, "outgrows its room"), "%s", err.msg);
-    sh_spill_close(&s);
-    sh_segw_abort(&sw);
+    reserve_case(dir, 10, 11, SH_SEC_POSITIONS, 0, SAHEL_EINVAL, "outgrows its room");
     /* a piece of a chunk goes straight in: one byte over, at once */
-    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, SH_SPILL_CHUNK, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_put(&s, big, SH_SPILL_CHUNK + 1, &err), SAHEL_EINVAL);
-    sh_spill_close(&s);
-    sh_segw_abort(&sw);
+    reserve_case(dir, SH_SPILL_CHUNK, SH_SPILL_CHUNK + 1, SH_SEC_POSITIONS, SAHEL_EINVAL, 0, NULL);
     /* one byte short */
-    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_put(&s, big, 9, &err), 0);
-    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_POSITIONS, &err), SAHEL_EINVAL);
-    cr_assert(strstr(err.msg, "of 10 bytes got 9"), "%s", err.msg);
-    sh_spill_close(&s);
-    sh_segw_abort(&sw);
+    reserve_case(dir, 10, 9, SH_SEC_POSITIONS, 0, SAHEL_EINVAL, "of 10 bytes got 9");
     /* ended as another section */
-    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 4, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_put(&s, big, 4, &err), 0);
-    cr_assert_eq(sh_spill_copy(&s, &sw, SH_SEC_TERMS, &err), SAHEL_EINVAL);
-    sh_spill_close(&s);
-    sh_segw_abort(&sw);
+    reserve_case(dir, 4, 4, SH_SEC_TERMS, 0, SAHEL_EINVAL, "reserved for another section");
     /* all its bytes, never ended: the segment cannot be finished */
-    cr_assert_eq(sh_segw_open(&sw, dir, "r.sseg", &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_reserve(&s, &sw, SH_SEC_POSITIONS, 10, &err), 0, "%s", err.msg);
-    cr_assert_eq(sh_spill_put(&s, big, 10, &err), 0);
-    cr_assert_eq(sh_segw_finish(&sw, &err), SAHEL_EINVAL);
-    cr_assert(strstr(err.msg, "reserved section is not written"), "%s", err.msg);
-    sh_spill_close(&s);
-    sh_segw_abort(&sw);
+    reserve_case(dir, 10, 10, 0, 0, SAHEL_EINVAL, "reserved section is not written");
+    /* and all its bytes, ended: a reservation by itself is fine */
+    reserve_case(dir, 10, 10, SH_SEC_POSITIONS, 0, 0, NULL);
     DIR *d = opendir(dir);
     cr_assert(d);
     for (struct dirent *e; (e = readdir(d));)

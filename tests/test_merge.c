@@ -210,32 +210,51 @@ static void assert_same_file(const char *dir_a, const char *dir_b, const char *n
     fclose(fb);
 }
 
-Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
-    sh_merge_split_min = 0; /* the final merges split too, small as they are */
-    sh_merge_big_term = 1 << 12; /* and their threads take turns on frequent terms */
-    corpus c = make_corpus(800, 0x7EADull);
-    char ref[PATH_LEN];
-    scratch(ref, "ref");
-    build(ref, &c, NULL, 1, 0);
+typedef struct build_run {
+    unsigned threads;
+    size_t budget;
+} build_run;
+
+/* Each run's build of c (directories named after tag) must be one
+ * segment equal to the reference, a build on one thread at the default
+ * budget: every section but the store's two, those too when with_store,
+ * and every stored article. */
+static void assert_builds_equal_reference(const corpus *c, const char *tag, const build_run *runs,
+                                          size_t n, int with_store) {
+    char ref[PATH_LEN], name[64];
+    snprintf(name, sizeof name, "%s-ref", tag);
+    scratch(ref, name);
+    build(ref, c, NULL, 1, 0);
     sh_segment rs;
     open_only_segment(ref, &rs);
-    static const struct {
-        unsigned threads;
-        size_t budget;
-    } runs[] = {{2, 0}, {3, 0}, {2, 96 * 1024}, {4, 32 * 1024}, {1, 64 * 1024}};
-    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-        char dir[PATH_LEN], name[64], what[96];
-        snprintf(name, sizeof name, "t%u-b%zu", runs[r].threads, runs[r].budget);
+    for (size_t r = 0; r < n; r++) {
+        char dir[PATH_LEN], what[96];
+        snprintf(name, sizeof name, "%s-t%u-b%zu", tag, runs[r].threads, runs[r].budget);
         snprintf(what, sizeof what, "%u threads, budget %zu", runs[r].threads, runs[r].budget);
         scratch(dir, name);
-        build(dir, &c, NULL, runs[r].threads, runs[r].budget);
+        build(dir, c, NULL, runs[r].threads, runs[r].budget);
         cr_assert_eq(count_files(dir), 1, "%s: the flushed segments were removed", what);
         sh_segment s;
         open_only_segment(dir, &s);
         assert_same_segment(&rs, &s, what);
+        for (int id = SH_SEC_STORE; with_store && id <= SH_SEC_STOREIDX; id++) {
+            cr_assert_eq(s.sec[id].len, rs.sec[id].len, "%s: store section %d: %llu vs %llu bytes",
+                         what, id, (unsigned long long)s.sec[id].len,
+                         (unsigned long long)rs.sec[id].len);
+            cr_assert(memcmp(s.sec[id].p, rs.sec[id].p, s.sec[id].len) == 0,
+                      "%s: store section %d differs", what, id);
+        }
         sh_segment_close(&s);
     }
     sh_segment_close(&rs);
+}
+
+Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
+    sh_merge_split_min = 0; /* the final merges split too, small as they are */
+    sh_merge_big_term = 1 << 12; /* and their threads take turns on frequent terms */
+    corpus c = make_corpus(800, 0x7EADull);
+    static const build_run runs[] = {{2, 0}, {3, 0}, {2, 96 * 1024}, {4, 32 * 1024}, {1, 64 * 1024}};
+    assert_builds_equal_reference(&c, "any", runs, sizeof runs / sizeof runs[0], 0);
     free_corpus(&c);
 }
 
@@ -247,32 +266,8 @@ Test(threads, any_number_of_threads_and_any_budget_give_the_same_segment) {
  * first ones without a store; at 40 KiB a few articles make a flush. */
 Test(threads, one_thread_flushes_keep_the_store_as_an_unflushed_build_cuts_it) {
     corpus c = make_corpus(300, 0x57023ull);
-    char ref[PATH_LEN];
-    scratch(ref, "keep-ref");
-    build(ref, &c, NULL, 1, 0);
-    sh_segment rs;
-    open_only_segment(ref, &rs);
-    static const size_t budgets[] = {16 * 1024, 40 * 1024};
-    for (size_t r = 0; r < sizeof budgets / sizeof budgets[0]; r++) {
-        char dir[PATH_LEN], name[64], what[96];
-        snprintf(name, sizeof name, "keep-b%zu", budgets[r]);
-        snprintf(what, sizeof what, "one thread, budget %zu", budgets[r]);
-        scratch(dir, name);
-        build(dir, &c, NULL, 1, budgets[r]);
-        cr_assert_eq(count_files(dir), 1, "%s: the flushed segments were removed", what);
-        sh_segment s;
-        open_only_segment(dir, &s);
-        assert_same_segment(&rs, &s, what);
-        for (int id = SH_SEC_STORE; id <= SH_SEC_STOREIDX; id++) {
-            cr_assert_eq(s.sec[id].len, rs.sec[id].len, "%s: store section %d: %llu vs %llu bytes",
-                         what, id, (unsigned long long)s.sec[id].len,
-                         (unsigned long long)rs.sec[id].len);
-            cr_assert(memcmp(s.sec[id].p, rs.sec[id].p, s.sec[id].len) == 0,
-                      "%s: store section %d differs", what, id);
-        }
-        sh_segment_close(&s);
-    }
-    sh_segment_close(&rs);
+    static const build_run runs[] = {{1, 16 * 1024}, {1, 40 * 1024}};
+    assert_builds_equal_reference(&c, "keep", runs, sizeof runs / sizeof runs[0], 1);
     free_corpus(&c);
 }
 
@@ -495,25 +490,30 @@ static void oom_build(const char *dir, const corpus *c, sh_test_failalloc *f, un
     }
 }
 
+/* A build of 240 articles on `threads` threads, failing from each of
+ * `points` allocations spread over it, from the first call on: early in
+ * open, while builders invert and flush, in the final merge. */
+static void oom_sweep(const char *name, uint64_t seed, unsigned threads, uint64_t points) {
+    corpus c = make_corpus(240, seed);
+    char dir[PATH_LEN];
+    scratch(dir, name);
+    sh_test_failalloc f = {0};
+    oom_build(dir, &c, &f, threads);
+    uint64_t total = f.calls;
+    cr_assert_gt(total, 100);
+    for (uint64_t k = 0; k < points; k++) {
+        sh_test_failalloc g = {0};
+        g.fail_at = 1 + k * total / points;
+        g.persistent = 1; /* memory stays short once it has run out */
+        oom_build(dir, &c, &g, threads);
+    }
+    free_corpus(&c);
+}
+
 Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
     sh_merge_split_min = 0; /* the merge's own threads fail too */
     sh_merge_big_term = 1 << 12; /* holding the turn for a frequent term too */
-    corpus c = make_corpus(240, 0x00F);
-    char dir[PATH_LEN];
-    scratch(dir, "oom");
-    sh_test_failalloc f = {0};
-    oom_build(dir, &c, &f, 3);
-    uint64_t total = f.calls;
-    cr_assert_gt(total, 100);
-    /* forty points spread over the build, from the first call on: early
-     * in open, while builders invert and flush, in the final merge */
-    for (uint64_t k = 0; k < 40; k++) {
-        sh_test_failalloc g = {0};
-        g.fail_at = 1 + k * total / 40;
-        g.persistent = 1; /* memory stays short once it has run out */
-        oom_build(dir, &c, &g, 3);
-    }
-    free_corpus(&c);
+    oom_sweep("oom", 0x00F, 3, 40);
 }
 
 /* The same on one thread, whose flushes leave the store in the first
@@ -521,18 +521,5 @@ Test(threads, running_out_of_memory_on_any_thread_is_an_error_never_a_leak) {
  * rest of it: a failure anywhere, the file kept open in between
  * included, leaks nothing and leaves no file. */
 Test(threads, running_out_of_memory_in_a_one_thread_build_that_keeps_its_store) {
-    corpus c = make_corpus(240, 0x01F);
-    char dir[PATH_LEN];
-    scratch(dir, "oom-keep");
-    sh_test_failalloc f = {0};
-    oom_build(dir, &c, &f, 1);
-    uint64_t total = f.calls;
-    cr_assert_gt(total, 100);
-    for (uint64_t k = 0; k < 60; k++) {
-        sh_test_failalloc g = {0};
-        g.fail_at = 1 + k * total / 60;
-        g.persistent = 1;
-        oom_build(dir, &c, &g, 1);
-    }
-    free_corpus(&c);
+    oom_sweep("oom-keep", 0x01F, 1, 60);
 }
