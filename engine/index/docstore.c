@@ -152,6 +152,13 @@ int sh_storew_finish(sh_storew *w) {
     return 0;
 }
 
+int sh_store_write_none(sh_segw *sw, uint32_t ndocs, sahel_error *err) {
+    uint8_t rec[SH_STOREREC] = {0};
+    sh_store_u32(rec + 8, ndocs);
+    int rc = sh_segw_section(sw, SH_SEC_STORE, NULL, 0, err);
+    return rc ? rc : sh_segw_section(sw, SH_SEC_STOREIDX, rec, sizeof rec, err);
+}
+
 void sh_storew_free(sh_storew *w) {
     sh_buf_free(&w->raw);
     sh_buf_free(&w->store);

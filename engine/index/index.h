@@ -525,6 +525,11 @@ int sh_storew_add(sh_storew *w, const sahel_doc *doc, uint64_t *hash); /* hash: 
 /* Append doc's record (the layout in docstore.c) to out. */
 int sh_store_record(sh_buf *out, const sahel_doc *doc);
 int sh_storew_finish(sh_storew *w); /* closes the last block, adds the sentinel */
+/* STORE and STOREIDX of a segment of ndocs articles stored elsewhere (a
+ * one-thread build's flushes, whose store its final segment holds): an
+ * empty STORE and a STOREIDX of its sentinel only.  Such a segment is
+ * merged, never committed. */
+int sh_store_write_none(sh_segw *sw, uint32_t ndocs, sahel_error *err);
 /* A record already in the layout of docstore.c (from another segment). */
 int sh_storew_add_raw(sh_storew *w, const uint8_t *rec, size_t len);
 /* Close the open block now: the next record starts a new one. */

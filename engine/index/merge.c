@@ -844,14 +844,6 @@ int sh_merge_write(const char *dir, const char *name, const sh_merge_src *src, s
     return sh_merge_write_out(dir, name, src, nsrc, ndocs, lang, threads, NULL, nterms_out, err);
 }
 
-/* STORE and STOREIDX of a segment whose articles are stored elsewhere. */
-static int write_no_store(sh_segw *sw, uint32_t ndocs, sahel_error *err) {
-    uint8_t rec[SH_STOREREC] = {0};
-    sh_store_u32(rec + 8, ndocs);
-    int rc = sh_segw_section(sw, SH_SEC_STORE, NULL, 0, err);
-    return rc ? rc : sh_segw_section(sw, SH_SEC_STOREIDX, rec, sizeof rec, err);
-}
-
 int sh_merge_write_out(const char *dir, const char *name, const sh_merge_src *src, size_t nsrc,
                        uint32_t ndocs, const char *lang, unsigned threads, const sh_merge_out *out,
                        uint64_t *nterms_out, sahel_error *err) {
@@ -867,7 +859,8 @@ int sh_merge_write_out(const char *dir, const char *name, const sh_merge_src *sr
     if (sw_open && (out->storeidx_len < SH_STOREREC || out->storeidx_len % SH_STOREREC ||
                     sh_load_u32(out->storeidx + out->storeidx_len - SH_STOREREC + 8) != ndocs)) {
         sh_segw_abort(swp);
-        return sh_err(err, SAHEL_EINVAL, "internal error: the stored articles are not the %lu merged",
+        return sh_err(err, SAHEL_EINVAL,
+                      "internal error: the stored articles are not the %lu merged",
                       (unsigned long)ndocs);
     }
     merger m = {0};
@@ -981,7 +974,7 @@ int sh_merge_write_out(const char *dir, const char *name, const sh_merge_src *sr
     if (out && out->sw)
         rc = sh_segw_section(swp, SH_SEC_STOREIDX, out->storeidx, out->storeidx_len, err);
     else if (out && out->storeless)
-        rc = write_no_store(swp, ndocs, err);
+        rc = sh_store_write_none(swp, ndocs, err);
     else if (!(rc = write_store(&m, swp, &storeidx)))
         rc = sh_spill_copy(&storeidx, swp, SH_SEC_STOREIDX, err);
     if (rc) goto out;

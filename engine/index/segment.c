@@ -283,7 +283,8 @@ int sh_spill_open(sh_spill *s, const char *dir, const char *name, int k, sahel_e
 int sh_spill_reserve(sh_spill *s, sh_segw *w, uint32_t id, uint64_t len, sahel_error *err) {
     memset(s, 0, sizeof s[0]);
     s->fd = -1;
-    if (w->nsec >= SH_SEC_COUNT) return sh_err(err, SAHEL_EINVAL, "%s: too many sections", w->tmp_path);
+    if (w->nsec >= SH_SEC_COUNT)
+        return sh_err(err, SAHEL_EINVAL, "%s: too many sections", w->tmp_path);
     int rc = pad8(w, err);
     if (rc) return rc;
     if (!(s->hash = XXH3_createState()) || !(s->path = sh_strndup(w->tmp_path, strlen(w->tmp_path))))
@@ -359,7 +360,9 @@ int sh_spill_put(sh_spill *s, const void *data, size_t len, sahel_error *err) {
 }
 
 int sh_spill_rewind(sh_spill *s, sahel_error *err) {
-    if (s->seg) return sh_err(err, SAHEL_EINVAL, "internal error: %s: a reserved section is not read back", s->path);
+    if (s->seg)
+        return sh_err(err, SAHEL_EINVAL, "internal error: %s: a reserved section is not read back",
+                      s->path);
     int rc = spill_flush(s, err);
     if (rc) return rc;
     if (lseek(s->fd, 0, SEEK_SET) != 0)

@@ -1562,9 +1562,6 @@ static int unpack_term(const term_ent *e, sh_buf *bytes, term_out *o) {
     return 0;
 }
 
-/* The builder's segment to a file.  Postings go to the file as they are
- * encoded and the other per-term streams to spills, each term's buffer
- * freed once encoded: a flush holds little beyond what it frees. */
 /* The kept store is complete: its file and STOREIDX go to the writer,
  * whose last merge of the flushes writes the rest of the file. */
 static int hand_over_store(builder *b, sahel_error *err) {
@@ -1582,7 +1579,10 @@ static int hand_over_store(builder *b, sahel_error *err) {
     return 0;
 }
 
-/* The builder's articles so far to a segment; `last`: no more will come. */
+/* The builder's articles so far to a segment file; `last`: no more will
+ * come.  Postings go to the file as they are encoded, positions to their
+ * reserved room, the other per-term streams to spills, each term's buffer
+ * freed once encoded: a flush holds little beyond what it frees. */
 static int flush_builder(builder *b, int last, sahel_error *err) {
     if (b->ndocs == 0) return last && b->keep_open ? hand_over_store(b, err) : 0;
     sahel_writer *w = b->w;
@@ -1621,8 +1621,7 @@ static int flush_builder(builder *b, int last, sahel_error *err) {
     const char *name = w->segs[slot].name;
     pthread_mutex_unlock(&w->mu);
     if (storeless) {
-        rc = last ? hand_over_store(b, err) : drain_store(b, 0, err);
-        if (rc || (rc = sh_segw_section(sw, SH_SEC_STORE, NULL, 0, err))) goto out;
+        if ((rc = last ? hand_over_store(b, err) : drain_store(b, 0, err))) goto out;
     } else {
         /* STORE, begun with the segment, ends with its last block */
         if (sh_storew_finish(&b->store)) goto nomem;
@@ -1732,13 +1731,11 @@ static int flush_builder(builder *b, int last, sahel_error *err) {
     sh_store_u64(meta + 16, b->sum_lenb);
     sh_store_u64(meta + 24, b->ntokens);
     memcpy(meta + 32, w->lang, SH_MIN(strlen(w->lang), (size_t)31));
-    /* a segment without stored articles: its STOREIDX is the sentinel */
-    uint8_t nostore[SH_STOREREC] = {0};
-    sh_store_u32(nostore + 8, b->ndocs);
-    const sh_buf sidx = storeless ? (sh_buf){nostore, sizeof nostore, sizeof nostore} : b->store.index;
     if ((rc = sh_segw_section(sw, SH_SEC_IDSORT, idorder, (size_t)b->ndocs * 4, err)) ||
         (rc = sh_segw_section(sw, SH_SEC_DOCHASH, b->hashes.p, b->hashes.len, err)) ||
-        (rc = sh_segw_section(sw, SH_SEC_STOREIDX, sidx.p, sidx.len, err)) ||
+        (rc = storeless ? sh_store_write_none(sw, b->ndocs, err)
+                        : sh_segw_section(sw, SH_SEC_STOREIDX, b->store.index.p,
+                                          b->store.index.len, err)) ||
         (rc = sh_segw_section(sw, SH_SEC_META, meta, sizeof meta, err)) ||
         (rc = sh_segw_finish(sw, err)))
         goto out;
@@ -1846,8 +1843,7 @@ static int combine_group(sahel_writer *w, const size_t *slots, size_t n, int las
         goto out;
     uint64_t nterms = 0;
     rc = sh_merge_write_out(w->dir, w->segs[slot].name, src, n, total, w->lang,
-                            (unsigned)w->nthreads, w->keep_open || mo.sw ? &mo : NULL, &nterms,
-                            err);
+                            (unsigned)w->nthreads, mo.storeless ? &mo : NULL, &nterms, err);
     if (mo.sw) sh_buf_free(&w->keep_idx);
     if (rc) goto out;
     w->stats.ncombined += total;
